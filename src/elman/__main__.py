@@ -1,0 +1,3 @@
+from elman.cli import main
+
+raise SystemExit(main())

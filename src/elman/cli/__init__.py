@@ -1,0 +1,44 @@
+"""The ``elman`` command line: one sub-command module per task, listed in ``COMMANDS``.
+
+Each module exposes ``register(subparsers)``, which adds its parser(s) and sets
+``func`` to a function taking the parsed arguments and returning an exit code.
+A user-facing :class:`~elman.errors.ElmanError` becomes one line on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from elman.errors import ElmanError
+
+# Sub-command modules, in the order they appear in `elman --help`.
+COMMANDS = ["demo"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="elman", description=__doc__.splitlines()[0])
+    from elman import __version__
+
+    parser.add_argument("--version", action="version", version=f"elman {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"elman.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except ElmanError as err:
+        print(f"elman: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("elman: interrupted", file=sys.stderr)
+        return 130
