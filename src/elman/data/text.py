@@ -1,0 +1,72 @@
+"""Reading corpus files: strict UTF-8, one clear error per bad file.
+
+Every corpus in elman is read through :func:`read_text` (the whole file as one string,
+for character corpora) or :func:`read_lines` (the file cut at ``"\\n"``).  A missing,
+empty or non-UTF-8 file raises :class:`~elman.errors.ElmanError` with one line that
+names the file (and, for bad UTF-8, the line and byte offset) and says how to fix it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from elman.errors import ElmanError
+
+
+def read_bytes(path: str | Path) -> bytes:
+    """The raw bytes of ``path``; a missing, unreadable or empty file is an ElmanError."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ElmanError(f"{path}: no such file; check the path") from None
+    except IsADirectoryError:
+        raise ElmanError(f"{path}: is a directory, expected a text file") from None
+    except PermissionError:
+        raise ElmanError(f"{path}: permission denied; make the file readable") from None
+    except OSError as err:
+        raise ElmanError(f"{path}: cannot read ({err.strerror or err})") from None
+    if not data:
+        raise ElmanError(f"{path}: file is empty; a corpus needs at least one line of text")
+    return data
+
+
+def decode_utf8(data: bytes, path: str | Path) -> str:
+    """``data`` decoded as strict UTF-8; an invalid byte names its line and byte offset."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        bad = data[err.start : err.start + 1].hex()
+        raise ElmanError(
+            f"{path}: line {line}, byte offset {err.start}: not valid UTF-8 (byte 0x{bad}); "
+            "re-encode the file as UTF-8, e.g. `iconv -f latin1 -t utf-8 IN > OUT`"
+        ) from None
+
+
+def read_text(path: str | Path) -> str:
+    """The whole file as one string (strict UTF-8, newlines kept as they are)."""
+    return decode_utf8(read_bytes(path), path)
+
+
+def split_lines(text: str) -> list[str]:
+    """Cut ``text`` at ``"\\n"``; the line terminators are not kept.
+
+    Only ``"\\n"`` ends a line (not ``"\\r"`` or Unicode line separators, which
+    ``str.splitlines`` would also cut at), so line counts match ``wc -l`` and the
+    ``for line in f`` loops behind the published token counts.  A last fragment after the
+    final newline counts as a line unless it is only whitespace (``ptb.char.*.txt`` end
+    in ``" \\n "``).
+    """
+    lines = text.split("\n")
+    if not lines[-1].strip():
+        lines.pop()
+    return lines
+
+
+def read_lines(path: str | Path) -> list[str]:
+    """The lines of a UTF-8 text file, without their ``"\\n"`` (see :func:`split_lines`).
+
+    Raises ElmanError for a missing, empty or non-UTF-8 file.
+    """
+    return split_lines(read_text(path))
