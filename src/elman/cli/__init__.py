@@ -14,7 +14,7 @@ import sys
 from elman.errors import ElmanError
 
 # Sub-command modules, in the order they appear in `elman --help`.
-COMMANDS = ["demo"]
+COMMANDS = ["demo", "data"]
 
 
 def build_parser() -> argparse.ArgumentParser:
