@@ -1,0 +1,343 @@
+"""``Recurrent``: a cell run over time -- stacked, optionally bidirectional, two impls.
+
+The lecture's deep bidirectional RNN, layer i reading layer i−1's outputs::
+
+    h→_t^(i) = f(W→^(i) h_t^(i−1) + V→^(i) h→_{t−1}^(i) + b→^(i))
+    h←_t^(i) = f(W←^(i) h_t^(i−1) + V←^(i) h←_{t+1}^(i) + b←^(i))
+    h_t^(i)  = [h→_t^(i); h←_t^(i)]          (h_t^(0) = x_t)
+
+Two implementations share one set of parameters:
+
+* ``"unrolled"`` runs our cells' ``step`` in a Python loop over time (any cell);
+* ``"fused"`` hands the same parameters to torch's kernel (``torch._VF.rnn_tanh``,
+  ``rnn_relu``, ``lstm``, ``gru``; cuDNN on GPU) -- only for cells it implements:
+  tanh/relu Elman, LSTM and GRU variant "cudnn".
+
+``impl="auto"`` picks fused when it applies. Parameters live in ``cells[k]`` with
+k = layer·D + direction, which maps one to one to torch.nn.RNN/LSTM/GRU's names::
+
+    cells.{k}.weight_ih  <->  weight_ih_l{layer}{suffix}     suffix = "" (forward)
+    cells.{k}.weight_hh  <->  weight_hh_l{layer}{suffix}           or "_reverse"
+    cells.{k}.bias_ih    <->  bias_ih_l{layer}{suffix}
+    cells.{k}.bias_hh    <->  bias_hh_l{layer}{suffix}
+
+(:meth:`Recurrent.torch_names` returns this table), so a model trained with one impl
+runs with the other, and a torch module's state_dict loads after renaming.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+import torch.nn.functional as F
+from torch import _VF, Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from elman.nn.cells import ElmanCell, GRUCell, LSTMCell, State, _choice, _positive
+
+# the one table from a cell's name to its class
+CELLS: dict[str, type[nn.Module]] = {"elman": ElmanCell, "lstm": LSTMCell, "gru": GRUCell}
+IMPLS = ("auto", "fused", "unrolled")
+
+RecurrentState = Tensor | tuple[Tensor, Tensor]
+
+
+def _cell_options(cell: str, options: dict) -> dict:
+    """Check the cell's own keyword options (everything but the sizes) by name."""
+    params = inspect.signature(CELLS[cell].__init__).parameters
+    accepted = [n for n in params if n not in ("self", "input_size", "hidden_size")]
+    for name in options:
+        if name not in accepted:
+            raise ValueError(
+                f"{name!r} is not an option of the {cell} cell; accepted: {', '.join(accepted)}"
+            )
+    return options
+
+
+def _fused_kernel_or_reason(cell: nn.Module) -> tuple[object | None, str]:
+    """torch's kernel computing exactly this cell, or None and the reason why not."""
+    if isinstance(cell, LSTMCell):
+        return _VF.lstm, ""
+    if isinstance(cell, GRUCell):
+        if cell.variant == "cudnn":
+            return _VF.gru, ""
+        return None, "torch's GRU kernel applies the reset gate after U h (variant='cudnn')"
+    if cell.nonlinearity == "tanh":
+        return _VF.rnn_tanh, ""
+    if cell.nonlinearity == "relu":
+        return _VF.rnn_relu, ""
+    return None, "torch's RNN kernels have only tanh and relu, not sigmoid"
+
+
+class Recurrent(nn.Module):
+    """A stack of ``num_layers`` recurrent layers of one cell type.
+
+    Args:
+        cell: ``"elman"``, ``"lstm"`` or ``"gru"``.
+        input_size: I, features of x_t.
+        hidden_size: H, features of each direction's h_t.
+        num_layers: L; layer i > 1 reads layer i−1's outputs (both directions).
+        bidirectional: add a backward direction (D = 2) to every layer.
+        dropout: dropout on the outputs of every layer but the last (as torch).
+        batch_first: x and out are (B, T, ·) instead of (T, B, ·); states are not affected.
+        impl: ``"auto"``, ``"fused"`` or ``"unrolled"`` (module docstring).
+        **cell_options: the cell's own options, e.g. ``nonlinearity="relu"``,
+            ``init="identity"`` (Elman), ``forget_bias=1.0`` (LSTM), ``variant="cudnn"``
+            (GRU), ``bias=False`` (all). Anything else is a ValueError.
+
+    ``forward(x, state=None, lengths=None) -> (out, state)``:
+        x: (T, B, I) (``batch_first``: (B, T, I)) or a PackedSequence;
+        state: h (L·D, B, H) for elman/gru, (h, c) for lstm, in torch's layout
+            (index layer·D + direction); zeros if None;
+        lengths: optional (B,) true lengths of a padded x;
+        out: (T, B, D·H) with padded positions exactly zero (PackedSequence in, out);
+        final state: at each sequence's true end; the backward direction starts there.
+    """
+
+    def __init__(
+        self,
+        cell: str,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        batch_first: bool = False,
+        impl: str = "auto",
+        **cell_options,
+    ) -> None:
+        super().__init__()
+        self.cell_type = _choice("cell", cell, tuple(CELLS))
+        self.impl = _choice("impl", impl, IMPLS)
+        self.input_size = _positive("input_size", input_size)
+        self.hidden_size = _positive("hidden_size", hidden_size)
+        self.num_layers = _positive("num_layers", num_layers)
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout={dropout!r} is not accepted; use a value in [0, 1)")
+        self.dropout = float(dropout)
+        self.bidirectional = bool(bidirectional)
+        self.num_directions = 2 if bidirectional else 1
+        self.batch_first = bool(batch_first)
+        self.output_size = self.num_directions * hidden_size
+        options = _cell_options(cell, cell_options)
+        self.cells = nn.ModuleList(
+            CELLS[cell](input_size if layer == 0 else self.output_size, hidden_size, **options)
+            for layer in range(num_layers)
+            for _ in range(self.num_directions)
+        )
+        self._kernel, reason = _fused_kernel_or_reason(self.cells[0])
+        if impl == "fused" and self._kernel is None:
+            raise ValueError(f"impl='fused' does not apply to this {cell} cell: {reason}")
+        self.uses_fused = self._kernel is not None and impl != "unrolled"
+
+    @property
+    def state_size(self) -> int:
+        return 2 if self.cell_type == "lstm" else 1
+
+    def init_state(
+        self,
+        batch_size: int,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> RecurrentState:
+        """Zeros in the state layout: (L·D, B, H), or a pair of them for LSTM."""
+        p = self.cells[0].weight_hh
+        shape = (self.num_layers * self.num_directions, batch_size, self.hidden_size)
+        h = torch.zeros(shape, device=device or p.device, dtype=dtype or p.dtype)
+        return (h, torch.zeros_like(h)) if self.state_size == 2 else h
+
+    def torch_names(self) -> dict[str, str]:
+        """Our parameter names -> torch.nn.RNN/LSTM/GRU's, e.g.
+        ``cells.1.weight_ih`` -> ``weight_ih_l0_reverse`` when bidirectional."""
+        names = {}
+        for k, cell in enumerate(self.cells):
+            layer, direction = divmod(k, self.num_directions)
+            suffix = "_reverse" if direction else ""
+            for name, _ in cell.named_parameters():
+                kind, which = name.split("_")  # weight_ih -> weight, ih
+                names[f"cells.{k}.{name}"] = f"{kind}_{which}_l{layer}{suffix}"
+        return names
+
+    # ------------------------------------------------------------------ forward
+
+    def forward(
+        self,
+        x: Tensor | PackedSequence,
+        state: RecurrentState | None = None,
+        lengths: Tensor | None = None,
+    ) -> tuple[Tensor | PackedSequence, RecurrentState]:
+        if isinstance(x, PackedSequence):
+            if lengths is not None:
+                raise ValueError("lengths must be None when x is a PackedSequence")
+            return self._forward_packed(x, state)
+        self._check_input(x)
+        if self.batch_first:
+            x = x.transpose(0, 1)  # (T, B, I)
+        T, B = x.shape[:2]
+        hx = self._check_state(state, B, x)
+        if lengths is not None:
+            lengths = self._check_lengths(lengths, T, B)
+            if bool((lengths == T).all()):
+                lengths = None  # nothing padded: the plain path is the same and faster
+        if self.uses_fused:
+            out, hx = self._fused_padded(x, hx, lengths)
+        else:
+            out, hx = self._unrolled(x, hx, lengths)
+        if self.batch_first:
+            out = out.transpose(0, 1)
+        return out, self._state_out(hx)
+
+    def _forward_packed(
+        self, x: PackedSequence, state: RecurrentState | None
+    ) -> tuple[PackedSequence, RecurrentState]:
+        self._check_input(x.data, packed=True)
+        B = int(x.batch_sizes[0])
+        hx = self._check_state(state, B, x.data)
+        if self.uses_fused:
+            if x.sorted_indices is not None:  # the kernel sees the batch sorted by length
+                hx = tuple(h.index_select(1, x.sorted_indices) for h in hx)
+            out = self._kernel(
+                x.data, x.batch_sizes, self._hx_arg(hx), self._flat_weights(),
+                self.cells[0].bias, self.num_layers, self.dropout, self.training,
+                self.bidirectional,
+            )  # fmt: skip
+            data, hx = out[0], tuple(out[1:])
+            if x.unsorted_indices is not None:
+                hx = tuple(h.index_select(1, x.unsorted_indices) for h in hx)
+        else:
+            padded, lengths = pad_packed_sequence(x)  # (T, B, I), the caller's batch order
+            padded, hx = self._unrolled(padded, hx, lengths.to(padded.device))
+            if x.sorted_indices is not None:  # pack back in the input's (sorted) order
+                padded = padded.index_select(1, x.sorted_indices)
+                lengths = lengths[x.sorted_indices.cpu()]
+            data = pack_padded_sequence(padded, lengths).data
+        packed = PackedSequence(data, x.batch_sizes, x.sorted_indices, x.unsorted_indices)
+        return packed, self._state_out(hx)
+
+    # ------------------------------------------------------------------ fused
+
+    def _flat_weights(self) -> list[Tensor]:
+        return [w for cell in self.cells for w in cell.flat_weights()]
+
+    def _hx_arg(self, hx: State) -> Tensor | list[Tensor]:
+        return list(hx) if self.state_size == 2 else hx[0]
+
+    def _fused_padded(self, x: Tensor, hx: State, lengths: Tensor | None) -> tuple[Tensor, State]:
+        if lengths is None:
+            out = self._kernel(
+                x, self._hx_arg(hx), self._flat_weights(), self.cells[0].bias,
+                self.num_layers, self.dropout, self.training, self.bidirectional, False,
+            )  # fmt: skip
+            return out[0], tuple(out[1:])
+        packed = pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
+        packed_out, state = self._forward_packed(packed, self._state_out(hx))
+        out, _ = pad_packed_sequence(packed_out, total_length=x.shape[0])
+        return out, (state,) if self.state_size == 1 else state
+
+    # ------------------------------------------------------------------ unrolled
+
+    def _unrolled(self, x: Tensor, hx: State, lengths: Tensor | None) -> tuple[Tensor, State]:
+        """x (T, B, I), hx tuple of (L·D, B, H) -> out (T, B, D·H), final state tuple."""
+        T = x.shape[0]
+        mask = None
+        if lengths is not None:
+            steps = torch.arange(T, device=x.device).unsqueeze(1)  # (T, 1)
+            mask = (steps < lengths.unsqueeze(0)).unsqueeze(2)  # (T, B, 1)
+        finals = []
+        layer_input = x
+        for layer in range(self.num_layers):
+            if layer > 0 and self.dropout > 0.0:
+                layer_input = F.dropout(layer_input, self.dropout, self.training)
+            outs = []
+            for direction in range(self.num_directions):
+                k = layer * self.num_directions + direction
+                s0 = tuple(h[k] for h in hx)
+                out, s = _run_cell(self.cells[k], layer_input, s0, mask, reverse=direction == 1)
+                outs.append(out)
+                finals.append(s)
+            layer_input = outs[0] if len(outs) == 1 else torch.cat(outs, 2)  # (T, B, D·H)
+        state = tuple(torch.stack([f[i] for f in finals]) for i in range(self.state_size))
+        return layer_input, state
+
+    # ------------------------------------------------------------------ checks
+
+    def _check_input(self, x: Tensor, packed: bool = False) -> None:
+        want = (
+            "(T*B, input_size)"
+            if packed
+            else ("(B, T, input_size)" if self.batch_first else "(T, B, input_size)")
+        )
+        if x.dim() != (2 if packed else 3) or x.shape[-1] != self.input_size:
+            raise ValueError(
+                f"x has shape {tuple(x.shape)}; expected {want} with input_size={self.input_size}"
+            )
+        dtype = self.cells[0].weight_hh.dtype
+        if x.dtype != dtype:
+            raise ValueError(f"x has dtype {x.dtype}; expected the parameters' dtype {dtype}")
+
+    def _check_state(self, state: RecurrentState | None, B: int, x: Tensor) -> State:
+        if state is None:
+            return tuple(
+                x.new_zeros(self.num_layers * self.num_directions, B, self.hidden_size)
+                for _ in range(self.state_size)
+            )
+        parts = (state,) if isinstance(state, Tensor) else tuple(state)
+        shape = (self.num_layers * self.num_directions, B, self.hidden_size)
+        kind = "a pair (h, c)" if self.state_size == 2 else "a tensor h"
+        if len(parts) != self.state_size or any(
+            not isinstance(p, Tensor) or tuple(p.shape) != shape or p.dtype != x.dtype
+            for p in parts
+        ):
+            got = [(tuple(p.shape), p.dtype) if isinstance(p, Tensor) else p for p in parts]
+            raise ValueError(
+                f"state must be {kind} of shape (num_layers*num_directions, batch, "
+                f"hidden_size)={shape} and dtype {x.dtype}; got {got}"
+            )
+        return parts
+
+    def _check_lengths(self, lengths: Tensor, T: int, B: int) -> Tensor:
+        if (
+            not isinstance(lengths, Tensor)
+            or lengths.shape != (B,)
+            or lengths.dtype.is_floating_point
+            or lengths.dtype == torch.bool
+        ):
+            raise ValueError(f"lengths must be an integer tensor of shape (batch={B},)")
+        if int(lengths.min()) < 1 or int(lengths.max()) > T:
+            raise ValueError(f"lengths must lie in [1, T={T}]; got {lengths.tolist()}")
+        return lengths
+
+    def _state_out(self, hx: State) -> RecurrentState:
+        return hx if self.state_size == 2 else hx[0]
+
+    def extra_repr(self) -> str:
+        return (
+            f"cell={self.cell_type!r}, num_layers={self.num_layers}, "
+            f"bidirectional={self.bidirectional}, dropout={self.dropout}, "
+            f"batch_first={self.batch_first}, uses_fused={self.uses_fused}"
+        )
+
+
+def _run_cell(
+    cell: nn.Module, x: Tensor, state: State, mask: Tensor | None, reverse: bool
+) -> tuple[Tensor, State]:
+    """One direction of one layer: x (T, B, I) -> outputs (T, B, H), final state.
+
+    With a mask (T, B, 1) of real positions the state is held where a sequence has
+    ended (forward) or not yet begun (backward, which therefore starts at the true end),
+    and padded outputs are zero.
+    """
+    gx = cell.project_input(x)  # (T, B, G*H): W x_t + b for every t in one product
+    T = x.shape[0]
+    outputs: list[Tensor] = [x] * T
+    for t in range(T - 1, -1, -1) if reverse else range(T):
+        new = cell.step(gx[t], state)
+        if mask is not None:
+            new = tuple(torch.where(mask[t], n, s) for n, s in zip(new, state, strict=True))
+        state = new
+        outputs[t] = state[0]
+    out = torch.stack(outputs)  # (T, B, H)
+    if mask is not None:
+        out = out.masked_fill(~mask, 0.0)
+    return out, state
