@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from elman.errors import ElmanError
 
 # Sub-command modules, in the order they appear in `elman --help`.
-COMMANDS = ["demo", "data"]
+COMMANDS = ["demo", "data", "train", "eval", "generate"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
+    # Warnings are for people here: one line each, no source line.
+    warnings.showwarning = lambda msg, *a, **k: print(f"elman: warning: {msg}", file=sys.stderr)
     try:
         return int(args.func(args) or 0)
     except ElmanError as err:

@@ -1,0 +1,41 @@
+"""``elman train RECIPE.toml [--set key=value …] [--out RUN_DIR] [--resume RUN_DIR]``."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train", help="train a model from a recipe (or resume a run)", description=__doc__
+    )
+    p.add_argument("recipe", nargs="?", help="recipe TOML file (see recipes/)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe key, e.g. --set train.lr=0.5 (repeatable)",
+    )
+    p.add_argument("--out", help="run folder (default runs/RECIPE_NAME)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly")
+    p.add_argument("--results", metavar="JSON", help="also write the final results to this file")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from elman.train.run import train
+
+    command = "elman " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    train(
+        args.recipe,
+        overrides=args.overrides,
+        out=args.out,
+        resume=args.resume,
+        results=args.results,
+        command=command,
+    )
+    return 0

@@ -1,0 +1,111 @@
+"""Recurrent neural network language model.
+
+The lecture's RNN LM, with any of elman's cells and any depth:
+
+    x_t = C w_t                                  (embedding of the input word)
+    h_t = σ(W_hh h_{t-1} + W_hx x_t)             (or an LSTM / GRU step, stacked L times)
+    ŷ_t = softmax(W_S h_t + b)                   (distribution over the next word)
+
+trained on the cross entropy J = −(1/T) Σ_t log ŷ_{t, w_{t+1}} and reported as perplexity exp(J).
+Dropout (Zaremba et al. 2014) applies to the embeddings, between layers and to the top layer's
+outputs. With ``tie_weights`` the output matrix W_S is the embedding matrix C (Press & Wolf 2017).
+The lecture's sigmoid RNN LM is the recipe ``cell = "elman"`` with
+``cell_options = {nonlinearity = "sigmoid"}``; it needs no special code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from elman.nn import Recurrent
+
+State = Tensor | tuple[Tensor, Tensor] | None
+
+
+@dataclass
+class RNNLMConfig:
+    vocab_size: int = 0  # filled in from the training vocabulary
+    cell: str = "lstm"
+    embedding_dim: int = 200
+    hidden_size: int = 200
+    num_layers: int = 2
+    cell_options: dict[str, Any] = field(default_factory=dict)
+    impl: str = "auto"
+    dropout_embedding: float = 0.0
+    dropout_hidden: float = 0.0  # between recurrent layers
+    dropout_output: float = 0.0
+    tie_weights: bool = False
+    init_range: float | None = 0.1  # U(-r, r) for the embedding and W_S; None keeps torch defaults
+    recurrent_init_range: float | None = None  # U(-r, r) for every recurrent weight (Zaremba)
+
+    def __post_init__(self) -> None:
+        for name in ("dropout_embedding", "dropout_hidden", "dropout_output"):
+            p = getattr(self, name)
+            if not 0.0 <= p < 1.0:
+                raise ValueError(f"{name} = {p}: must be in [0, 1)")
+        if self.tie_weights and self.embedding_dim != self.hidden_size:
+            raise ValueError(
+                f"tie_weights needs embedding_dim == hidden_size "
+                f"(got {self.embedding_dim} and {self.hidden_size})"
+            )
+
+
+class RNNLM(nn.Module):
+    """Embedding → Recurrent → W_S; ``forward`` gives logits and the next state."""
+
+    def __init__(self, config: RNNLMConfig) -> None:
+        super().__init__()
+        if config.vocab_size <= 0:
+            raise ValueError(f"vocab_size must be positive, got {config.vocab_size}")
+        self.config = config
+        self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim)
+        self.drop_embedding = nn.Dropout(config.dropout_embedding)
+        self.recurrent = Recurrent(
+            config.cell,
+            config.embedding_dim,
+            config.hidden_size,
+            num_layers=config.num_layers,
+            dropout=config.dropout_hidden,
+            impl=config.impl,
+            **config.cell_options,
+        )
+        self.drop_output = nn.Dropout(config.dropout_output)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+        if config.tie_weights:
+            self.decoder.weight = self.embedding.weight
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        r = self.config.init_range
+        if r is not None:
+            nn.init.uniform_(self.embedding.weight, -r, r)
+            if not self.config.tie_weights:
+                nn.init.uniform_(self.decoder.weight, -r, r)
+            nn.init.zeros_(self.decoder.bias)
+        rr = self.config.recurrent_init_range
+        if rr is not None:
+            for p in self.recurrent.parameters():
+                nn.init.uniform_(p, -rr, rr)
+
+    def init_state(self, batch_size: int, device: torch.device | None = None) -> State:
+        return self.recurrent.init_state(batch_size, device=device)
+
+    def forward(self, inputs: Tensor, state: State = None) -> tuple[Tensor, State]:
+        """inputs: shape (T, B) word ids → logits (T, B, V) and the final state."""
+        x = self.drop_embedding(self.embedding(inputs))  # (T, B, E)
+        h, state = self.recurrent(x, state)  # (T, B, H)
+        return self.decoder(self.drop_output(h)), state  # (T, B, V)
+
+    def loss(self, batch: Any, state: State = None) -> tuple[Tensor, int, State]:
+        """Summed cross entropy over the batch's real targets, their count, the next state."""
+        logits, state = self(batch.inputs, state)
+        # Padded targets hold ignore_index (-100), so padding adds nothing to the sum.
+        loss_sum = F.cross_entropy(
+            logits.reshape(-1, logits.size(-1)), batch.targets.reshape(-1), reduction="sum"
+        )
+        return loss_sum, batch.num_tokens, state

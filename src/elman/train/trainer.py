@@ -1,0 +1,465 @@
+"""The one training loop every neural model of elman uses.
+
+A model plugs in by implementing::
+
+    loss_sum, num_tokens, state = model.loss(batch, state)
+
+``loss_sum`` is the summed cross entropy over the batch's real targets, ``num_tokens`` their count,
+``state`` whatever the model carries to the next batch (the BPTT hidden state; ``None`` for
+stateless models). The loop minimises the per-token mean J = loss_sum / num_tokens, detaches the
+carried state, clips, steps, logs, evaluates once per epoch, schedules the learning rate, keeps
+``best.pt`` and ``last.pt`` and can stop after any step and continue exactly (``resume``).
+
+Training data is any object with ``len(data)`` (batches per epoch) and ``data.iter_from(i)``
+(the batches of the epoch from index ``i`` on); an optional ``data.set_epoch(epoch)`` lets it
+reshuffle deterministically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from elman.errors import ElmanError
+from elman.train.checkpoint import save_checkpoint
+from elman.train.optim import (
+    OPTIMIZERS,
+    LRSchedule,
+    build_optimizer,
+    clip_grad_norm,
+    clip_grad_value,
+    set_lr,
+)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    optimizer: str = "sgd"  # sgd | adam | adamw
+    lr: float = 1.0
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    schedule: str = "plateau"  # plateau | fixed | constant (see elman.train.optim.LRSchedule)
+    lr_decay: float = 0.25
+    decay_start: int = 1  # fixed schedule: epochs at the full rate
+    min_lr: float = 0.0
+    clip_norm: float | None = None  # global-norm threshold (the lecture's rule)
+    clip_value: float | None = None  # element-wise clipping
+    patience: int | None = None  # early stopping: epochs without a better validation loss
+    seed: int = 1
+    device: str = "auto"  # auto | cpu | cuda | mps
+    threads: int | None = None  # torch.set_num_threads on CPU
+    log_every: int = 100
+    save_every: int | None = None  # steps between mid-epoch checkpoints
+    max_steps: int | None = None  # stop (resumably) after this many steps in all
+    progress: bool = True
+    tensorboard: bool = False
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"optimizer {self.optimizer!r} unknown; valid: {', '.join(OPTIMIZERS)}"
+            )
+        if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith(
+            "cuda:"
+        ):
+            raise ValueError(f"device {self.device!r} unknown; valid: auto, cpu, cuda, cuda:N, mps")
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` takes CUDA, then MPS, then the CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ElmanError(f"device {name!r} asked for, but CUDA is not available; use device=cpu")
+    return torch.device(name)
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """Move every tensor field of a dataclass batch (or a tensor, tuple, dict) to ``device``."""
+    if isinstance(batch, Tensor):
+        return batch.to(device, non_blocking=True)
+    if dataclasses.is_dataclass(batch):
+        changes = {
+            f.name: to_device(getattr(batch, f.name), device)
+            for f in dataclasses.fields(batch)
+            if isinstance(getattr(batch, f.name), Tensor | tuple | list | dict)
+        }
+        return dataclasses.replace(batch, **changes)
+    if isinstance(batch, tuple | list):
+        return type(batch)(to_device(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+def detach_state(state: Any) -> Any:
+    """Cut the graph between BPTT chunks (truncated backpropagation through time)."""
+    if isinstance(state, Tensor):
+        return state.detach()
+    if isinstance(state, tuple | list):
+        return type(state)(detach_state(s) for s in state)
+    return state
+
+
+def _flatten_state(state: Any) -> list[Tensor] | None:
+    if state is None:
+        return None
+    return [state] if isinstance(state, Tensor) else list(state)
+
+
+def _unflatten_state(flat: list[Tensor] | None, device: torch.device) -> Any:
+    if flat is None:
+        return None
+    flat = [t.to(device) for t in flat]
+    return flat[0] if len(flat) == 1 else tuple(flat)
+
+
+@torch.no_grad()
+def evaluate_loss(model: nn.Module, data: Any, device: torch.device) -> dict[str, float]:
+    """Mean cross entropy over every target of ``data`` (each scored once), and the token count."""
+    was_training = model.training
+    model.eval()
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    count = torch.zeros((), dtype=torch.int64, device=device)
+    state = None
+    if hasattr(data, "to"):
+        data = data.to(device)
+    for batch in data.iter_from(0):
+        loss_sum, n, state = model.loss(to_device(batch, device), state)
+        total += loss_sum.double()
+        count += n
+    model.train(was_training)
+    tokens = int(count.item())
+    if tokens == 0:
+        raise ElmanError("the evaluation data holds no tokens to score")
+    return {"loss": total.item() / tokens, "tokens": tokens}
+
+
+class Trainer:
+    """Trains ``model`` on ``train_data``, validating with ``evaluate(model) -> {"loss": …, …}``.
+
+    ``meta`` is written into every checkpoint beside the weights (task, recipe, vocabulary), so
+    that the run folder alone rebuilds the model.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        config: TrainConfig,
+        train_data: Any,
+        evaluate: Callable[[nn.Module], dict[str, float]],
+        run_dir: str | Path,
+        meta: dict[str, Any],
+    ) -> None:
+        self.config = config
+        self.device = pick_device(config.device)
+        if config.threads and self.device.type == "cpu":
+            torch.set_num_threads(config.threads)
+        self.model = model.to(self.device)
+        # Move the whole stream once when it can, so batches cost nothing to fetch.
+        self.train_data = train_data.to(self.device) if hasattr(train_data, "to") else train_data
+        self.evaluate = evaluate
+        self.run_dir = Path(run_dir)
+        self.meta = meta
+        self.optimizer = build_optimizer(
+            config.optimizer,
+            model.parameters(),
+            lr=config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+        )
+        self.schedule = LRSchedule(
+            config.schedule,
+            config.lr,
+            decay=config.lr_decay,
+            decay_start=config.decay_start,
+            min_lr=config.min_lr,
+        )
+        # Position and bookkeeping; all of it goes into the checkpoint.
+        self.epoch = 1
+        self.step_in_epoch = 0
+        self.global_step = 0
+        self.best_valid = math.inf
+        self.bad_epochs = 0
+        self.carry: Any = None
+        self.epoch_loss = 0.0
+        self.epoch_tokens = 0
+        self.clip_steps = 0
+        self.history: list[dict[str, Any]] = []
+        self.finished = False
+        self.wall_time = 0.0  # seconds of training over all sessions of this run
+        self._fit_start: float | None = None
+        self._writer = None
+
+    def elapsed(self) -> float:
+        if self._fit_start is None:
+            return self.wall_time
+        return self.wall_time + time.perf_counter() - self._fit_start
+
+    # ----------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {
+            **self.meta,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "trainer": {
+                "epoch": self.epoch,
+                "step_in_epoch": self.step_in_epoch,
+                "global_step": self.global_step,
+                "best_valid": self.best_valid,
+                "bad_epochs": self.bad_epochs,
+                "epoch_loss": self.epoch_loss,
+                "epoch_tokens": self.epoch_tokens,
+                "clip_steps": self.clip_steps,
+                "schedule": self.schedule.state_dict(),
+                "history": self.history,
+                "finished": self.finished,
+                "wall_time": self.elapsed(),
+            },
+            "rng": rng,
+            "carry": _flatten_state(detach_state(self.carry)),
+        }
+
+    def load_state_dict(self, payload: dict[str, Any]) -> None:
+        """Restore everything ``state_dict`` wrote, so training continues bit for bit."""
+        try:
+            self.model.load_state_dict(payload["model"])
+        except RuntimeError as err:
+            raise ElmanError(
+                f"checkpoint {payload.get('path', '?')} does not match the model built from its "
+                f"recipe ({str(err).splitlines()[0][:160]})"
+            ) from None
+        self.optimizer.load_state_dict(payload["optimizer"])
+        t = payload["trainer"]
+        self.epoch, self.step_in_epoch = int(t["epoch"]), int(t["step_in_epoch"])
+        self.global_step = int(t["global_step"])
+        self.best_valid, self.bad_epochs = float(t["best_valid"]), int(t["bad_epochs"])
+        self.epoch_loss, self.epoch_tokens = float(t["epoch_loss"]), int(t["epoch_tokens"])
+        self.clip_steps = int(t["clip_steps"])
+        self.schedule.load_state_dict(t["schedule"])
+        self.history = list(t["history"])
+        self.finished = bool(t["finished"])
+        self.wall_time = float(t.get("wall_time", 0.0))
+        set_lr(self.optimizer, self.schedule.lr)
+        torch.set_rng_state(payload["rng"]["torch"])
+        if "cuda" in payload["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(payload["rng"]["cuda"])
+        self.carry = _unflatten_state(payload["carry"], self.device)
+
+    def save(self, name: str) -> Path:
+        return save_checkpoint(self.state_dict(), self.run_dir / name)
+
+    # ----------------------------------------------------------------- logging
+    def _log(self, record: dict[str, Any]) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with (self.run_dir / "metrics.jsonl").open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self._writer is not None:
+            for key, value in record.items():
+                if isinstance(value, int | float) and key not in ("epoch", "step"):
+                    self._writer.add_scalar(f"{record['kind']}/{key}", value, self.global_step)
+
+    # ----------------------------------------------------------------- the loop
+    def fit(self) -> dict[str, Any]:
+        """Train until the last epoch, early stopping, or ``max_steps``; return the summary."""
+        cfg = self.config
+        self._fit_start = time.perf_counter()
+        if self.global_step == 0 and self.step_in_epoch == 0 and self.epoch == 1:
+            torch.manual_seed(cfg.seed)
+        if cfg.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter  # optional dependency
+
+            self._writer = SummaryWriter(self.run_dir / "tensorboard")
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        set_lr(self.optimizer, self.schedule.lr)
+        stopped_early = False
+        while self.epoch <= cfg.epochs and not self.finished:
+            if self._run_epoch(params):
+                return self._summary(interrupted=True)
+            stopped_early = self._end_epoch()
+            if stopped_early:
+                break
+        self.finished = stopped_early  # a later resume with more epochs continues otherwise
+        self.save("last.pt")
+        return self._summary(interrupted=False, stopped_early=stopped_early)
+
+    def _run_epoch(self, params: list[nn.Parameter]) -> bool:
+        """One epoch from the saved position; True when ``max_steps`` interrupted it."""
+        cfg = self.config
+        model, device = self.model, self.device
+        if hasattr(self.train_data, "set_epoch"):
+            self.train_data.set_epoch(self.epoch)
+        model.train()
+        n_batches = len(self.train_data)
+        bar = None
+        if cfg.progress:
+            from tqdm.auto import tqdm  # progress bars belong to the training layer
+
+            bar = tqdm(
+                total=n_batches,
+                initial=self.step_in_epoch,
+                desc=f"epoch {self.epoch}",
+                leave=False,
+                dynamic_ncols=True,
+            )
+        state = self.carry
+        win_loss = torch.zeros((), dtype=torch.float64, device=device)
+        win_tokens = torch.zeros((), dtype=torch.int64, device=device)
+        win_norm = torch.zeros((), device=device)
+        win_fired = torch.zeros((), dtype=torch.int64, device=device)
+        win_steps, win_start = 0, time.perf_counter()
+        check_every_step = device.type == "cpu"  # a sync costs nothing there
+        for batch in self.train_data.iter_from(self.step_in_epoch):
+            batch = to_device(batch, device)
+            loss_sum, n_tokens, state = model.loss(batch, state)
+            loss = loss_sum / (
+                n_tokens.clamp(min=1) if isinstance(n_tokens, Tensor) else max(n_tokens, 1)
+            )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            state = detach_state(state)
+            if cfg.clip_value is not None:
+                clip_grad_value(params, cfg.clip_value)
+            if cfg.clip_norm is not None:
+                norm, fired = clip_grad_norm(params, cfg.clip_norm)
+                win_norm += norm
+                win_fired += fired
+            self.optimizer.step()
+            self.step_in_epoch += 1
+            self.global_step += 1
+            win_loss += loss_sum.detach().double()
+            win_tokens += n_tokens
+            win_steps += 1
+            if check_every_step and not math.isfinite(loss.item()):
+                self._non_finite()
+            last = self.step_in_epoch == n_batches
+            if self.global_step % cfg.log_every == 0 or last:
+                self._log_window(
+                    win_loss, win_tokens, win_norm, win_fired, win_steps, win_start, bar
+                )
+                win_loss.zero_(), win_tokens.zero_(), win_norm.zero_(), win_fired.zero_()
+                win_steps, win_start = 0, time.perf_counter()
+            if bar is not None:
+                bar.update(1)
+            if cfg.save_every and self.global_step % cfg.save_every == 0 and not last:
+                self.carry = state
+                self.save("last.pt")
+            if cfg.max_steps is not None and self.global_step >= cfg.max_steps and not last:
+                if win_steps:
+                    self._log_window(
+                        win_loss, win_tokens, win_norm, win_fired, win_steps, win_start, bar
+                    )
+                self.carry = state
+                self.save("last.pt")
+                if bar is not None:
+                    bar.close()
+                return True
+        if bar is not None:
+            bar.close()
+        self.carry = None
+        return False
+
+    def _non_finite(self) -> None:
+        raise ElmanError(
+            f"non-finite loss at step {self.global_step} (epoch {self.epoch}); lower the learning "
+            "rate or set train.clip_norm (e.g. --set train.clip_norm=5)"
+        )
+
+    def _log_window(self, loss, tokens, norm, fired, steps, start, bar) -> None:
+        loss_sum, n = float(loss.item()), int(tokens.item())  # one sync per window
+        if not math.isfinite(loss_sum):
+            self._non_finite()
+        self.epoch_loss += loss_sum
+        self.epoch_tokens += n
+        mean = loss_sum / max(n, 1)
+        elapsed = max(time.perf_counter() - start, 1e-9)
+        record = {
+            "kind": "train",
+            "epoch": self.epoch,
+            "step": self.global_step,
+            "loss": mean,
+            "ppl": math.exp(min(mean, 700)),
+            "lr": self.schedule.lr,
+            "tokens_per_s": n / elapsed,
+        }
+        if self.config.clip_norm is not None:
+            fired_n = int(fired.item())
+            self.clip_steps += fired_n
+            record["grad_norm"] = float(norm.item()) / max(steps, 1)
+            record["clip_fraction"] = fired_n / max(steps, 1)
+        self._log(record)
+        if bar is not None:
+            bar.set_postfix(
+                loss=f"{mean:.3f}",
+                ppl=f"{record['ppl']:.1f}",
+                tok_s=f"{record['tokens_per_s']:.0f}",
+            )
+
+    def _end_epoch(self) -> bool:
+        """Validate, schedule, checkpoint; True when early stopping ends training."""
+        valid = self.evaluate(self.model)
+        train_loss = self.epoch_loss / max(self.epoch_tokens, 1)
+        record = {
+            "kind": "valid",
+            "epoch": self.epoch,
+            "step": self.global_step,
+            "lr": self.schedule.lr,
+            "train_loss": train_loss,
+            "train_ppl": math.exp(min(train_loss, 700)),
+            "clip_fraction": self.clip_steps / max(len(self.train_data), 1),
+            **valid,
+        }
+        self._log(record)
+        self.history.append(record)
+        print(
+            f"epoch {self.epoch:3d} | lr {self.schedule.lr:.4g} "
+            f"| train ppl {record['train_ppl']:8.2f}"
+            f" | valid " + " ".join(f"{k} {v:.4g}" for k, v in valid.items() if k != "tokens"),
+            flush=True,
+        )
+        improved = valid["loss"] < self.best_valid
+        if improved:
+            self.best_valid = valid["loss"]
+            self.bad_epochs = 0
+        else:
+            self.bad_epochs += 1
+        lr = self.schedule.step(self.epoch, valid["loss"])
+        set_lr(self.optimizer, lr)
+        self.epoch += 1
+        self.step_in_epoch = 0
+        self.epoch_loss, self.epoch_tokens, self.clip_steps = 0.0, 0, 0
+        stop = self.config.patience is not None and self.bad_epochs >= self.config.patience
+        if improved:
+            self.save("best.pt")
+        self.save("last.pt")
+        return stop
+
+    def _summary(self, interrupted: bool, stopped_early: bool = False) -> dict[str, Any]:
+        return {
+            "interrupted": interrupted,
+            "stopped_early": stopped_early,
+            "epochs": self.epoch - 1,
+            "global_step": self.global_step,
+            "best_valid_loss": self.best_valid,
+            "wall_time": self.elapsed(),
+            "history": self.history,
+        }
