@@ -14,7 +14,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from elman.data.datasets import DATASETS, SPLITS, FileSpec, data_root, file_status, resolve
+from elman.data import datasets
+from elman.data.datasets import SPLITS, FileSpec, data_root, file_status, resolve
 from elman.errors import ElmanError
 
 
@@ -32,7 +33,7 @@ class DatasetInfo:
 
 
 def _folder(name: str, root: Path) -> Path:
-    relpaths = [f.relpath for f in DATASETS[name].files.values()]
+    relpaths = [f.relpath for f in datasets.DATASETS[name].files.values()]
     return root / os.path.commonpath(relpaths) if len(relpaths) > 1 else root / relpaths[0]
 
 
@@ -44,7 +45,7 @@ def list_datasets(root: str | Path | None = None, *, counts: bool = False) -> li
     """
     root = data_root() if root is None else Path(root).expanduser()
     infos = []
-    for name, spec in DATASETS.items():
+    for name, spec in datasets.DATASETS.items():
         files = {f.relpath: file_status(f, root) for f in spec.files.values()}
         states = set(files.values())
         status = (
@@ -107,11 +108,11 @@ def download(name: str, root: str | Path | None = None, *, quiet: bool = False) 
     Files already present with the right sha256 are kept; the others are downloaded from
     their canonical location, verified and moved into place atomically.  Returns the paths.
     """
-    if name not in DATASETS:
-        raise ElmanError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    if name not in datasets.DATASETS:
+        raise ElmanError(f"unknown dataset {name!r}; known: {', '.join(datasets.DATASETS)}")
     root = data_root() if root is None else Path(root).expanduser()
     paths = []
-    for spec in DATASETS[name].files.values():
+    for spec in datasets.DATASETS[name].files.values():
         path = root / spec.relpath
         if file_status(spec, root) == "present":
             if not quiet:
@@ -162,6 +163,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_list)
 
     p = sub.add_parser("download", help="fetch a named dataset into the data root")
-    p.add_argument("name", help=f"one of: {', '.join(DATASETS)}")
+    p.add_argument("name", help=f"one of: {', '.join(datasets.DATASETS)}")
     p.add_argument("--root", help="data root (default: $ELMAN_DATA or ~/.cache/elman)")
     p.set_defaults(func=_download)
