@@ -1,0 +1,13 @@
+"""n-gram language models in NumPy: counting, smoothing (ML, add-k, absolute
+discounting, Kneser-Ney, modified Kneser-Ney), ARPA files, scoring and sampling.
+
+    from elman.models.ngram import NgramConfig, NgramLM, read_arpa, write_arpa
+    lm = NgramLM.build(lines, NgramConfig(order=5, smoothing="mkn"))
+    lm.perplexity(test_lines).perplexity
+"""
+
+from elman.models.ngram.arpa import read_arpa, write_arpa
+from elman.models.ngram.model import NgramConfig, NgramLM, Perplexity
+from elman.models.ngram.smoothing import SMOOTHINGS
+
+__all__ = ["NgramConfig", "NgramLM", "Perplexity", "SMOOTHINGS", "read_arpa", "write_arpa"]

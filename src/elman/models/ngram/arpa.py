@@ -1,0 +1,279 @@
+"""ARPA back-off files: the text format SRILM, KenLM and most decoders read.
+
+    \\data\\
+    ngram 1=3
+    ngram 2=2
+
+    \\1-grams:
+    -99      <s>     -0.30
+    -0.47    </s>
+    -0.30    a       -0.17
+
+    \\2-grams:
+    -0.17    <s> a
+    -0.04    a </s>
+
+    \\end\\
+
+Each entry is ``log10 p``, the n-gram's words, and (optionally, below the highest
+order) the log10 back-off weight; a missing weight is 0.  Fields are separated by
+tabs or spaces.  Probabilities are written with Python's shortest round-trip float
+formatting, so reading a written file gives back every log10 value bit for bit.
+A malformed file raises ElmanError naming ``file:line`` and what was expected.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections import defaultdict
+from itertools import chain, islice
+from pathlib import Path
+
+import numpy as np
+
+from elman.errors import ElmanError
+from elman.models.ngram.model import NgramLM, find_rows
+
+
+def write_arpa(lm: NgramLM, path: str | Path) -> None:
+    """Write ``lm`` to ``path`` as an ARPA file."""
+    V = lm.vocab_size
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n\\data\\\n")
+        for n, count in enumerate(lm.counts(), start=1):
+            f.write(f"ngram {n}={count}\n")
+        text = lm.vocab  # the words of each n-gram of the previous order, by row
+        for n in range(1, lm.order + 1):
+            f.write(f"\n\\{n}-grams:\n")
+            if n > 1:
+                keys = lm.keys[n - 1]
+                rows, words = (keys // V).tolist(), (keys % V).tolist()
+                vocab = lm.vocab
+                text = [text[r] + " " + vocab[w] for r, w in zip(rows, words, strict=True)]
+            probs = map(repr, lm.logp[n - 1].tolist())
+            if n < lm.order:
+                backoffs = lm.logbo[n - 1].tolist()
+                lines = [
+                    f"{p}\t{t}\t{b!r}" if b != 0.0 else f"{p}\t{t}"
+                    for p, t, b in zip(probs, text, backoffs, strict=True)
+                ]
+            else:
+                lines = [f"{p}\t{t}" for p, t in zip(probs, text, strict=True)]
+            f.write("\n".join(lines))
+            f.write("\n")
+        f.write("\n\\end\\\n")
+
+
+CHUNK = 100_000  # entry lines parsed at a time (bounds the memory of Python strings)
+
+
+class _Reader:
+    """Streams the lines of an ARPA file, counting them for error messages."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = path
+        try:
+            self.file = open(path, encoding="utf-8")  # noqa: SIM115 (closed by read_arpa)
+        except FileNotFoundError:
+            raise ElmanError(f"{path}: no such ARPA file; check the path") from None
+        except OSError as err:
+            raise ElmanError(f"{path}: cannot read ({err.strerror or err})") from None
+        self.lineno = 0  # number of the last line read
+        self.pending: str | None = None  # a line read ahead and put back
+
+    def readline(self) -> str | None:
+        """The next line without its newline, or None at the end of the file."""
+        if self.pending is not None:
+            line, self.pending = self.pending, None
+        else:
+            try:
+                line = self.file.readline()
+            except UnicodeDecodeError:
+                raise ElmanError(
+                    f"{self.path}:{self.lineno + 1}: not valid UTF-8; ARPA files are UTF-8 text"
+                ) from None
+            if not line:
+                return None
+        self.lineno += 1
+        return line.rstrip("\n")
+
+    def unread(self, line: str) -> None:
+        self.pending = line
+        self.lineno -= 1
+
+    def lines(self, count: int) -> list[str]:
+        """Up to ``count`` further lines (fewer at the end of the file)."""
+        out = []
+        if count and self.pending is not None:
+            out.append(self.pending)
+            self.pending = None
+        try:
+            out.extend(line.rstrip("\n") for line in islice(self.file, count - len(out)))
+        except UnicodeDecodeError:
+            raise ElmanError(f"{self.path}: not valid UTF-8 after line {self.lineno}") from None
+        self.lineno += len(out)
+        return out
+
+    def fail(self, lineno: int, expected: str, found: str | None) -> ElmanError:
+        shown = "end of file" if found is None else repr(found.strip()[:60])
+        return ElmanError(f"{self.path}:{lineno}: expected {expected}, found {shown}")
+
+    def next_nonblank(self, expected: str) -> str:
+        while True:
+            line = self.readline()
+            if line is None:
+                raise ElmanError(
+                    f"{self.path}: ended after line {self.lineno}; expected {expected}"
+                )
+            if line.strip():
+                return line.strip()
+
+
+def _header(r: _Reader) -> list[int]:
+    """Skip to \\data\\ and read the ``ngram n=count`` lines."""
+    while (line := r.readline()) is not None and line.strip() != "\\data\\":
+        pass
+    if line is None:
+        raise ElmanError(f"{r.path}: no '\\data\\' line; not an ARPA file")
+    counts: list[int] = []
+    while (line := r.readline()) is not None:
+        text = line.strip()
+        if not text and not counts:
+            continue
+        if not text or text.startswith("\\"):
+            r.unread(line)
+            break
+        head, _, value = text.partition("=")
+        name, _, n = head.partition(" ")
+        if name != "ngram" or n.strip() != str(len(counts) + 1) or not value.strip().isdigit():
+            raise r.fail(r.lineno, f"'ngram {len(counts) + 1}=<count>'", line)
+        counts.append(int(value))
+    if not counts:
+        raise r.fail(r.lineno + 1, "'ngram 1=<count>' after '\\data\\'", line)
+    return counts
+
+
+def _parse(r: _Reader, lines: list[str], first: int, n: int, top: bool, total: int):
+    """Parse entry lines of order n (``first``: line number of lines[0]).
+
+    Returns (log10 p, words of each entry, log10 b) with words as a list of lists.
+    """
+    fields = [line.split() for line in lines]
+    allowed = (n + 1,) if top else (n + 1, n + 2)
+    for k, f in enumerate(fields):
+        if len(f) not in allowed:
+            if not f or f[0].startswith("\\"):
+                expected = f"{total} {n}-grams, as the header says"
+            else:
+                expected = f"a {n}-gram entry: log10 probability, {n} word(s)" + (
+                    "" if top else " and an optional back-off weight"
+                )
+            raise r.fail(first + k, expected, lines[k])
+    try:
+        logp = np.array([f[0] for f in fields], dtype=np.float64)
+        logbo = np.array([f[n + 1] if len(f) > n + 1 else "0" for f in fields], dtype=np.float64)
+    except ValueError:
+        for k, f in enumerate(fields):
+            for value in (f[0], *f[n + 1 :]):
+                try:
+                    float(value)
+                except ValueError:
+                    raise r.fail(
+                        first + k, "numbers in the probability and back-off fields", lines[k]
+                    ) from None
+        raise
+    return logp, [f[1 : n + 1] for f in fields], logbo
+
+
+def read_arpa(path: str | Path) -> NgramLM:
+    """Read an ARPA file (ours, KenLM's, SRILM's) into an :class:`NgramLM`."""
+    r = _Reader(path)
+    # Parsing makes millions of short-lived lists; the cyclic collector would
+    # otherwise rescan them all again and again (3x slower).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        with r.file:
+            return _read(r)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _read(r: _Reader) -> NgramLM:
+    counts = _header(r)
+    N = len(counts)
+    vocab: list[str] = []
+    index: dict[str, int] = {}
+    keys: list[np.ndarray] = []  # per order, sorted; order 1: the word ids
+    logps, logbos = [], []
+    for n in range(1, N + 1):
+        line = r.next_nonblank(f"'\\{n}-grams:'")
+        if line != f"\\{n}-grams:":
+            raise r.fail(r.lineno, f"'\\{n}-grams:' (the header lists {N} orders)", line)
+        section_start = r.lineno + 1
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        done, total = 0, counts[n - 1]
+        while done < total:
+            first = r.lineno + 1
+            chunk = r.lines(min(CHUNK, total - done))
+            if len(chunk) < min(CHUNK, total - done):
+                raise r.fail(r.lineno + 1, f"{total} {n}-grams, as the header says", None)
+            logp, words, logbo = _parse(r, chunk, first, n, n == N, total)
+            if n == 1:
+                for k, (w,) in enumerate(words):
+                    if w in index:
+                        raise r.fail(
+                            first + k, "each unigram once (this one is listed twice)", chunk[k]
+                        )
+                    index[w] = len(vocab)
+                    vocab.append(w)
+                key = np.arange(done, done + len(chunk), dtype=np.int64)
+            else:
+                key = _keys(r, words, index, keys, n, first, chunk)
+            parts.append((key, logp, logbo))
+            done += len(chunk)
+        key, logp, logbo = (
+            (np.concatenate(x) for x in zip(*parts, strict=True))
+            if parts
+            else (np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0))
+        )
+        order = np.argsort(key, kind="stable")
+        key = key[order]
+        dup = np.flatnonzero(np.diff(key) == 0)
+        if len(dup):
+            raise r.fail(
+                section_start + int(order[dup[0] + 1]), f"each {n}-gram once (listed twice)", None
+            )
+        keys.append(key)
+        logps.append(logp[order])
+        if n < N:
+            logbos.append(logbo[order])
+    line = r.next_nonblank("'\\end\\'")
+    if line != "\\end\\":
+        raise r.fail(r.lineno, "'\\end\\' after the last section", line)
+    return NgramLM(vocab, keys[1:], logps, logbos)
+
+
+def _keys(r: _Reader, words, index, keys, n: int, first: int, chunk: list[str]) -> np.ndarray:
+    """Keys ``context_row * V + word`` of order-n entries given as lists of words."""
+    V = len(index)
+    lookup = defaultdict(lambda: -1, index)  # C-level map() below; unknown words -> -1
+    flat = np.fromiter(
+        map(lookup.__getitem__, chain.from_iterable(words)), np.int64, len(words) * n
+    )
+    ids = flat.reshape(len(words), n)  # (M, n)
+    missing = np.flatnonzero((ids < 0).any(axis=1))
+    if len(missing):
+        k = int(missing[0])
+        raise r.fail(first + k, f"a {n}-gram made of words listed as 1-grams", chunk[k])
+    row = ids[:, 0]
+    for j in range(1, n - 1):  # row of the context w_1..w_{n-1}, one order at a time
+        row = find_rows(keys[j], row, ids[:, j], V)
+    unlisted = np.flatnonzero(row < 0)
+    if len(unlisted):
+        k = int(unlisted[0])
+        raise r.fail(
+            first + k, f"a {n}-gram whose first {n - 1} words are a listed {n - 1}-gram", chunk[k]
+        )
+    return row * V + ids[:, n - 1]

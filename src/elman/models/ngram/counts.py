@@ -1,0 +1,221 @@
+"""Turning sentences into word ids and counting every n-gram of orders 1..N.
+
+Sentence convention (KenLM and SRILM): each line is one sentence, read as
+
+    <s> w_1 w_2 ... w_k </s>
+
+``<s>`` is context only (never predicted, never counted as a unigram), ``</s>`` is
+predicted and counted like a word, and no n-gram crosses a line.  ``<unk>`` in the
+text is an ordinary word.
+
+Data layout.  The corpus becomes one flat id array with each token's position in
+its sentence (``<s>`` at position 0)::
+
+    lines   "a b"            "b"
+    ids     <s> a  b  </s>   <s> b  </s>
+    pos     0   1  2  3      0   1  2
+
+The n-gram of order n ending at token t is (ids[t-n+1], ..., ids[t]); it exists when
+pos[t] >= n - 1 (it starts at or after its sentence's <s>).  An n-gram is stored as
+an integer key
+
+    key = context_index * V + word
+
+where context_index is the row of its first n-1 words in the (sorted) table of order
+n-1 and V the vocabulary size.  Sorting the keys puts all n-grams sharing a context
+next to each other, so per-context sums are one ``np.bincount``.  Unigram rows are
+the word ids themselves (row w = word w, for every word of the vocabulary).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from elman.errors import ElmanError
+
+UNK, BOS, EOS = "<unk>", "<s>", "</s>"
+# Every vocabulary built here starts with these three ids.
+UNK_ID, BOS_ID, EOS_ID = 0, 1, 2
+
+
+@dataclass
+class Encoded:
+    """A corpus as word ids.
+
+    Attributes:
+        ids: shape (T,), word id of every token, ``<s>`` and ``</s>`` included.
+        pos: shape (T,), position of each token in its sentence (``<s>`` is 0).
+        oov: shape (T,), True for a word that was not in the vocabulary (mapped to <unk>).
+        sentences: number of lines.
+    """
+
+    ids: np.ndarray
+    pos: np.ndarray
+    oov: np.ndarray
+    sentences: int
+
+    @property
+    def predicted(self) -> np.ndarray:
+        """Mask of the tokens a model predicts: every word and ``</s>``, not ``<s>``."""
+        return self.pos > 0
+
+
+def _split(lines: Iterable[str]) -> tuple[list[str], np.ndarray]:
+    """All words of all lines in order, and the number of words of each line."""
+    words: list[str] = []
+    lengths: list[int] = []
+    for line in lines:
+        toks = line.split()
+        if BOS in toks or EOS in toks:
+            # KenLM's --skip_symbols: the markers are implied by the line, so drop them.
+            toks = [w for w in toks if w != BOS and w != EOS]
+        words.extend(toks)
+        lengths.append(len(toks))
+    return words, np.asarray(lengths, dtype=np.int64)
+
+
+def _frame(word_ids: np.ndarray, lengths: np.ndarray, dtype=np.int64) -> tuple:
+    """Insert <s> before and </s> after every sentence; return (ids, pos, word_slots)."""
+    sizes = lengths + 2  # (S,)  <s> + words + </s>
+    total = int(sizes.sum())
+    starts = np.cumsum(sizes) - sizes  # (S,)  index of each <s>
+    ids = np.empty(total, dtype=dtype)
+    ids[starts] = BOS_ID
+    ids[starts + sizes - 1] = EOS_ID
+    sentence_of_word = np.repeat(np.arange(len(lengths)), lengths)  # (W,)
+    slots = np.arange(len(word_ids)) + 2 * sentence_of_word + 1  # (W,)
+    ids[slots] = word_ids
+    pos = np.arange(total) - np.repeat(starts, sizes)
+    return ids, pos, slots
+
+
+def build_vocab(lines: Iterable[str]) -> tuple[list[str], Encoded]:
+    """The vocabulary of ``lines`` (<unk>, <s>, </s>, then words in order of first
+    appearance) and the lines encoded with it.  Raises ElmanError for an empty corpus."""
+    lines = list(lines)
+    words, lengths = _split(lines)
+    if not words:
+        raise ElmanError(
+            f"the training corpus has no words ({len(lines)} lines, all blank); "
+            "an n-gram model needs at least one line of text"
+        )
+    index = {UNK: UNK_ID, BOS: BOS_ID, EOS: EOS_ID}
+    for w in dict.fromkeys(words):  # first-appearance order, each word once
+        index.setdefault(w, len(index))
+    word_ids = np.fromiter(map(index.__getitem__, words), dtype=np.int64, count=len(words))
+    ids, pos, _ = _frame(word_ids, lengths)
+    oov = np.zeros(len(ids), dtype=bool)
+    return list(index), Encoded(ids, pos, oov, len(lines))
+
+
+def encode(lines: Iterable[str], index: dict[str, int], unk_id: int) -> Encoded:
+    """Encode ``lines`` with a fixed vocabulary; unknown words become ``unk_id`` and are
+    flagged in ``Encoded.oov``."""
+    lines = list(lines)
+    words, lengths = _split(lines)
+    get = index.get
+    raw = np.fromiter((get(w, -1) for w in words), dtype=np.int64, count=len(words))
+    is_oov = raw < 0
+    word_ids = np.where(is_oov, unk_id, raw)
+    ids, pos, slots = _frame(word_ids, lengths)
+    oov = np.zeros(len(ids), dtype=bool)
+    oov[slots] = is_oov
+    return Encoded(ids, pos, oov, len(lines))
+
+
+@dataclass
+class OrderCounts:
+    """The distinct n-grams of one order n, sorted by key = context * V + word.
+
+    Attributes:
+        context: shape (M,), row of the first n-1 words in the order n-1 table
+            (0 for unigrams: the empty context).
+        word: shape (M,), the last word.
+        count: shape (M,), raw count c(w_1..w_n) in the corpus.
+        suffix: shape (M,), row of (w_2..w_n) in the order n-1 table (unigrams: 0).
+        starts_bos: shape (M,), True when w_1 is <s>.
+    """
+
+    context: np.ndarray
+    word: np.ndarray
+    count: np.ndarray
+    suffix: np.ndarray
+    starts_bos: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.word)
+
+
+def count_ngrams(enc: Encoded, order: int, vocab_size: int) -> list[OrderCounts]:
+    """Count all n-grams of orders 1..``order`` in ``enc``; element n-1 is order n.
+
+    The unigram table has one row per vocabulary word (count 0 for <s>, and for
+    <unk> when the text has none).  Higher orders list the n-grams that occur.
+    """
+    ids, pos = enc.ids, enc.pos
+    V = vocab_size
+    unigram_count = np.bincount(ids[pos > 0], minlength=V).astype(np.int64)
+    words = np.arange(V, dtype=np.int64)
+    zeros = np.zeros(V, dtype=np.int64)
+    tables = [OrderCounts(zeros, words, unigram_count, zeros, words == BOS_ID)]
+    row = ids  # (T,) row of the (n-1)-gram ending at each token; -1 when none
+    for n in range(2, order + 1):
+        at = np.flatnonzero(pos >= n - 1)  # tokens that end an n-gram
+        keys = row[at - 1] * V + ids[at]
+        uniq, first, inverse, count = np.unique(
+            keys, return_index=True, return_inverse=True, return_counts=True
+        )
+        starts = at[first]  # one occurrence of each n-gram
+        tables.append(
+            OrderCounts(
+                context=uniq // V,
+                word=uniq % V,
+                count=count.astype(np.int64),
+                suffix=row[starts],  # (w_2..w_n) ends at the same token
+                starts_bos=pos[starts] == n - 1,
+            )
+        )
+        row = np.full(len(ids), -1, dtype=np.int64)
+        row[at] = inverse
+    return tables
+
+
+def adjusted_counts(tables: list[OrderCounts]) -> list[np.ndarray]:
+    """Kneser-Ney counts a(.) as KenLM's lmplz computes them.
+
+    Highest order N: a = c, the raw count.  Lower orders n < N:
+
+        a(w_1..w_n) = N1+(. w_1..w_n) = |{v : c(v w_1..w_n) > 0}|
+
+    the number of distinct words seen before the n-gram, except that an n-gram
+    starting with <s> keeps its raw count (nothing can precede <s>), and the unigram
+    <s> gets 0.
+    """
+    adjusted = []
+    for n, t in enumerate(tables, start=1):
+        if n == len(tables):
+            adjusted.append(t.count.copy())
+            continue
+        a = np.bincount(tables[n].suffix, minlength=len(t)).astype(np.int64)
+        a[t.starts_bos] = t.count[t.starts_bos]
+        adjusted.append(a)
+    return adjusted
+
+
+def count_of_counts(counts: np.ndarray, upto: int = 4) -> np.ndarray:
+    """n_k = number of n-grams with count exactly k, for k = 0..upto (index k)."""
+    small = counts[counts <= upto]
+    return np.bincount(small, minlength=upto + 1).astype(np.int64)
+
+
+def warn(message: str) -> None:
+    """A recoverable problem with the data (e.g. undefined discounts): shown, not raised."""
+    warnings.warn(message, NgramWarning, stacklevel=3)
+
+
+class NgramWarning(UserWarning):
+    """Issued when the n-gram builder falls back to a default (the CLI prints it)."""

@@ -1,0 +1,269 @@
+"""NgramLM: an n-gram language model held as the tables of an ARPA file.
+
+For each order n the model keeps the listed n-grams (sorted integer keys
+``context_row * V + word``, see :mod:`elman.models.ngram.counts`), their log10
+probabilities and, below the highest order, their log10 back-off weights.  Scoring
+uses the ARPA back-off rule (SRILM, KenLM) for a word w after history h:
+
+    log10 p(w | h_1..h_m) = log10 P(h_j..h_m w) + sum_{i < j} log10 b(h_i..h_m)
+
+where h_j..h_m w is the longest listed n-gram ending in w and b(.) is 1 for a
+context that is not listed.  For the interpolated models built here this equals the
+interpolated probability (module :mod:`elman.models.ngram.smoothing`).
+
+Perplexity follows KenLM's ``query``: over every predicted token (each word and each
+</s>, never <s>), PPL = 10 ** (-sum log10 p / (words + sentences)).  A word missing
+from the vocabulary is scored as <unk> and counted as an OOV; the perplexity without
+OOVs drops those tokens from the sum and the count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from elman.errors import ElmanError
+from elman.models.ngram.counts import (
+    BOS,
+    EOS,
+    UNK,
+    Encoded,
+    build_vocab,
+    count_ngrams,
+    encode,
+)
+from elman.models.ngram.smoothing import check_smoothing, estimate
+
+LN10 = float(np.log(10.0))
+
+
+def find_rows(keys: np.ndarray, context_rows: np.ndarray, words: np.ndarray, V: int) -> np.ndarray:
+    """Row of each n-gram (context row, word) in a sorted key table, or -1 when it is
+    not listed (or its context row is -1)."""
+    query = context_rows * V + words
+    at = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
+    return np.where((keys[at] == query) & (context_rows >= 0), at, -1)
+
+
+@dataclass(frozen=True)
+class NgramConfig:
+    """How to build an n-gram model.
+
+    Attributes:
+        order: N, the longest n-gram (N - 1 words of history).
+        smoothing: one of ``ml``, ``addk``, ``abs``, ``kn``, ``mkn``.
+        k: the pseudo-count of ``addk`` (1 = Laplace).
+    """
+
+    order: int = 5
+    smoothing: str = "mkn"
+    k: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.order, int) or self.order < 1:
+            raise ElmanError(f"order must be a positive integer, got {self.order!r}")
+        check_smoothing(self.smoothing)
+        if not self.k > 0:
+            raise ElmanError(f"k (the add-k pseudo-count) must be > 0, got {self.k!r}")
+
+
+@dataclass
+class Perplexity:
+    """The result of scoring a text (see the module docstring for the conventions)."""
+
+    perplexity: float  # over all predicted tokens, OOVs scored as <unk>
+    perplexity_no_oov: float  # OOV tokens left out of the sum and the count
+    log10_prob: float  # sum of log10 p over all predicted tokens
+    tokens: int  # words + sentences (one </s> each)
+    words: int
+    sentences: int
+    oovs: int
+
+
+class NgramLM:
+    """An n-gram model: vocabulary, and per order the listed n-grams with log10 p / b.
+
+    Args:
+        vocab: the words; the unigram table has one row per word, in this order.
+            Must contain <s> and </s>; <unk> is added (log10 p = -100) if absent.
+        keys: per order n >= 2, sorted int64 keys ``context_row * V + word``.
+        logp: per order, log10 p of each listed n-gram (order 1: one per word).
+        logbo: per order n < N, log10 back-off weight of each listed n-gram.
+    """
+
+    def __init__(
+        self,
+        vocab: list[str],
+        keys: list[np.ndarray],
+        logp: list[np.ndarray],
+        logbo: list[np.ndarray],
+    ) -> None:
+        self.vocab = list(vocab)
+        self.index = {w: i for i, w in enumerate(self.vocab)}
+        for special in (BOS, EOS):
+            if special not in self.index:
+                raise ElmanError(f"the model's vocabulary has no {special}; not a sentence model")
+        if UNK not in self.index:  # KenLM does the same for models without <unk>
+            self.index[UNK] = len(self.vocab)
+            self.vocab.append(UNK)
+            logp = [np.append(logp[0], -100.0), *logp[1:]]
+            if logbo:
+                logbo = [np.append(logbo[0], 0.0), *logbo[1:]]
+            keys = [k + (k // (len(self.vocab) - 1)) for k in keys]  # widen V by one
+        self.keys = [np.arange(len(self.vocab), dtype=np.int64), *keys]
+        self.logp = [np.asarray(x, dtype=np.float64) for x in logp]
+        self.logbo = [np.asarray(x, dtype=np.float64) for x in logbo]
+        self.unk_id, self.bos_id, self.eos_id = (self.index[w] for w in (UNK, BOS, EOS))
+        self.discounts: list[tuple[float, ...]] = []  # per order, set by build()
+        if not (len(self.keys) == len(self.logp) == len(self.logbo) + 1):
+            raise ValueError("keys, logp and logbo must cover the same orders")
+
+    # --- construction -----------------------------------------------------------
+    @classmethod
+    def build(cls, lines: Iterable[str], config: NgramConfig) -> NgramLM:
+        """Count ``lines`` (one sentence each) and smooth them as ``config`` says."""
+        vocab, enc = build_vocab(lines)
+        tables = count_ngrams(enc, config.order, len(vocab))
+        logp, logbo, discounts = estimate(
+            tables, method=config.smoothing, k=config.k, vocab_size=len(vocab)
+        )
+        V = len(vocab)
+        keys = [t.context * V + t.word for t in tables[1:]]
+        lm = cls(vocab, keys, logp, logbo)
+        lm.discounts = discounts
+        return lm
+
+    # --- sizes --------------------------------------------------------------------
+    @property
+    def order(self) -> int:
+        return len(self.logp)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
+
+    def counts(self) -> list[int]:
+        """The number of listed n-grams of each order (the ARPA header)."""
+        return [len(p) for p in self.logp]
+
+    # --- lookup -------------------------------------------------------------------
+    def _find(self, n: int, context_rows: np.ndarray, words: np.ndarray) -> np.ndarray:
+        return find_rows(self.keys[n - 1], context_rows, words, self.vocab_size)
+
+    def _rows(self, enc: Encoded) -> list[np.ndarray]:
+        """rows[n-1][t]: row of the n-gram ending at token t, -1 when not listed."""
+        rows = [enc.ids]
+        for n in range(2, self.order + 1):
+            row = np.full(len(enc.ids), -1, dtype=np.int64)
+            at = np.flatnonzero(enc.pos >= n - 1)
+            row[at] = self._find(n, rows[-1][at - 1], enc.ids[at])
+            rows.append(row)
+        return rows
+
+    # --- scoring ------------------------------------------------------------------
+    def score_encoded(self, enc: Encoded) -> np.ndarray:
+        """log10 p of every predicted token of ``enc`` (tokens with pos > 0), in order."""
+        rows = self._rows(enc)
+        t = np.flatnonzero(enc.pos > 0)
+        logp = self.logp[0][enc.ids[t]]
+        matched = np.ones(len(t), dtype=np.int64)
+        for n in range(2, self.order + 1):
+            r = rows[n - 1][t]
+            hit = r >= 0
+            logp[hit] = self.logp[n - 1][r[hit]]
+            matched[hit] = n
+        # Back off through every listed context longer than the matched n-gram's.
+        for m in range(1, self.order):
+            r = rows[m - 1][t - 1]  # the m words before t
+            use = (r >= 0) & (m >= matched)
+            logp[use] += self.logbo[m - 1][r[use]]
+        return logp
+
+    def encode(self, lines: Iterable[str]) -> Encoded:
+        """``lines`` as ids of this model's vocabulary (unknown words -> <unk>)."""
+        return encode(lines, self.index, self.unk_id)
+
+    def log10probs(self, lines: Iterable[str]) -> np.ndarray:
+        """log10 p of each predicted token of ``lines``: each line's words, then </s>.
+
+        The order matches ``elman.data`` token streams (a line's words, then <eos>),
+        so these can be mixed token by token with a neural model's probabilities.
+        """
+        return self.score_encoded(self.encode(lines))
+
+    def logprobs(self, lines: Iterable[str]) -> np.ndarray:
+        """Natural-log probabilities, otherwise as :meth:`log10probs`."""
+        return self.log10probs(lines) * LN10
+
+    def perplexity(self, lines: Iterable[str]) -> Perplexity:
+        """Perplexity of ``lines`` with and without OOV words, and the counts."""
+        enc = self.encode(lines)
+        logp = self.score_encoded(enc)
+        oov = enc.oov[enc.pos > 0]
+        tokens = len(logp)
+        total = float(logp.sum())
+        kept = tokens - int(oov.sum())
+        no_oov = float(logp[~oov].sum())
+        return Perplexity(
+            perplexity=10.0 ** (-total / tokens) if tokens else float("nan"),
+            perplexity_no_oov=10.0 ** (-no_oov / kept) if kept else float("nan"),
+            log10_prob=total,
+            tokens=tokens,
+            words=tokens - enc.sentences,
+            sentences=enc.sentences,
+            oovs=int(oov.sum()),
+        )
+
+    # --- the next-word distribution and sampling -----------------------------------
+    def _context_row(self, words: Sequence[int]) -> int:
+        """Row of the n-gram ``words`` in its order's table, or -1."""
+        row = np.array([words[0]])
+        for n, w in enumerate(words[1:], start=2):
+            row = self._find(n, row, np.array([w]))
+        return int(row[0])
+
+    def next_probs(self, history: Sequence[int]) -> np.ndarray:
+        """p(w | history) for every word id w, shape (V,); ``history`` is a list of ids
+        (start a sentence with the id of <s>).  Sums to 1; p(<s>) = 0."""
+        V = self.vocab_size
+        p = 10.0 ** self.logp[0]
+        p[self.bos_id] = 0.0
+        history = list(history)[len(history) - min(len(history), self.order - 1) :]
+        # p_m = b(h_m) p_{m-1}, then the listed (h_m, w) overwrite: the ARPA recursion.
+        for m in range(1, len(history) + 1):
+            row = self._context_row(history[-m:])
+            if row < 0:
+                continue
+            p *= 10.0 ** self.logbo[m - 1][row]
+            keys = self.keys[m]
+            lo, hi = np.searchsorted(keys, [row * V, (row + 1) * V])
+            p[keys[lo:hi] - row * V] = 10.0 ** self.logp[m][lo:hi]
+        return p
+
+    def probs(self, context: Sequence[str]) -> np.ndarray:
+        """p(w | context) for every word of :attr:`vocab`; ``context`` is a list of
+        words (include "<s>" first for a sentence start; unknown words -> <unk>)."""
+        return self.next_probs([self.index.get(w, self.unk_id) for w in context])
+
+    def sample(self, sentences: int, *, seed: int, max_words: int = 100) -> list[str]:
+        """``sentences`` sentences drawn word by word from the model, reproducibly.
+
+        A sentence ends at </s> or after ``max_words`` words.
+        """
+        rng = np.random.default_rng(seed)
+        out = []
+        for _ in range(sentences):
+            history = [self.bos_id]
+            words: list[str] = []
+            while len(words) < max_words:
+                cdf = np.cumsum(self.next_probs(history))
+                w = int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"))
+                w = min(w, self.vocab_size - 1)
+                if w == self.eos_id:
+                    break
+                words.append(self.vocab[w])
+                history.append(w)
+            out.append(" ".join(words))
+        return out
