@@ -328,11 +328,13 @@ def _run_cell(
     ended (forward) or not yet begun (backward, which therefore starts at the true end),
     and padded outputs are zero.
     """
-    gx = cell.project_input(x)  # (T, B, G*H): W x_t + b for every t in one product
+    # W x_t + b for every t in one product; unbind, not gx[t]: the backward of T
+    # selects would write T zero-filled (T, B, G*H) gradients, of unbind one stack.
+    gxs = cell.project_input(x).unbind(0)  # T × (B, G*H)
     T = x.shape[0]
     outputs: list[Tensor] = [x] * T
     for t in range(T - 1, -1, -1) if reverse else range(T):
-        new = cell.step(gx[t], state)
+        new = cell.step(gxs[t], state)
         if mask is not None:
             new = tuple(torch.where(mask[t], n, s) for n, s in zip(new, state, strict=True))
         state = new
