@@ -16,7 +16,7 @@ $(BIN)/python:
 # Torch is installed first and on its own, so the CPU build (or TORCH_SPEC) is what
 # satisfies the `torch>=2.4` requirement and pip never pulls a CUDA build by surprise.
 $(VENV)/.installed: $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q "$(TORCH_SPEC)"
+	$(BIN)/pip install -q $(TORCH_SPEC)
 	$(BIN)/pip install -q -e .
 	touch $@
 
