@@ -7,6 +7,7 @@ validation and test metrics with the command, commit, device, date and wall time
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import json
 import platform
@@ -70,7 +71,11 @@ def train(
         last = run_dir / "last.pt" if run_dir.is_dir() else run_dir
         payload = load_checkpoint(resolve_checkpoint(last))
         run_dir = Path(payload["path"]).parent
-        recipe = parse_recipe(payload["recipe"], overrides)
+        stored = copy.deepcopy(payload["recipe"])
+        # max_steps stopped the earlier session; a resume runs on to the end unless --set
+        # gives a new target (else every resume would stop at once, at the same step).
+        stored.get("train", {}).pop("max_steps", None)
+        recipe = parse_recipe(stored, overrides)
     else:
         if recipe_path is None:
             raise ElmanError("give a recipe (elman train recipes/NAME.toml) or --resume RUN_DIR")

@@ -293,6 +293,11 @@ class Trainer:
         set_lr(self.optimizer, self.schedule.lr)
         stopped_early = False
         while self.epoch <= cfg.epochs and not self.finished:
+            # Checked before a step, not only after one: a target reached at an epoch end (or
+            # before a resume) must not be overshot by the next epoch's first step.
+            if cfg.max_steps is not None and self.global_step >= cfg.max_steps:
+                self.save("last.pt")
+                return self._summary(interrupted=True)
             if self._run_epoch(params):
                 return self._summary(interrupted=True)
             stopped_early = self._end_epoch()
