@@ -147,6 +147,11 @@ class Recurrent(nn.Module):
         h = torch.zeros(shape, device=device or p.device, dtype=dtype or p.dtype)
         return (h, torch.zeros_like(h)) if self.state_size == 2 else h
 
+    def reset_parameters(self) -> None:
+        """Re-draw every cell's parameters with its own init."""
+        for cell in self.cells:
+            cell.reset_parameters()
+
     def torch_names(self) -> dict[str, str]:
         """Our parameter names -> torch.nn.RNN/LSTM/GRU's, e.g.
         ``cells.1.weight_ih`` -> ``weight_ih_l0_reverse`` when bidirectional."""
@@ -243,7 +248,7 @@ class Recurrent(nn.Module):
         mask = None
         if lengths is not None:
             steps = torch.arange(T, device=x.device).unsqueeze(1)  # (T, 1)
-            mask = (steps < lengths.unsqueeze(0)).unsqueeze(2)  # (T, B, 1)
+            mask = (steps < lengths.to(x.device).unsqueeze(0)).unsqueeze(2)  # (T, B, 1)
         finals = []
         layer_input = x
         for layer in range(self.num_layers):
