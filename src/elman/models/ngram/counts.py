@@ -78,14 +78,14 @@ def _split(lines: Iterable[str]) -> tuple[list[str], np.ndarray]:
     return words, np.asarray(lengths, dtype=np.int64)
 
 
-def _frame(word_ids: np.ndarray, lengths: np.ndarray, dtype=np.int64) -> tuple:
+def _frame(word_ids: np.ndarray, lengths: np.ndarray, bos: int, eos: int) -> tuple:
     """Insert <s> before and </s> after every sentence; return (ids, pos, word_slots)."""
     sizes = lengths + 2  # (S,)  <s> + words + </s>
     total = int(sizes.sum())
     starts = np.cumsum(sizes) - sizes  # (S,)  index of each <s>
-    ids = np.empty(total, dtype=dtype)
-    ids[starts] = BOS_ID
-    ids[starts + sizes - 1] = EOS_ID
+    ids = np.empty(total, dtype=np.int64)
+    ids[starts] = bos
+    ids[starts + sizes - 1] = eos
     sentence_of_word = np.repeat(np.arange(len(lengths)), lengths)  # (W,)
     slots = np.arange(len(word_ids)) + 2 * sentence_of_word + 1  # (W,)
     ids[slots] = word_ids
@@ -107,21 +107,21 @@ def build_vocab(lines: Iterable[str]) -> tuple[list[str], Encoded]:
     for w in dict.fromkeys(words):  # first-appearance order, each word once
         index.setdefault(w, len(index))
     word_ids = np.fromiter(map(index.__getitem__, words), dtype=np.int64, count=len(words))
-    ids, pos, _ = _frame(word_ids, lengths)
+    ids, pos, _ = _frame(word_ids, lengths, BOS_ID, EOS_ID)
     oov = np.zeros(len(ids), dtype=bool)
     return list(index), Encoded(ids, pos, oov, len(lines))
 
 
-def encode(lines: Iterable[str], index: dict[str, int], unk_id: int) -> Encoded:
-    """Encode ``lines`` with a fixed vocabulary; unknown words become ``unk_id`` and are
-    flagged in ``Encoded.oov``."""
+def encode(lines: Iterable[str], index: dict[str, int]) -> Encoded:
+    """Encode ``lines`` with a fixed vocabulary (which has <unk>, <s> and </s>); unknown
+    words become <unk> and are flagged in ``Encoded.oov``."""
     lines = list(lines)
     words, lengths = _split(lines)
     get = index.get
     raw = np.fromiter((get(w, -1) for w in words), dtype=np.int64, count=len(words))
     is_oov = raw < 0
-    word_ids = np.where(is_oov, unk_id, raw)
-    ids, pos, slots = _frame(word_ids, lengths)
+    word_ids = np.where(is_oov, index[UNK], raw)
+    ids, pos, slots = _frame(word_ids, lengths, index[BOS], index[EOS])
     oov = np.zeros(len(ids), dtype=bool)
     oov[slots] = is_oov
     return Encoded(ids, pos, oov, len(lines))

@@ -183,7 +183,7 @@ class NgramLM:
 
     def encode(self, lines: Iterable[str]) -> Encoded:
         """``lines`` as ids of this model's vocabulary (unknown words -> <unk>)."""
-        return encode(lines, self.index, self.unk_id)
+        return encode(lines, self.index)
 
     def log10probs(self, lines: Iterable[str]) -> np.ndarray:
         """log10 p of each predicted token of ``lines``: each line's words, then </s>.

@@ -1,0 +1,138 @@
+"""``elman ngram build|eval|sample``: n-gram language models as ARPA files.
+
+    elman ngram build --order 5 --smoothing mkn --data ptb --out ptb5.arpa
+    elman ngram eval ptb5.arpa --data ptb --split test [--json]
+    elman ngram sample ptb5.arpa --sentences 5 --seed 1
+
+``--data`` is a dataset name (``elman data list``), a directory with train.txt,
+valid.txt and test.txt, or a plain text file (one sentence a line), which is then the
+text itself whatever the split.  Each command is also a function: :func:`build`,
+:func:`evaluate`, :func:`sample`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from elman.errors import ElmanError
+
+
+def load_lines(data: str, split: str) -> list[str]:
+    """The lines of ``split`` of dataset ``data``, or of the text file ``data``."""
+    from elman.data.datasets import resolve
+    from elman.data.text import read_lines
+
+    if Path(data).is_file():
+        return read_lines(data)
+    ds = resolve(data)
+    if ds.tokenizer != "whitespace":
+        raise ElmanError(
+            f"dataset '{data}' is a character stream without sentence lines; n-gram models "
+            "need one sentence a line (try ptb, ptb-char or wikitext-2)"
+        )
+    return ds.lines(split)
+
+
+def build(data: str, *, order: int, smoothing: str, out: str | Path, k: float = 1.0):
+    """Build an n-gram model on the train split of ``data`` and write it to ``out``
+    (ARPA).  Returns the :class:`~elman.models.ngram.NgramLM`."""
+    from elman.models.ngram import NgramConfig, NgramLM, write_arpa
+
+    config = NgramConfig(order=order, smoothing=smoothing, k=k)
+    lines = load_lines(data, "train")
+    lm = NgramLM.build(lines, config)
+    try:
+        write_arpa(lm, out)
+    except OSError as err:
+        raise ElmanError(f"{out}: cannot write the ARPA file ({err.strerror or err})") from None
+    return lm
+
+
+def evaluate(model: str | Path, data: str, *, split: str = "test") -> dict:
+    """Perplexity of the ARPA model ``model`` on ``split`` of ``data``, with counts."""
+    from elman.models.ngram import read_arpa
+
+    lm = read_arpa(model)
+    result = lm.perplexity(load_lines(data, split))
+    return {"model": str(model), "order": lm.order, "data": data, "split": split, **asdict(result)}
+
+
+def sample(model: str | Path, *, sentences: int, seed: int, max_words: int = 100) -> list[str]:
+    """``sentences`` sentences sampled from the ARPA model ``model`` with ``seed``."""
+    from elman.models.ngram import read_arpa
+
+    return read_arpa(model).sample(sentences, seed=seed, max_words=max_words)
+
+
+# --- the command line ----------------------------------------------------------------
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ngram", help="n-gram language models (build, eval, sample)")
+    cmds = p.add_subparsers(dest="ngram_command", metavar="{build,eval,sample}")
+    p.set_defaults(func=lambda args: p.print_help() or 2)
+
+    b = cmds.add_parser("build", help="count a corpus and write a smoothed ARPA model")
+    b.add_argument("--data", required=True, help="dataset name, directory or text file")
+    b.add_argument("--order", type=int, default=5, help="n-gram order N (default 5)")
+    b.add_argument(
+        "--smoothing",
+        default="mkn",
+        help="ml, addk, abs, kn or mkn (modified Kneser-Ney, default; KenLM's lmplz)",
+    )
+    b.add_argument("--k", type=float, default=1.0, help="add-k pseudo-count (default 1)")
+    b.add_argument("--out", required=True, help="ARPA file to write")
+    b.set_defaults(func=_run_build)
+
+    e = cmds.add_parser("eval", help="perplexity of an ARPA model on a split")
+    e.add_argument("model", help="ARPA file")
+    e.add_argument("--data", required=True, help="dataset name, directory or text file")
+    e.add_argument("--split", default="test", help="train, valid or test (default test)")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.set_defaults(func=_run_eval)
+
+    s = cmds.add_parser("sample", help="sample sentences from an ARPA model")
+    s.add_argument("model", help="ARPA file")
+    s.add_argument("--sentences", type=int, default=5, help="how many (default 5)")
+    s.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    s.add_argument("--max-words", type=int, default=100, help="cut sentences at this length")
+    s.set_defaults(func=_run_sample)
+
+
+def _run_build(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    lm = build(args.data, order=args.order, smoothing=args.smoothing, out=args.out, k=args.k)
+    print(f"{args.order}-gram {args.smoothing} model of {args.data}: {lm.vocab_size} words")
+    for n, (count, d) in enumerate(zip(lm.counts(), lm.discounts, strict=True), start=1):
+        shown = " ".join(f"D{i}={x:.4f}" for i, x in enumerate(d, start=1))
+        print(f"  {n}-grams {count:>9}  {shown}")
+    print(f"wrote {args.out} in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    r = evaluate(args.model, args.data, split=args.split)
+    if args.json:
+        print(json.dumps(r))
+        return 0
+    share = 100.0 * r["oovs"] / max(r["words"], 1)
+    print(f"model       {r['model']} ({r['order']}-gram)")
+    print(
+        f"data        {r['data']} {r['split']}: {r['sentences']} sentences, {r['words']} words, "
+        f"{r['tokens']} tokens (words + </s>)"
+    )
+    print(f"OOVs        {r['oovs']} ({share:.2f}% of words)")
+    print(f"perplexity  {r['perplexity']:.2f} ({r['perplexity_no_oov']:.2f} without OOVs)")
+    return 0
+
+
+def _run_sample(args: argparse.Namespace) -> int:
+    if args.sentences < 0:
+        raise ElmanError(f"--sentences must be >= 0, got {args.sentences}")
+    for line in sample(
+        args.model, sentences=args.sentences, seed=args.seed, max_words=args.max_words
+    ):
+        print(line)
+    return 0

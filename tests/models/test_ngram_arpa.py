@@ -1,0 +1,155 @@
+"""ARPA files: exact round trip, reading files written by other tools, and the
+one-line errors for malformed files."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from elman.errors import ElmanError
+from elman.models.ngram import SMOOTHINGS, NgramConfig, NgramLM, read_arpa, write_arpa
+from elman.models.ngram.counts import NgramWarning
+
+LINES = ["a b c a", "b c", "c a b b", "a", "b a c c a b"]
+
+
+@pytest.mark.parametrize("method", SMOOTHINGS)
+def test_round_trip_keeps_every_number(tmp_path, method):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NgramWarning)
+        lm = NgramLM.build(LINES, NgramConfig(order=3, smoothing=method))
+    path = tmp_path / "m.arpa"
+    write_arpa(lm, path)
+    back = read_arpa(path)
+    assert back.vocab == lm.vocab and back.counts() == lm.counts()
+    ours_all, theirs_all = lm.keys + lm.logp + lm.logbo, back.keys + back.logp + back.logbo
+    for ours, theirs in zip(ours_all, theirs_all, strict=True):
+        assert np.array_equal(ours, theirs)
+    write_arpa(back, tmp_path / "again.arpa")
+    assert (tmp_path / "again.arpa").read_text() == path.read_text()
+    test = ["a b c", "c c zebra"]
+    assert np.array_equal(back.log10probs(test), lm.log10probs(test))
+
+
+# A KenLM-style file (tabs, -99 for <s>, blank lines between sections) with a
+# 3-gram whose context is listed and a back-off weight of 0 written out.
+KENLM_STYLE = """\
+\\data\\
+ngram 1=5
+ngram 2=4
+ngram 3=2
+
+\\1-grams:
+-1.0\t<unk>\t0
+-99\t<s>\t-0.5
+-0.6\t</s>\t0
+-0.5\ta\t-0.2
+-0.7\tb\t-0.1
+
+\\2-grams:
+-0.3\t<s> a\t-0.05
+-0.4\ta b\t-0.15
+-0.2\tb </s>
+-0.9\ta </s>
+
+\\3-grams:
+-0.1\t<s> a b
+-0.25\ta b </s>
+
+\\end\\
+"""
+
+
+def test_reads_a_kenlm_style_file_and_applies_backoff(tmp_path):
+    path = tmp_path / "k.arpa"
+    path.write_text(KENLM_STYLE)
+    lm = read_arpa(path)
+    assert lm.order == 3 and lm.counts() == [5, 4, 2]
+    got = lm.log10probs(["a b", "b a", "zebra"])
+    expected = [
+        -0.3,  # p(a | <s>)
+        -0.1,  # p(b | <s> a)
+        -0.25,  # p(</s> | a b)
+        -0.5 + -0.7,  # p(b | <s>) = b(<s>) p(b)
+        -0.1 + -0.5,  # p(a | <s> b): <s> b unlisted, then b(b) p(a)
+        -0.9,  # p(</s> | b a): b a unlisted (weight 1), then p(</s> | a)
+        -0.5 + -1.0,  # p(<unk> | <s>) = b(<s>) p(<unk>)
+        -0.6,  # p(</s> | <s> <unk>): unlisted contexts, weights 0
+    ]
+    assert np.allclose(got, expected, atol=1e-12)
+    r = lm.perplexity(["zebra"])
+    assert r.oovs == 1 and r.perplexity_no_oov == pytest.approx(10**0.6)
+
+
+def test_reads_srilm_style_spaces_and_adds_missing_unk(tmp_path):
+    path = tmp_path / "s.arpa"
+    path.write_text(
+        "written by a tool\n\n\\data\\\nngram 1=3\nngram 2=1\n\n\\1-grams:\n"
+        "-99 <s> -0.3\n-0.3 </s>\n-0.3 x -0.1\n\n\\2-grams:\n-0.1 <s> x\n\n\\end\\\n"
+    )
+    lm = read_arpa(path)
+    assert lm.vocab[-1] == "<unk>" and lm.logp[0][lm.unk_id] == -100.0
+    assert lm.log10probs(["x"]) == pytest.approx([-0.1, -0.1 + -0.3])
+    assert lm.probs(["<s>"])[lm.index["x"]] == pytest.approx(10**-0.1)
+
+
+def _broken(tmp_path, text: str) -> str:
+    path = tmp_path / "bad.arpa"
+    path.write_text(text)
+    with pytest.raises(ElmanError) as err:
+        read_arpa(path)
+    message = str(err.value)
+    assert "\n" not in message and str(path) in message
+    return message
+
+
+GOOD = KENLM_STYLE.splitlines()
+
+
+@pytest.mark.parametrize(
+    "lineno, replacement, expected",
+    [
+        (9, "-0.6\t</s>\textra\tfields", "bad.arpa:9: expected a 1-gram entry"),
+        (11, "minus-one\tb\t-0.1", "bad.arpa:11: expected numbers"),
+        (14, "-0.3\t<s> zebra\t-0.05", "bad.arpa:14: expected a 2-gram made of words listed"),
+        (20, "-0.1\tb a b", "bad.arpa:20: expected a 3-gram whose first 2 words are a listed"),
+        (15, "-0.3\t<s> a\t-0.05", "bad.arpa:15: expected each 2-gram once"),
+        (3, "ngram 3=x", "bad.arpa:3: expected 'ngram 2=<count>'"),
+        (13, "\\2-gram:", "bad.arpa:13: expected '\\2-grams:'"),
+        (23, "\\the end", "bad.arpa:23: expected '\\end\\'"),
+    ],
+)
+def test_malformed_files_name_the_line(tmp_path, lineno, replacement, expected):
+    lines = list(GOOD)
+    assert lines[lineno - 1]  # replacing an existing line
+    lines[lineno - 1] = replacement
+    assert expected in _broken(tmp_path, "\n".join(lines) + "\n")
+
+
+def test_malformed_structure(tmp_path):
+    assert "no '\\data\\' line" in _broken(tmp_path, "hello\n")
+    short = KENLM_STYLE.replace("ngram 2=4", "ngram 2=5")
+    assert "expected 5 2-grams, as the header says" in _broken(tmp_path, short)
+    assert "ended after line" in _broken(tmp_path, KENLM_STYLE.replace("\\end\\\n", ""))
+    with pytest.raises(ElmanError, match="no such ARPA file"):
+        read_arpa(tmp_path / "missing.arpa")
+    (tmp_path / "latin1.arpa").write_bytes(KENLM_STYLE.encode().replace(b"<unk>", b"\xe9"))
+    with pytest.raises(ElmanError, match="UTF-8"):
+        read_arpa(tmp_path / "latin1.arpa")
+
+
+def test_written_file_is_plain_arpa(tmp_path):
+    lm = NgramLM.build(LINES + ["d"], NgramConfig(order=2, smoothing="kn"))
+    write_arpa(lm, tmp_path / "m.arpa")
+    text = (tmp_path / "m.arpa").read_text().splitlines()
+    assert text[1:4] == ["\\data\\", f"ngram 1={lm.counts()[0]}", f"ngram 2={lm.counts()[1]}"]
+    assert text[-1] == "\\end\\"
+    start = text.index("\\1-grams:") + 1
+    unigrams = [line.split("\t") for line in text[start : start + lm.counts()[0]]]
+    assert [u[1] for u in unigrams] == lm.vocab
+    assert float(unigrams[1][0]) == -99.0  # <s> is never predicted
+    total = sum(10 ** float(u[0]) for u in unigrams if u[1] != "<s>")
+    assert math.isclose(total, 1.0, rel_tol=1e-12)

@@ -1,0 +1,113 @@
+"""``elman ngram build|eval|sample`` end to end on tiny corpora (and PTB when present)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from elman.cli import main
+from elman.cli.ngram import build, evaluate, sample
+from elman.models.ngram import NgramConfig, NgramLM, read_arpa
+
+TRAIN = ["the cat sat on the mat", "the dog sat", "a cat saw a dog", "the mat"] * 3
+TEST = ["the cat sat on a dog", "a zebra sat"]
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "train.txt").write_text("\n".join(TRAIN) + "\n")
+    (folder / "valid.txt").write_text("the cat\n")
+    (folder / "test.txt").write_text("\n".join(TEST) + "\n")
+    return folder
+
+
+def test_build_eval_sample_end_to_end(tmp_path, corpus, capsys):
+    arpa = tmp_path / "m.arpa"
+    rc, out, err = run(
+        capsys, "ngram", "build", "--order", "3", "--smoothing", "kn",
+        "--data", str(corpus), "--out", str(arpa),
+    )  # fmt: skip
+    assert rc == 0 and arpa.is_file() and "3-grams" in out
+    rc, out, _ = run(capsys, "ngram", "eval", str(arpa), "--data", str(corpus), "--json")
+    assert rc == 0
+    result = json.loads(out)
+    direct = NgramLM.build(TRAIN, NgramConfig(order=3, smoothing="kn")).perplexity(TEST)
+    assert result["perplexity"] == pytest.approx(direct.perplexity, rel=1e-12)
+    assert result["perplexity_no_oov"] == pytest.approx(direct.perplexity_no_oov, rel=1e-12)
+    assert (result["tokens"], result["sentences"], result["oovs"]) == (11, 2, 1)
+    rc, out, _ = run(capsys, "ngram", "eval", str(arpa), "--data", str(corpus), "--split", "valid")
+    assert rc == 0 and "perplexity" in out and "1 sentences, 2 words, 3 tokens" in out
+    rc, out, _ = run(capsys, "ngram", "sample", str(arpa), "--sentences", "3", "--seed", "5")
+    assert rc == 0 and out.splitlines() == sample(arpa, sentences=3, seed=5)
+    assert len(out.splitlines()) == 3
+
+
+@pytest.mark.filterwarnings("ignore::elman.models.ngram.counts.NgramWarning")
+def test_plain_text_file_as_data(tmp_path):
+    text = tmp_path / "text.txt"
+    text.write_text("\n".join(TRAIN) + "\n")
+    lm = build(str(text), order=2, smoothing="mkn", out=tmp_path / "m.arpa")
+    assert read_arpa(tmp_path / "m.arpa").counts() == lm.counts()
+    r = evaluate(tmp_path / "m.arpa", str(text), split="test")  # a file is its own text
+    assert r["sentences"] == len(TRAIN) and r["oovs"] == 0
+
+
+def test_errors_are_one_line(tmp_path, corpus, capsys):
+    rc, _, err = run(
+        capsys, "ngram", "build", "--smoothing", "good-turing", "--data", str(corpus),
+        "--out", str(tmp_path / "x.arpa"),
+    )  # fmt: skip
+    assert rc == 2 and err.count("\n") == 1 and "ml, addk, abs, kn, mkn" in err
+    bad = tmp_path / "bad.arpa"
+    bad.write_text("\\data\\\nngram 1=2\n\n\\1-grams:\n-1 <s>\nnot-a-number </s>\n\\end\\\n")
+    rc, _, err = run(capsys, "ngram", "eval", str(bad), "--data", str(corpus))
+    assert rc == 2 and f"{bad}:6: expected numbers" in err and err.count("\n") == 1
+    (tmp_path / "blank.txt").write_text("\n\n")
+    rc, _, err = run(
+        capsys, "ngram", "build", "--data", str(tmp_path / "blank.txt"), "--out", str(bad)
+    )
+    assert rc == 2 and "no words" in err and err.count("\n") == 1
+    rc, _, err = run(capsys, "ngram", "sample", str(tmp_path / "none.arpa"))
+    assert rc == 2 and "no such ARPA file" in err
+
+
+def test_tiny_corpus_warns_and_still_builds(tmp_path, capsys):
+    (tmp_path / "one.txt").write_text("hello world\n")
+    rc, _, err = run(
+        capsys,
+        "ngram",
+        "build",
+        "--data",
+        str(tmp_path / "one.txt"),
+        "--out",
+        str(tmp_path / "o.arpa"),
+    )
+    assert rc == 0 and "elman: warning:" in err and "using D1=0.5 D2=1.0 D3+=1.5" in err
+    assert read_arpa(tmp_path / "o.arpa").order == 5
+
+
+@pytest.mark.data
+def test_ptb_trigram(tmp_path, capsys):
+    root = os.environ.get("ELMAN_DATA")
+    if not root or not (Path(root) / "ptb" / "ptb.train.txt").is_file():
+        pytest.skip("ELMAN_DATA with ptb/ is not available")
+    arpa = tmp_path / "ptb3.arpa"
+    assert (
+        run(capsys, "ngram", "build", "--order", "3", "--data", "ptb", "--out", str(arpa))[0] == 0
+    )
+    rc, out, _ = run(capsys, "ngram", "eval", str(arpa), "--data", "ptb", "--json")
+    r = json.loads(out)
+    # The published token counts of the test split (words + one </s> a line), no OOVs.
+    assert rc == 0 and (r["tokens"], r["sentences"], r["oovs"]) == (82430, 3761, 0)
+    assert r["perplexity"] == r["perplexity_no_oov"]
