@@ -44,6 +44,9 @@ class RNNLMConfig:
     recurrent_init_range: float | None = None  # U(-r, r) for every recurrent weight (Zaremba)
 
     def __post_init__(self) -> None:
+        for name in ("embedding_dim", "hidden_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("dropout_embedding", "dropout_hidden", "dropout_output"):
             p = getattr(self, name)
             if not 0.0 <= p < 1.0:

@@ -33,6 +33,7 @@ from elman.errors import ElmanError
 from elman.train.checkpoint import save_checkpoint
 from elman.train.optim import (
     OPTIMIZERS,
+    SCHEDULES,
     LRSchedule,
     build_optimizer,
     clip_grad_norm,
@@ -75,6 +76,16 @@ class TrainConfig:
             raise ValueError(f"device {self.device!r} unknown; valid: auto, cpu, cuda, cuda:N, mps")
         if self.epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule {self.schedule!r} unknown; valid: {', '.join(SCHEDULES)}")
+        # torch's optimisers would raise these mid-setup, as a traceback
+        for name in ("lr", "momentum", "weight_decay", "min_lr"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("lr_decay", "clip_norm", "clip_value"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be > 0, got {value}")
 
 
 def pick_device(name: str) -> torch.device:
