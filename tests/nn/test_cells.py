@@ -167,3 +167,5 @@ def test_cell_rejects_wrong_input_shape():
         cell(torch.randn(B, I + 1))
     with pytest.raises(ValueError, match="batch"):
         cell(torch.randn(5, B, I))
+    with pytest.raises(ValueError, match="x has dtype torch.int64; expected .* torch.float32"):
+        cell(torch.ones(B, I, dtype=torch.long))

@@ -220,6 +220,18 @@ def test_auto_picks_fused_only_where_a_kernel_applies():
     assert not Recurrent("lstm", I, H, impl="unrolled").uses_fused
 
 
+def test_reset_parameters_redraws_with_the_cells_init():
+    rec = Recurrent("elman", I, H, num_layers=2, nonlinearity="relu", init="identity",
+                    identity_scale=0.5)  # fmt: skip
+    with torch.no_grad():
+        for p in rec.parameters():
+            p.fill_(3.0)
+    rec.reset_parameters()
+    for cell in rec.cells:
+        torch.testing.assert_close(cell.weight_hh.detach(), 0.5 * torch.eye(H))
+        assert not cell.bias_hh.detach().any()
+
+
 def test_attributes_and_init_state():
     rec = Recurrent("lstm", I, H, num_layers=3, bidirectional=True)
     assert (rec.cell_type, rec.hidden_size, rec.num_layers) == ("lstm", H, 3)

@@ -108,6 +108,10 @@ class _Cell(nn.Module):
             raise ValueError(
                 f"x has shape {tuple(x.shape)}; expected (batch, input_size={self.input_size})"
             )
+        if x.dtype != self.weight_hh.dtype:
+            raise ValueError(
+                f"x has dtype {x.dtype}; expected the parameters' dtype {self.weight_hh.dtype}"
+            )
         if state is None:
             zeros = x.new_zeros(x.shape[0], self.hidden_size)
             state = (zeros,) * self.state_size()
