@@ -1,0 +1,134 @@
+"""RNNLM: shapes, weight tying, padding, the uniform model, and overfitting a tiny corpus."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from elman.data.batching import IGNORE_INDEX, Batch, BPTTStream
+from elman.models.rnnlm import RNNLM, RNNLMConfig
+
+V = 11
+
+
+def make(**kw) -> RNNLM:
+    torch.manual_seed(0)
+    cfg = {"vocab_size": V, "embedding_dim": 6, "hidden_size": 6, "num_layers": 2, **kw}
+    return RNNLM(RNNLMConfig(**cfg))
+
+
+@pytest.mark.parametrize("cell", ["elman", "lstm", "gru"])
+def test_shapes_and_state(cell):
+    model = make(cell=cell, hidden_size=7)
+    inputs = torch.randint(V, (5, 3))  # (T, B)
+    logits, state = model(inputs)
+    assert logits.shape == (5, 3, V)
+    states = state if isinstance(state, tuple) else (state,)
+    assert len(states) == (2 if cell == "lstm" else 1)
+    assert all(s.shape == (2, 3, 7) for s in states)  # (L, B, H)
+    # carrying the state = reading the sequence in one go
+    first, s1 = model(inputs[:2])
+    rest, _ = model(inputs[2:], s1)
+    torch.testing.assert_close(torch.cat([first, rest]), logits)
+
+
+def test_weight_tying_shares_one_parameter():
+    model = make(tie_weights=True)
+    assert model.decoder.weight is model.embedding.weight
+    untied = make(tie_weights=False)
+    n_tied = sum(p.numel() for p in model.parameters())
+    n_untied = sum(p.numel() for p in untied.parameters())
+    assert n_untied - n_tied == V * 6
+    # one SGD step moves the shared matrix once, with both uses' gradients
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    logits, _ = model(torch.randint(V, (4, 2)))
+    logits.sum().backward()
+    opt.step()
+    assert torch.equal(model.decoder.weight, model.embedding.weight)
+    # a state_dict round trip keeps them tied
+    fresh = make(tie_weights=True)
+    fresh.load_state_dict(model.state_dict())
+    assert fresh.decoder.weight is fresh.embedding.weight
+    assert torch.equal(fresh.embedding.weight, model.embedding.weight)
+    with pytest.raises(ValueError, match="embedding_dim == hidden_size"):
+        RNNLMConfig(vocab_size=V, embedding_dim=4, hidden_size=6, tie_weights=True)
+
+
+@pytest.mark.parametrize("cell", ["elman", "lstm", "gru"])
+def test_loss_ignores_padded_targets(cell):
+    model = make(cell=cell).double()
+    g = torch.Generator().manual_seed(1)
+    inputs = torch.randint(V, (6, 2), generator=g)
+    targets = torch.randint(V, (6, 2), generator=g)
+    lengths = [6, 4]  # column 1 ends after 4 steps; its last two targets are padding
+    mask = torch.arange(6).unsqueeze(1) < torch.tensor(lengths)  # (T, B)
+    padded = targets.masked_fill(~mask, IGNORE_INDEX)
+    loss_sum, n, _ = model.loss(Batch(inputs, padded, mask, int(mask.sum())))
+    assert n == sum(lengths)
+    expected = 0.0
+    for j, length in enumerate(lengths):  # every column alone, on its real steps only
+        logits, _ = model(inputs[:length, j : j + 1])
+        expected += torch.nn.functional.cross_entropy(
+            logits[:, 0], targets[:length, j], reduction="sum"
+        ).item()
+    assert loss_sum.item() == pytest.approx(expected, rel=1e-12)
+
+
+def test_zero_weights_give_perplexity_equal_to_the_vocabulary_size():
+    model = make()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+    stream = BPTTStream(torch.randint(V, (50,)), batch_size=3, bptt=4, start_id=0)
+    total, count, state = 0.0, 0, None
+    for batch in stream:
+        loss_sum, n, state = model.loss(batch, state)
+        total, count = total + loss_sum.item(), count + n
+    assert count == 50
+    assert math.exp(total / count) == pytest.approx(V, rel=1e-5)
+
+
+def test_overfits_a_tiny_corpus():
+    torch.manual_seed(0)
+    ids = torch.tensor([1, 2, 3, 4, 5, 6, 7, 8, 9, 10] * 8)  # the next word is always determined
+    stream = BPTTStream(ids, batch_size=4, bptt=10, start_id=0)
+    model = make(cell="lstm", num_layers=1, embedding_dim=16, hidden_size=16)
+    opt = torch.optim.Adam(model.parameters(), lr=0.03)
+    for _ in range(150):
+        state = None
+        for batch in stream:
+            loss_sum, n, state = model.loss(batch, state)
+            opt.zero_grad()
+            (loss_sum / n).backward()
+            opt.step()
+            state = tuple(s.detach() for s in state)
+    model.eval()
+    with torch.no_grad():
+        total, state = 0.0, None
+        for batch in stream:
+            loss_sum, n, state = model.loss(batch, state)
+            total += loss_sum.item()
+    assert total / stream.total_tokens < 0.05  # ppl ≈ 1 (the very first token is a guess)
+
+
+def test_dropout_only_in_training():
+    model = make(dropout_embedding=0.5, dropout_hidden=0.5, dropout_output=0.5)
+    x = torch.randint(V, (4, 2))
+    model.eval()
+    a, _ = model(x)
+    b, _ = model(x)
+    assert torch.equal(a, b)
+    model.train()
+    c, _ = model(x)
+    assert not torch.equal(a, c)
+
+
+def test_init_ranges():
+    model = make(init_range=0.05, recurrent_init_range=0.02)
+    assert model.embedding.weight.abs().max() <= 0.05
+    assert model.decoder.weight.abs().max() <= 0.05 and not model.decoder.bias.any()
+    assert all(p.abs().max() <= 0.02 for p in model.recurrent.parameters())
+    with pytest.raises(ValueError, match="vocab_size must be positive"):
+        RNNLM(RNNLMConfig(vocab_size=0))
