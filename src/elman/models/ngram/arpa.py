@@ -204,34 +204,35 @@ def _read(r: _Reader) -> NgramLM:
     counts = _header(r)
     N = len(counts)
     vocab: list[str] = []
-    index: dict[str, int] = {}
+    index: dict[str, int] = defaultdict(lambda: -1)  # word -> id; unknown words -> -1
     keys: list[np.ndarray] = []  # per order, sorted; order 1: the word ids
     logps, logbos = [], []
+    rows_of: dict[str, int] = index  # text of an (n-1)-gram -> its row
     for n in range(1, N + 1):
         line = r.next_nonblank(f"'\\{n}-grams:'")
         if line != f"\\{n}-grams:":
             raise r.fail(r.lineno, f"'\\{n}-grams:' (the header lists {N} orders)", line)
         section_start = r.lineno + 1
         parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        texts: list[str] = []
         done, total = 0, counts[n - 1]
         while done < total:
             first = r.lineno + 1
             chunk = r.lines(min(CHUNK, total - done))
             if len(chunk) < min(CHUNK, total - done):
                 raise r.fail(r.lineno + 1, f"{total} {n}-grams, as the header says", None)
-            logp, words, logbo = _parse(r, chunk, first, n, n == N, total)
-            if n == 1:
-                for k, (w,) in enumerate(words):
-                    if w in index:
-                        raise r.fail(
-                            first + k, "each unigram once (this one is listed twice)", chunk[k]
-                        )
-                    index[w] = len(vocab)
-                    vocab.append(w)
-                key = np.arange(done, done + len(chunk), dtype=np.int64)
+            fast = _fast(chunk, n, index, rows_of, len(vocab)) if n > 1 else None
+            if fast is not None:
+                key, logp, logbo, chunk_texts = fast
             else:
-                key = _keys(r, words, index, keys, n, first, chunk)
+                logp, words, logbo = _parse(r, chunk, first, n, n == N, total)
+                if n == 1:
+                    key = _add_words(r, words, vocab, index, first, chunk)
+                else:
+                    key = _keys(r, words, index, keys, n, first, chunk)
+                chunk_texts = [" ".join(ws) for ws in words] if n < N else []
             parts.append((key, logp, logbo))
+            texts.extend(chunk_texts if n < N else ())
             done += len(chunk)
         key, logp, logbo = (
             (np.concatenate(x) for x in zip(*parts, strict=True))
@@ -249,19 +250,54 @@ def _read(r: _Reader) -> NgramLM:
         logps.append(logp[order])
         if n < N:
             logbos.append(logbo[order])
+            if n > 1:
+                row = np.empty(len(order), dtype=np.int64)
+                row[order] = np.arange(len(order))  # file position -> sorted row
+                rows_of = defaultdict(lambda: -1)
+                rows_of.update(zip(texts, row.tolist(), strict=True))
     line = r.next_nonblank("'\\end\\'")
     if line != "\\end\\":
         raise r.fail(r.lineno, "'\\end\\' after the last section", line)
     return NgramLM(vocab, keys[1:], logps, logbos)
 
 
+def _fast(chunk: list[str], n: int, index: dict, rows_of: dict, V: int):
+    """Order-n entries in the usual layout ``log10p<TAB>w_1 .. w_n[<TAB>log10b]`` with
+    single spaces (KenLM, SRILM, ours), looked up by the text of their context.
+    Returns (keys, log10 p, log10 b, texts), or None when any line is laid out
+    differently; the general parser then reads the chunk (and names any problem)."""
+    parts = [line.split("\t") for line in chunk]
+    if any(len(p) not in (2, 3) for p in parts):
+        return None
+    try:
+        logp = np.array([p[0] for p in parts], dtype=np.float64)
+        logbo = np.array([p[2] if len(p) == 3 else "0" for p in parts], dtype=np.float64)
+    except ValueError:
+        return None
+    texts = [p[1] for p in parts]
+    halves = [t.rpartition(" ") for t in texts]  # (context text, " ", last word)
+    rows = np.fromiter(map(rows_of.__getitem__, (h[0] for h in halves)), np.int64, len(halves))
+    words = np.fromiter(map(index.__getitem__, (h[2] for h in halves)), np.int64, len(halves))
+    if (rows < 0).any() or (words < 0).any():
+        return None
+    return rows * V + words, logp, logbo, texts
+
+
+def _add_words(r: _Reader, words, vocab: list[str], index: dict, first: int, chunk) -> np.ndarray:
+    """Give each unigram the next word id; returns their keys (the ids)."""
+    start = len(vocab)
+    for k, (w,) in enumerate(words):
+        if index[w] >= 0:
+            raise r.fail(first + k, "each unigram once (this one is listed twice)", chunk[k])
+        index[w] = len(vocab)
+        vocab.append(w)
+    return np.arange(start, len(vocab), dtype=np.int64)
+
+
 def _keys(r: _Reader, words, index, keys, n: int, first: int, chunk: list[str]) -> np.ndarray:
     """Keys ``context_row * V + word`` of order-n entries given as lists of words."""
-    V = len(index)
-    lookup = defaultdict(lambda: -1, index)  # C-level map() below; unknown words -> -1
-    flat = np.fromiter(
-        map(lookup.__getitem__, chain.from_iterable(words)), np.int64, len(words) * n
-    )
+    V = len(keys[0])
+    flat = np.fromiter(map(index.__getitem__, chain.from_iterable(words)), np.int64, len(words) * n)
     ids = flat.reshape(len(words), n)  # (M, n)
     missing = np.flatnonzero((ids < 0).any(axis=1))
     if len(missing):

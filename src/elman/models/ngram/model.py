@@ -43,7 +43,15 @@ def find_rows(keys: np.ndarray, context_rows: np.ndarray, words: np.ndarray, V: 
     """Row of each n-gram (context row, word) in a sorted key table, or -1 when it is
     not listed (or its context row is -1)."""
     query = context_rows * V + words
-    at = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
+    if len(query) > 1000:
+        # Binary search is memory-bound; queries in sorted order walk the table in
+        # order and hit the cache, several times faster than in text order.
+        order = np.argsort(query)
+        at = np.empty(len(query), dtype=np.int64)
+        at[order] = np.searchsorted(keys, query[order])
+    else:
+        at = np.searchsorted(keys, query)
+    at = np.minimum(at, len(keys) - 1)
     return np.where((keys[at] == query) & (context_rows >= 0), at, -1)
 
 
