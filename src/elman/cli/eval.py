@@ -28,10 +28,13 @@ def evaluate_checkpoint(
 ) -> dict:
     """Load a checkpoint and score one split; the returned dict holds ppl/bpc, tokens, seconds."""
     from elman.data.datasets import resolve
+    from elman.errors import ElmanError
     from elman.train.checkpoint import load_checkpoint
     from elman.train.recipe import task_table
     from elman.train.trainer import pick_device
 
+    if batch_size is not None and batch_size < 1:
+        raise ElmanError(f"--batch-size must be >= 1, got {batch_size}")
     dev = pick_device(device)
     payload = load_checkpoint(checkpoint, map_location=dev)
     task = task_table()[payload["task"]]

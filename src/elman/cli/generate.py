@@ -40,6 +40,8 @@ def generate(
         raise ElmanError(f"--tokens must be >= 0, got {tokens}")
     if temperature < 0:
         raise ElmanError(f"--temperature must be >= 0, got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise ElmanError(f"--top-k must be >= 1, got {top_k}")
     if top_p is not None and not 0 < top_p <= 1:
         raise ElmanError(f"--top-p must be in (0, 1], got {top_p}")
     dev = pick_device(device)

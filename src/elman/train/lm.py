@@ -44,12 +44,15 @@ SECTIONS = {"data": LMDataConfig, "model": RNNLMConfig, "train": TrainConfig}
 
 def build_vocab(dataset: Dataset, cfg: LMDataConfig) -> Vocabulary:
     """The vocabulary of the training split only."""
-    return Vocabulary.build(
-        dataset.tokens("train"),
-        min_count=cfg.min_count,
-        max_size=cfg.max_size,
-        specials=dataset.specials,
-    )
+    try:
+        return Vocabulary.build(
+            dataset.tokens("train"),
+            min_count=cfg.min_count,
+            max_size=cfg.max_size,
+            specials=dataset.specials,
+        )
+    except ValueError as err:  # e.g. max_size below the number of special tokens
+        raise ElmanError(f"[data]: {err}") from None
 
 
 def make_stream(
@@ -105,6 +108,9 @@ def prepare(recipe: Any, vocab: Vocabulary | None = None) -> dict[str, Any]:
     """Everything the trainer needs: model, training stream, validation function, metadata."""
     data_cfg: LMDataConfig = recipe.data
     dataset = resolve(data_cfg.dataset)
+    # A missing, empty or non-UTF-8 valid/test file stops the run now, not after training.
+    for split in ("valid", "test"):
+        dataset.tokens(split)
     fresh = build_vocab(dataset, data_cfg)
     if vocab is not None and vocab != fresh:
         raise ElmanError(
