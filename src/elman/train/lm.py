@@ -42,8 +42,8 @@ class LMDataConfig:
 SECTIONS = {"data": LMDataConfig, "model": RNNLMConfig, "train": TrainConfig}
 
 
-def build_vocab(dataset: Dataset, cfg: LMDataConfig) -> Vocabulary:
-    """The vocabulary of the training split only."""
+def build_vocab(dataset: Dataset, cfg: Any) -> Vocabulary:
+    """The vocabulary of the training split only (``cfg``: ``min_count``, ``max_size``)."""
     try:
         return Vocabulary.build(
             dataset.tokens("train"),
@@ -55,9 +55,8 @@ def build_vocab(dataset: Dataset, cfg: LMDataConfig) -> Vocabulary:
         raise ElmanError(f"[data]: {err}") from None
 
 
-def make_stream(
-    vocab: Vocabulary, dataset: Dataset, split: str, batch_size: int, bptt: int
-) -> BPTTStream:
+def encode_split(vocab: Vocabulary, dataset: Dataset, split: str) -> torch.Tensor:
+    """The ids of one split, shape (N,); warns when over 1% of valid/test tokens are unknown."""
     tokens = dataset.tokens(split)
     ids = vocab.encode(tokens)
     if split != "train":
@@ -66,8 +65,29 @@ def make_stream(
             warnings.warn(
                 f"{unknown} of {len(tokens)} tokens of {dataset.name}/{split} are not in the "
                 "model's vocabulary and count as <unk>",
-                stacklevel=2,
+                stacklevel=3,
             )
+    return ids
+
+
+def checked_vocab(dataset: Dataset, cfg: Any, vocab: Vocabulary | None) -> Vocabulary:
+    """The training vocabulary; on resume, the checkpoint's, which must equal a fresh build.
+
+    ``cfg`` is any data config with ``min_count`` and ``max_size`` (the LM's or the NPLM's).
+    """
+    fresh = build_vocab(dataset, cfg)
+    if vocab is not None and vocab != fresh:
+        raise ElmanError(
+            f"the checkpoint's vocabulary ({len(vocab)} entries) does not match the one built "
+            f"from {dataset.name}/train ({len(fresh)}); resume with the dataset it was trained on"
+        )
+    return vocab or fresh
+
+
+def make_stream(
+    vocab: Vocabulary, dataset: Dataset, split: str, batch_size: int, bptt: int
+) -> BPTTStream:
+    ids = encode_split(vocab, dataset, split)
     return BPTTStream(ids, batch_size, bptt, start_id=vocab.eos_index)
 
 
@@ -111,13 +131,7 @@ def prepare(recipe: Any, vocab: Vocabulary | None = None) -> dict[str, Any]:
     # A missing, empty or non-UTF-8 valid/test file stops the run now, not after training.
     for split in ("valid", "test"):
         dataset.tokens(split)
-    fresh = build_vocab(dataset, data_cfg)
-    if vocab is not None and vocab != fresh:
-        raise ElmanError(
-            f"the checkpoint's vocabulary ({len(vocab)} entries) does not match the one built "
-            f"from {dataset.name}/train ({len(fresh)}); resume with the dataset it was trained on"
-        )
-    vocab = vocab or fresh
+    vocab = checked_vocab(dataset, data_cfg, vocab)
     model = build_model(recipe.model, vocab)
     train_stream = make_stream(vocab, dataset, "train", data_cfg.batch_size, data_cfg.bptt)
     valid_device = pick_device(recipe.train.device)

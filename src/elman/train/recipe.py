@@ -36,9 +36,9 @@ class Recipe:
 
 def task_table() -> dict[str, Any]:
     """Task name -> module with ``SECTIONS`` and ``train``/``load`` functions (imported lazily)."""
-    from elman.train import lm
+    from elman.train import lm, nplm
 
-    return {"lm": lm}
+    return {"lm": lm, "nplm": nplm}
 
 
 def parse_recipe(raw: dict[str, Any], overrides: list[str] | None = None) -> Recipe:

@@ -1,0 +1,138 @@
+"""Bengio et al.'s neural probabilistic language model (JMLR 2003), with direct connections.
+
+The next word w_t is predicted from the n − 1 words before it:
+
+    x = [C(w_{t−n+1}); …; C(w_{t−1})]            concatenated embeddings, ((n−1)·m,)
+    ŷ = softmax(W2 tanh(W1 x + b1) + W3 x + b3)  distribution over the V words
+
+One embedding table C is shared by every context position; W3 x are the *direct connections*
+from the input to the output (``direct=False`` drops them: ŷ = softmax(W2 tanh(W1 x + b1) + b3)).
+The paper writes the same model y = b + W x + U tanh(d + H x). Symbols → parameters:
+
+    lecture   paper   parameter            shape
+    C         C       ``embedding.weight``  (V, m)
+    W1        H       ``hidden.weight``     (h, (n−1)·m)
+    b1        d       ``hidden.bias``       (h,)
+    W2        U       ``output.weight``     (V, h)
+    b3        b       ``output.bias``       (V,)
+    W3        W       ``direct.weight``     (V, (n−1)·m)   (absent when direct=False)
+
+with m = ``embedding_dim``, h = ``hidden_size``, n − 1 = ``context_size``. Dropout (not in the
+paper) applies to x (``dropout_embedding``, so also to the direct connections' input) and to the
+hidden layer tanh(W1 x + b1) (``dropout``).
+
+``train_dtype = "bfloat16"`` runs the matrix products of *training* steps under autocast (the
+weights, the softmax and the loss stay float32); evaluation always computes in float32, so the
+reported perplexities are the float32 model's. On CPUs with AVX-512 BF16 the V-way output layer,
+which dominates the cost, runs several times faster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+TRAIN_DTYPES = {"float32": None, "bfloat16": torch.bfloat16}
+
+
+@dataclass
+class NPLMConfig:
+    vocab_size: int = 0  # filled in from the training vocabulary
+    context_size: int = 4  # n − 1 previous words (a 5-gram model)
+    embedding_dim: int = 100  # m, the word feature size (rows of C)
+    hidden_size: int = 200  # h, the tanh layer
+    direct: bool = True  # the direct connections W3 x
+    dropout: float = 0.0  # on the hidden layer tanh(W1 x + b1)
+    dropout_embedding: float = 0.0  # on x, the concatenated embeddings
+    init_range: float | None = 0.1  # U(−r, r) for C, W2 and W3; None keeps torch defaults
+    train_dtype: str = "float32"  # float32 | bfloat16 (matmuls of training steps; eval float32)
+
+    def __post_init__(self) -> None:
+        for name in ("dropout", "dropout_embedding"):
+            p = getattr(self, name)
+            if not 0.0 <= p < 1.0:
+                raise ValueError(f"{name} = {p}: must be in [0, 1)")
+        for name in ("context_size", "embedding_dim", "hidden_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.train_dtype not in TRAIN_DTYPES:
+            raise ValueError(
+                f"train_dtype {self.train_dtype!r} unknown; valid: {', '.join(TRAIN_DTYPES)}"
+            )
+
+
+class NPLM(nn.Module):
+    """ŷ = softmax(W2 tanh(W1 x + b1) + W3 x + b3) over a window of ``context_size`` words."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        context_size: int,
+        embedding_dim: int,
+        hidden_size: int,
+        *,
+        direct: bool = True,
+        dropout: float = 0.0,
+        dropout_embedding: float = 0.0,
+        init_range: float | None = 0.1,
+        train_dtype: str = "float32",
+    ) -> None:
+        super().__init__()
+        if vocab_size <= 0:
+            raise ValueError(f"vocab_size must be positive, got {vocab_size}")
+        if train_dtype not in TRAIN_DTYPES:
+            raise ValueError(
+                f"train_dtype {train_dtype!r} unknown; valid: {', '.join(TRAIN_DTYPES)}"
+            )
+        self.context_size = context_size
+        self.train_dtype = train_dtype
+        inputs = context_size * embedding_dim
+        self.embedding = nn.Embedding(vocab_size, embedding_dim)  # C
+        self.drop_embedding = nn.Dropout(dropout_embedding)
+        self.hidden = nn.Linear(inputs, hidden_size)  # W1, b1
+        self.drop_hidden = nn.Dropout(dropout)
+        self.output = nn.Linear(hidden_size, vocab_size)  # W2, b3
+        self.direct = nn.Linear(inputs, vocab_size, bias=False) if direct else None  # W3
+        if init_range is not None:
+            nn.init.uniform_(self.embedding.weight, -init_range, init_range)
+            nn.init.uniform_(self.output.weight, -init_range, init_range)
+            nn.init.zeros_(self.output.bias)
+            if self.direct is not None:
+                nn.init.uniform_(self.direct.weight, -init_range, init_range)
+
+    def forward(self, contexts: Tensor) -> Tensor:
+        """contexts: shape (B, n − 1) word ids, oldest first → logits, shape (B, V)."""
+        dtype = TRAIN_DTYPES[self.train_dtype] if self.training else None
+        with torch.autocast(contexts.device.type, dtype=dtype, enabled=dtype is not None):
+            x = self.embedding(contexts).flatten(1)  # (B, n−1, m) -> (B, (n−1)·m)
+            x = self.drop_embedding(x)
+            a = self.drop_hidden(torch.tanh(self.hidden(x)))  # (B, h)
+            logits = self.output(a)  # W2 a + b3, (B, V)
+            if self.direct is not None:
+                logits = logits + self.direct(x)  # + W3 x
+        return logits.to(self.output.bias.dtype)  # float32 logits from a bfloat16 autocast
+
+    def loss(self, batch: Any, state: None = None) -> tuple[Tensor, int, None]:
+        """Summed cross entropy over the batch's targets, their count, and no state."""
+        logits = self(batch.contexts)
+        loss_sum = F.cross_entropy(logits, batch.targets, reduction="sum")
+        return loss_sum, batch.num_tokens, None
+
+
+def build_nplm(config: NPLMConfig) -> NPLM:
+    """The model a recipe's ``[model]`` section describes."""
+    return NPLM(
+        config.vocab_size,
+        config.context_size,
+        config.embedding_dim,
+        config.hidden_size,
+        direct=config.direct,
+        dropout=config.dropout,
+        dropout_embedding=config.dropout_embedding,
+        init_range=config.init_range,
+        train_dtype=config.train_dtype,
+    )

@@ -1,0 +1,141 @@
+"""The feed-forward language-modelling task: a corpus, context windows and Bengio's NPLM.
+
+Same corpora, vocabulary and perplexity convention as the RNN LMs (:mod:`elman.train.lm`, whose
+helpers this task reuses): every token of the split is predicted once, ``<eos>`` included, the
+context before the first token padded with ``<eos>`` (the stream starts as if after a sentence
+end). Training draws the windows in a fresh random order every epoch; evaluation walks them in
+order. The model carries no state between batches.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from elman.data.datasets import Dataset, resolve
+from elman.data.vocabulary import Vocabulary
+from elman.data.windows import ContextWindows
+from elman.errors import ElmanError
+from elman.models.nplm import NPLM, NPLMConfig, build_nplm
+from elman.train.lm import checked_vocab, encode_split, metrics_from_loss
+from elman.train.trainer import TrainConfig, evaluate_loss, pick_device
+
+
+@dataclass
+class NPLMDataConfig:
+    dataset: str = "ptb"  # a name (`elman data list`) or a folder with train/valid/test.txt
+    batch_size: int = 256  # windows per training step
+    eval_batch_size: int = 1024  # windows per evaluation step (any size gives the same score)
+    min_count: int = 1
+    max_size: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "eval_batch_size", "min_count"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+    @property
+    def bptt(self) -> int:
+        """Unused (every window stands alone); the shared ``evaluate`` signature passes it."""
+        return 0
+
+
+SECTIONS = {"data": NPLMDataConfig, "model": NPLMConfig, "train": TrainConfig}
+
+
+def build_model(model_cfg: NPLMConfig, vocab: Vocabulary) -> NPLM:
+    model_cfg.vocab_size = len(vocab)
+    try:
+        return build_nplm(model_cfg)
+    except ValueError as err:
+        raise ElmanError(f"[model]: {err}") from None
+
+
+def make_windows(
+    vocab: Vocabulary,
+    dataset: Dataset,
+    split: str,
+    context_size: int,
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    seed: int = 0,
+) -> ContextWindows:
+    ids = encode_split(vocab, dataset, split)
+    return ContextWindows(
+        ids, context_size, batch_size, vocab.eos_index, shuffle=shuffle, seed=seed
+    )
+
+
+def evaluate(
+    model: NPLM,
+    vocab: Vocabulary,
+    dataset: Dataset,
+    split: str,
+    batch_size: int,
+    device: torch.device,
+    bptt: int = 0,
+) -> dict[str, float]:
+    """Perplexity (and bpc) of ``model`` on one split, every token scored once (``bptt`` unused)."""
+    start = time.perf_counter()
+    windows = make_windows(vocab, dataset, split, model.context_size, batch_size)
+    result = evaluate_loss(model, windows, device)
+    metrics = metrics_from_loss(result["loss"], result["tokens"], dataset.level)
+    metrics["seconds"] = time.perf_counter() - start
+    return metrics
+
+
+def prepare(recipe: Any, vocab: Vocabulary | None = None) -> dict[str, Any]:
+    """Everything the trainer needs: model, shuffled training windows, validation, metadata."""
+    data_cfg: NPLMDataConfig = recipe.data
+    dataset = resolve(data_cfg.dataset)
+    vocab = checked_vocab(dataset, data_cfg, vocab)
+    model = build_model(recipe.model, vocab)
+    train_windows = make_windows(
+        vocab,
+        dataset,
+        "train",
+        recipe.model.context_size,
+        data_cfg.batch_size,
+        shuffle=True,
+        seed=recipe.train.seed,
+    )
+    valid_device = pick_device(recipe.train.device)
+
+    def validate(m: NPLM) -> dict[str, float]:
+        return evaluate(m, vocab, dataset, "valid", data_cfg.eval_batch_size, valid_device)
+
+    return {
+        "model": model,
+        "train_data": train_windows,
+        "evaluate": validate,
+        "meta": {
+            "task": "nplm",
+            "recipe": recipe.raw,
+            "vocab": vocab.to_dict(),
+            "level": dataset.level,
+        },
+        "dataset": dataset,
+        "vocab": vocab,
+    }
+
+
+def load(payload: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """Rebuild the model, vocabulary and recipe stored in a checkpoint."""
+    from elman.train.recipe import parse_recipe
+
+    recipe = parse_recipe(payload["recipe"])
+    vocab = Vocabulary.from_dict(payload["vocab"])
+    model = build_model(recipe.model, vocab)
+    try:
+        model.load_state_dict(payload["model"])
+    except RuntimeError as err:
+        raise ElmanError(
+            f"checkpoint {payload.get('path', '?')}: weights do not match its recipe's "
+            f"architecture ({str(err).splitlines()[0][:160]})"
+        ) from None
+    model.to(device).eval()
+    return {"model": model, "vocab": vocab, "recipe": recipe, "level": payload.get("level", "word")}

@@ -1,0 +1,122 @@
+"""The NPLM task end to end: recipe → `elman train` → `elman eval`, the convention, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from elman.cli import main
+from elman.config import read_toml
+from elman.data.datasets import resolve
+from elman.errors import ElmanError
+from elman.train import nplm
+from elman.train.checkpoint import load_checkpoint
+from elman.train.recipe import parse_recipe, task_table
+from elman.train.run import train
+from train.lmtoy import num_tokens
+
+RECIPE = """\
+[recipe]
+name = "tiny-nplm"
+task = "nplm"
+aim = "a test"
+
+[data]
+dataset = "{corpus}"
+batch_size = 16
+eval_batch_size = 7
+
+[model]
+context_size = 3
+embedding_dim = 6
+hidden_size = 8
+dropout = 0.1
+
+[train]
+epochs = 2
+optimizer = "adam"
+lr = 0.01
+device = "cpu"
+threads = 1
+progress = false
+log_every = 5
+"""
+
+
+@pytest.fixture
+def nplm_recipe(tmp_path: Path, corpus: Path) -> Path:
+    path = tmp_path / "nplm.toml"
+    path.write_text(RECIPE.format(corpus=corpus.as_posix()))
+    return path
+
+
+def test_task_is_in_the_table() -> None:
+    assert task_table()["nplm"] is nplm
+
+
+def test_train_and_eval_through_the_cli(
+    nplm_recipe: Path, corpus: Path, tmp_path: Path, capsys
+) -> None:
+    run_dir, results = tmp_path / "run", tmp_path / "results" / "r.json"
+    argv = ["train", str(nplm_recipe), "--out", str(run_dir), "--results", str(results)]
+    assert main(argv) == 0
+    record = json.loads(results.read_text())
+    assert record["task"] == "nplm" and record["epochs"] == 2
+    for split in ("valid", "test"):
+        assert record["metrics"][split]["tokens"] == num_tokens(corpus / f"{split}.txt")
+    capsys.readouterr()
+    assert main(["eval", str(run_dir), "--split", "test", "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["ppl"] == pytest.approx(record["metrics"]["test"]["ppl"], rel=1e-6)
+    assert evaluated["tokens"] == num_tokens(corpus / "test.txt")
+
+
+def test_evaluate_scores_every_token_once_from_eos_padded_windows(
+    nplm_recipe: Path, corpus: Path
+) -> None:
+    """The task's perplexity equals a token-by-token computation over the documented windows."""
+    recipe = parse_recipe(read_toml(nplm_recipe))
+    torch.manual_seed(0)
+    parts = nplm.prepare(recipe)
+    model, vocab = parts["model"].eval(), parts["vocab"]
+    dataset = resolve(str(corpus))
+    tokens = dataset.tokens("test")
+    ids = vocab.encode(tokens).tolist()
+    eos = vocab.eos_index
+    total = 0.0
+    with torch.no_grad():
+        for t, target in enumerate(ids):
+            context = [ids[t - k] if t - k >= 0 else eos for k in (3, 2, 1)]
+            logp = torch.log_softmax(model(torch.tensor([context])), -1)
+            total -= logp[0, target].item()
+    expected = total / len(ids)
+    for batch_size in (1, 5, 1000):  # the batch size does not change the score
+        got = nplm.evaluate(model, vocab, dataset, "test", batch_size, torch.device("cpu"))
+        assert got["tokens"] == len(tokens)
+        assert got["loss"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_resume_gives_the_same_weights(nplm_recipe: Path, tmp_path: Path) -> None:
+    straight = train(nplm_recipe, out=tmp_path / "a")
+    stopped = train(nplm_recipe, out=tmp_path / "b", overrides=["train.max_steps=7"])
+    assert stopped["interrupted"]
+    resumed = train(resume=tmp_path / "b", overrides=["train.max_steps=1000"])
+    assert resumed["global_step"] == straight["global_step"]
+    a = load_checkpoint(tmp_path / "a" / "last.pt")["model"]
+    b = load_checkpoint(tmp_path / "b" / "last.pt")["model"]
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=0)
+
+
+def test_bad_recipe_keys_are_one_line_errors(nplm_recipe: Path, tmp_path: Path, capsys) -> None:
+    text = nplm_recipe.read_text().replace("hidden_size = 8", "hiden_size = 8")
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text)
+    assert main(["train", str(bad), "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "hiden_size" in err and "hidden_size" in err and "Traceback" not in err
+    with pytest.raises(ElmanError, match="train_dtype"):
+        train(nplm_recipe, out=tmp_path / "y", overrides=["model.train_dtype=fp8"])
