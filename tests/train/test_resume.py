@@ -129,3 +129,32 @@ def test_resume_with_more_epochs_continues_a_finished_run(recipe, tmp_path):
     s = train(None, overrides=["train.epochs=3"], resume=b)
     assert not s["interrupted"] and s["epochs"] == 3
     assert_identical(a, b)
+
+
+def test_resume_after_a_crash_from_a_periodic_checkpoint(recipe, tmp_path, monkeypatch):
+    """A run killed right after a ``save_every`` checkpoint continues exactly from it."""
+    from elman.train.trainer import Trainer
+
+    overrides = ["train.save_every=7", "train.log_every=5", *DROPOUT]
+    straight = tmp_path / "straight"
+    train(recipe, overrides=overrides, out=straight)
+    real_save = Trainer.save
+
+    def save_then_crash(self, name):
+        path = real_save(self, name)
+        if self.global_step == 28:  # mid-epoch 2, between two log windows
+            raise KeyboardInterrupt
+        return path
+
+    crashed = tmp_path / "crashed"
+    monkeypatch.setattr(Trainer, "save", save_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        train(recipe, overrides=overrides, out=crashed)
+    monkeypatch.setattr(Trainer, "save", real_save)
+    assert load_checkpoint(crashed / "last.pt")["trainer"]["global_step"] == 28
+    train(None, resume=crashed)
+    assert_identical(straight, crashed)
+    # the epoch's training loss counts every token once, across the crash
+    a = load_checkpoint(straight / "last.pt")["trainer"]["history"]
+    b = load_checkpoint(crashed / "last.pt")["trainer"]["history"]
+    assert [r["train_loss"] for r in a] == pytest.approx([r["train_loss"] for r in b], rel=1e-9)

@@ -377,6 +377,12 @@ class Trainer:
             if bar is not None:
                 bar.update(1)
             if cfg.save_every and self.global_step % cfg.save_every == 0 and not last:
+                if win_steps:  # into epoch_loss first, so a resume from here loses no tokens
+                    self._log_window(
+                        win_loss, win_tokens, win_norm, win_fired, win_steps, win_start, bar
+                    )
+                    win_loss.zero_(), win_tokens.zero_(), win_norm.zero_(), win_fired.zero_()
+                    win_steps, win_start = 0, time.perf_counter()
                 self.carry = state
                 self.save("last.pt")
             if cfg.max_steps is not None and self.global_step >= cfg.max_steps and not last:
