@@ -39,6 +39,27 @@ def core_check() -> None:
         print(f"  {cell:5s}  max |difference| = {(out_f - out_u).abs().max().item():.1e}")
 
 
+RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "recipe.json", "results.json", "tensorboard")
+
+
+def check_run_folder(out: Path) -> None:
+    """``--out`` is replaced: refuse a folder holding anything but an earlier run."""
+    from elman.errors import ElmanError
+
+    if out.exists() and not out.is_dir():
+        raise ElmanError(f"--out {out} is a file; give a folder for the demo run")
+    if out.is_dir():
+        # a crash may leave a checkpoint's temporary file (.last.pt.XXXX.tmp)
+        other = sorted(
+            p.name for p in out.iterdir() if p.name not in RUN_FILES and not p.name.endswith(".tmp")
+        )
+        if other:
+            raise ElmanError(
+                f"--out {out} holds files that are not an elman run ({', '.join(other[:3])}); "
+                "the demo replaces its folder, so choose another one"
+            )
+
+
 def run(args: argparse.Namespace) -> int:
     import shutil
 
@@ -48,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
     core_check()
     resolve("ptb").path("train")  # a missing corpus stops here with how to get it
+    check_run_folder(Path(args.out))
     shutil.rmtree(args.out, ignore_errors=True)
     overrides = [f"train.max_steps={args.steps}"] if args.steps else []
     print(f"\ntraining {RECIPE.name}: 1 x 256 LSTM language model on PTB (about 3 minutes)")
