@@ -187,3 +187,5 @@ def test_resume_errors_and_an_occupied_run_folder(recipe, trained, tmp_path, cap
     assert_one_error(capsys, ["train", "--resume", str(nowhere)], nowhere)
     err = assert_one_error(capsys, ["train", str(recipe), "--out", str(trained)], trained)
     assert "--resume" in err
+    argv = ["train", "--resume", str(trained), "--set", "data.batch_size=2"]
+    assert_one_error(capsys, argv, "data.batch_size", "[train]")

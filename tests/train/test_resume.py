@@ -158,3 +158,15 @@ def test_resume_after_a_crash_from_a_periodic_checkpoint(recipe, tmp_path, monke
     a = load_checkpoint(straight / "last.pt")["trainer"]["history"]
     b = load_checkpoint(crashed / "last.pt")["trainer"]["history"]
     assert [r["train_loss"] for r in a] == pytest.approx([r["train_loss"] for r in b], rel=1e-9)
+
+
+def test_resume_may_change_train_keys_only(recipe, tmp_path):
+    from elman.errors import ElmanError
+
+    run_dir = tmp_path / "run"
+    train(recipe, overrides=["train.max_steps=3"], out=run_dir)
+    for override in ("data.bptt=3", "data.batch_size=8", "model.hidden_size=4", "model.cell=gru"):
+        with pytest.raises(ElmanError, match=f"--set changes {override.split('=')[0]}"):
+            train(None, overrides=[override], resume=run_dir)
+    s = train(None, overrides=["train.max_steps=4", "data.eval_batch_size=3"], resume=run_dir)
+    assert s["global_step"] == 4

@@ -55,6 +55,27 @@ def device_description(device: torch.device) -> str:
     return f"{device.type} ({cpu}, {torch.get_num_threads()} threads)"
 
 
+# Keys of other sections than [train] that a resume may change: they leave the weights, the
+# carried state and the data position meaningful (a moved corpus folder, another impl).
+RESUME_MAY_CHANGE = {("data", "dataset"), ("data", "eval_batch_size"), ("model", "impl")}
+
+
+def check_resume_overrides(stored: dict[str, Any], resolved: dict[str, Any]) -> None:
+    """A resume continues the same run: its model and training data must stay as they were."""
+    changed = [
+        f"{section}.{key}"
+        for section, table in resolved.items()
+        if section not in ("recipe", "train")
+        for key, value in table.items()
+        if value != stored.get(section, {}).get(key) and (section, key) not in RESUME_MAY_CHANGE
+    ]
+    if changed:
+        raise ElmanError(
+            f"--resume continues the same run, but --set changes {', '.join(changed)}; "
+            "only [train] keys may change (start a new run with --out to change the others)"
+        )
+
+
 def train(
     recipe_path: str | Path | None = None,
     *,
@@ -76,6 +97,7 @@ def train(
         # gives a new target (else every resume would stop at once, at the same step).
         stored.get("train", {}).pop("max_steps", None)
         recipe = parse_recipe(stored, overrides)
+        check_resume_overrides(parse_recipe(stored).raw, recipe.raw)
     else:
         if recipe_path is None:
             raise ElmanError("give a recipe (elman train recipes/NAME.toml) or --resume RUN_DIR")
