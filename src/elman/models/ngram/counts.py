@@ -32,6 +32,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 
@@ -70,12 +71,20 @@ def _split(lines: Iterable[str]) -> tuple[list[str], np.ndarray]:
     lengths: list[int] = []
     for line in lines:
         toks = line.split()
-        if BOS in toks or EOS in toks:
-            # KenLM's --skip_symbols: the markers are implied by the line, so drop them.
-            toks = [w for w in toks if w != BOS and w != EOS]
         words.extend(toks)
         lengths.append(len(toks))
     return words, np.asarray(lengths, dtype=np.int64)
+
+
+def _drop_markers(word_ids: np.ndarray, lengths: np.ndarray, bos: int, eos: int):
+    """Remove literal <s> and </s> from the text (KenLM's --skip_symbols): each line
+    already implies them."""
+    marker = (word_ids == bos) | (word_ids == eos)
+    if not marker.any():
+        return word_ids, lengths
+    sentence_of_word = np.repeat(np.arange(len(lengths)), lengths)  # (W,)
+    lengths = np.bincount(sentence_of_word[~marker], minlength=len(lengths)).astype(np.int64)
+    return word_ids[~marker], lengths
 
 
 def _frame(word_ids: np.ndarray, lengths: np.ndarray, bos: int, eos: int) -> tuple:
@@ -98,15 +107,16 @@ def build_vocab(lines: Iterable[str]) -> tuple[list[str], Encoded]:
     appearance) and the lines encoded with it.  Raises ElmanError for an empty corpus."""
     lines = list(lines)
     words, lengths = _split(lines)
-    if not words:
-        raise ElmanError(
-            f"the training corpus has no words ({len(lines)} lines, all blank); "
-            "an n-gram model needs at least one line of text"
-        )
     index = {UNK: UNK_ID, BOS: BOS_ID, EOS: EOS_ID}
     for w in dict.fromkeys(words):  # first-appearance order, each word once
         index.setdefault(w, len(index))
     word_ids = np.fromiter(map(index.__getitem__, words), dtype=np.int64, count=len(words))
+    word_ids, lengths = _drop_markers(word_ids, lengths, BOS_ID, EOS_ID)
+    if not len(word_ids):
+        raise ElmanError(
+            f"the training corpus has no words ({len(lines)} lines, all blank); "
+            "an n-gram model needs at least one line of text"
+        )
     ids, pos, _ = _frame(word_ids, lengths, BOS_ID, EOS_ID)
     oov = np.zeros(len(ids), dtype=bool)
     return list(index), Encoded(ids, pos, oov, len(lines))
@@ -117,11 +127,12 @@ def encode(lines: Iterable[str], index: dict[str, int]) -> Encoded:
     words become <unk> and are flagged in ``Encoded.oov``."""
     lines = list(lines)
     words, lengths = _split(lines)
-    get = index.get
-    raw = np.fromiter((get(w, -1) for w in words), dtype=np.int64, count=len(words))
+    bos, eos = index[BOS], index[EOS]
+    raw = np.fromiter(map(index.get, words, repeat(-1)), dtype=np.int64, count=len(words))
+    raw, lengths = _drop_markers(raw, lengths, bos, eos)
     is_oov = raw < 0
     word_ids = np.where(is_oov, index[UNK], raw)
-    ids, pos, slots = _frame(word_ids, lengths, index[BOS], index[EOS])
+    ids, pos, slots = _frame(word_ids, lengths, bos, eos)
     oov = np.zeros(len(ids), dtype=bool)
     oov[slots] = is_oov
     return Encoded(ids, pos, oov, len(lines))
