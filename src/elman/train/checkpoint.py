@@ -81,6 +81,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, pickle.UnpicklingError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if isinstance(err, pickle.UnpicklingError):  # torch's text is a page on weights_only
+            first = "it holds something other than tensors and plain values"
         raise ElmanError(
             f"checkpoint {path} is truncated, corrupt or not an elman checkpoint ({first[:120]}); "
             "use another checkpoint (e.g. last.pt instead of best.pt) or retrain"
