@@ -90,7 +90,8 @@ def test_reads_srilm_style_spaces_and_adds_missing_unk(tmp_path):
         "written by a tool\n\n\\data\\\nngram 1=3\nngram 2=1\n\n\\1-grams:\n"
         "-99 <s> -0.3\n-0.3 </s>\n-0.3 x -0.1\n\n\\2-grams:\n-0.1 <s> x\n\n\\end\\\n"
     )
-    lm = read_arpa(path)
+    with pytest.warns(NgramWarning, match="no <unk>"):
+        lm = read_arpa(path)
     assert lm.vocab[-1] == "<unk>" and lm.logp[0][lm.unk_id] == -100.0
     assert lm.log10probs(["x"]) == pytest.approx([-0.1, -0.1 + -0.3])
     assert lm.probs(["<s>"])[lm.index["x"]] == pytest.approx(10**-0.1)

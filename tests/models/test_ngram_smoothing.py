@@ -225,6 +225,13 @@ def test_unk_in_training_text_is_an_ordinary_word():
     assert p(lm, ["<unk>"], "b") > p(lm, ["a"], "b")
 
 
+def test_literal_sentence_markers_are_dropped():
+    lm = build(["<s> a b </s>", "b </s> a"], 2, "kn")
+    assert lm.counts() == build(["a b", "b a"], 2, "kn").counts()
+    enc, plain = lm.encode(["a <s> b", "</s>"]), lm.encode(["a b", ""])
+    assert np.array_equal(enc.ids, plain.ids) and np.array_equal(enc.pos, plain.pos)
+
+
 def test_sampling_is_seeded_and_follows_the_model():
     lm = build(CORPUS, 3, "kn")
     a = lm.sample(5, seed=3)

@@ -73,7 +73,7 @@ class _Reader:
     def __init__(self, path: str | Path) -> None:
         self.path = path
         try:
-            self.file = open(path, encoding="utf-8")  # noqa: SIM115 (closed by read_arpa)
+            self.file = open(path, encoding="utf-8")  # closed by read_arpa
         except FileNotFoundError:
             raise ElmanError(f"{path}: no such ARPA file; check the path") from None
         except OSError as err:

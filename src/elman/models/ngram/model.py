@@ -33,6 +33,7 @@ from elman.models.ngram.counts import (
     build_vocab,
     count_ngrams,
     encode,
+    warn,
 )
 from elman.models.ngram.smoothing import check_smoothing, estimate
 
@@ -114,6 +115,7 @@ class NgramLM:
             if special not in self.index:
                 raise ElmanError(f"the model's vocabulary has no {special}; not a sentence model")
         if UNK not in self.index:  # KenLM does the same for models without <unk>
+            warn("the model has no <unk>; unknown words get log10 p = -100 (as in KenLM)")
             self.index[UNK] = len(self.vocab)
             self.vocab.append(UNK)
             logp = [np.append(logp[0], -100.0), *logp[1:]]
