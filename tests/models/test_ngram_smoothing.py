@@ -253,5 +253,7 @@ def test_bad_input():
     with pytest.raises(ElmanError, match="order"):
         NgramConfig(order=0)
     with pytest.warns(NgramWarning):  # a one-word corpus: nothing to estimate from
-        lm = NgramLM.build(["a"], NgramConfig(order=3, smoothing="mkn"))
-    assert abs(lm.probs(["<s>"]).sum() - 1) < 1e-9
+        lm = NgramLM.build(["a"], NgramConfig(order=5, smoothing="mkn"))
+    assert lm.counts() == [4, 2, 1, 0, 0]  # no 4- or 5-grams at all
+    assert abs(lm.probs(["<s>", "a", "a", "a"]).sum() - 1) < 1e-9
+    assert np.isfinite(lm.perplexity(["a a b", "a"]).perplexity)

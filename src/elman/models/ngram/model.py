@@ -44,6 +44,8 @@ def find_rows(keys: np.ndarray, context_rows: np.ndarray, words: np.ndarray, V: 
     """Row of each n-gram (context row, word) in a sorted key table, or -1 when it is
     not listed (or its context row is -1)."""
     query = context_rows * V + words
+    if len(keys) == 0:  # an order with no n-grams (a corpus of short sentences)
+        return np.full(len(query), -1, dtype=np.int64)
     if len(query) > 1000:
         # Binary search is memory-bound; queries in sorted order walk the table in
         # order and hit the cache, several times faster than in text order.
