@@ -207,32 +207,28 @@ def _read(r: _Reader) -> NgramLM:
     index: dict[str, int] = defaultdict(lambda: -1)  # word -> id; unknown words -> -1
     keys: list[np.ndarray] = []  # per order, sorted; order 1: the word ids
     logps, logbos = [], []
-    rows_of: dict[str, int] = index  # text of an (n-1)-gram -> its row
     for n in range(1, N + 1):
         line = r.next_nonblank(f"'\\{n}-grams:'")
         if line != f"\\{n}-grams:":
             raise r.fail(r.lineno, f"'\\{n}-grams:' (the header lists {N} orders)", line)
         section_start = r.lineno + 1
         parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        texts: list[str] = []
         done, total = 0, counts[n - 1]
         while done < total:
             first = r.lineno + 1
             chunk = r.lines(min(CHUNK, total - done))
             if len(chunk) < min(CHUNK, total - done):
                 raise r.fail(r.lineno + 1, f"{total} {n}-grams, as the header says", None)
-            fast = _fast(chunk, n, index, rows_of, len(vocab)) if n > 1 else None
+            fast = _fast(chunk, n, index, keys) if n > 1 else None
             if fast is not None:
-                key, logp, logbo, chunk_texts = fast
+                key, logp, logbo = fast
             else:
                 logp, words, logbo = _parse(r, chunk, first, n, n == N, total)
                 if n == 1:
                     key = _add_words(r, words, vocab, index, first, chunk)
                 else:
                     key = _keys(r, words, index, keys, n, first, chunk)
-                chunk_texts = [" ".join(ws) for ws in words] if n < N else []
             parts.append((key, logp, logbo))
-            texts.extend(chunk_texts if n < N else ())
             done += len(chunk)
         key, logp, logbo = (
             (np.concatenate(x) for x in zip(*parts, strict=True))
@@ -250,22 +246,17 @@ def _read(r: _Reader) -> NgramLM:
         logps.append(logp[order])
         if n < N:
             logbos.append(logbo[order])
-            if n > 1:
-                row = np.empty(len(order), dtype=np.int64)
-                row[order] = np.arange(len(order))  # file position -> sorted row
-                rows_of = defaultdict(lambda: -1)
-                rows_of.update(zip(texts, row.tolist(), strict=True))
     line = r.next_nonblank("'\\end\\'")
     if line != "\\end\\":
         raise r.fail(r.lineno, "'\\end\\' after the last section", line)
     return NgramLM(vocab, keys[1:], logps, logbos)
 
 
-def _fast(chunk: list[str], n: int, index: dict, rows_of: dict, V: int):
+def _fast(chunk: list[str], n: int, index: dict, keys: list[np.ndarray]):
     """Order-n entries in the usual layout ``log10p<TAB>w_1 .. w_n[<TAB>log10b]`` with
-    single spaces (KenLM, SRILM, ours), looked up by the text of their context.
-    Returns (keys, log10 p, log10 b, texts), or None when any line is laid out
-    differently; the general parser then reads the chunk (and names any problem)."""
+    single spaces between words (KenLM, SRILM, ours).  Returns (keys, log10 p, log10 b),
+    or None when any line is laid out differently; the general parser then reads the
+    chunk (and names any problem)."""
     parts = [line.split("\t") for line in chunk]
     if any(len(p) not in (2, 3) for p in parts):
         return None
@@ -274,13 +265,26 @@ def _fast(chunk: list[str], n: int, index: dict, rows_of: dict, V: int):
         logbo = np.array([p[2] if len(p) == 3 else "0" for p in parts], dtype=np.float64)
     except ValueError:
         return None
-    texts = [p[1] for p in parts]
-    halves = [t.rpartition(" ") for t in texts]  # (context text, " ", last word)
-    rows = np.fromiter(map(rows_of.__getitem__, (h[0] for h in halves)), np.int64, len(halves))
-    words = np.fromiter(map(index.__getitem__, (h[2] for h in halves)), np.int64, len(halves))
-    if (rows < 0).any() or (words < 0).any():
+    words = " ".join([p[1] for p in parts]).split(" ")  # all words, n per entry
+    if len(words) != n * len(parts):
         return None
-    return rows * V + words, logp, logbo, texts
+    ids = np.fromiter(map(index.__getitem__, words), np.int64, len(words))
+    key = _context_keys(ids.reshape(len(parts), n), keys)  # ids: (M, n)
+    return None if key is None else (key, logp, logbo)
+
+
+def _context_keys(ids: np.ndarray, keys: list[np.ndarray]) -> np.ndarray | None:
+    """Keys ``context_row * V + w_n`` of n-grams given as word ids, shape (M, n); None
+    when a word is unknown (id -1) or a context w_1..w_{n-1} is not listed."""
+    if (ids < 0).any():
+        return None
+    V = len(keys[0])
+    row = ids[:, 0]
+    for j in range(1, ids.shape[1] - 1):  # row of w_1..w_{j+1}, one order at a time
+        row = find_rows(keys[j], row, ids[:, j], V)
+    if (row < 0).any():
+        return None
+    return row * V + ids[:, -1]
 
 
 def _add_words(r: _Reader, words, vocab: list[str], index: dict, first: int, chunk) -> np.ndarray:
