@@ -58,6 +58,25 @@ def test_shuffled_epoch_scores_every_token_once(start_id: int | None) -> None:
         assert got != expected  # but not in stream order
 
 
+def test_epoch_size_draws_a_fresh_subset_each_epoch() -> None:
+    ids = torch.randint(0, 50, (101,), generator=torch.Generator().manual_seed(0))
+    w = ContextWindows(ids, 3, 16, PAD, shuffle=True, seed=5, epoch_size=40)
+    assert len(w) == 3  # ceil(40 / 16)
+    everything = naive_windows(ids.tolist(), 3, PAD)
+    seen = []
+    for epoch in (1, 2):
+        w.set_epoch(epoch)
+        got = collect(w)
+        assert len(got) == 40
+        positions = w._order.tolist()
+        assert len(set(positions)) == 40  # no window twice within an epoch
+        assert got == [everything[p] for p in positions]
+        seen.append(positions)
+    assert seen[0] != seen[1]
+    with pytest.raises(ValueError, match="epoch_size"):
+        ContextWindows(ids, 3, 16, PAD, epoch_size=40)  # in-order data has no subsets
+
+
 def test_order_depends_only_on_seed_and_epoch_and_resumes() -> None:
     ids = torch.arange(200) % 17
     a = ContextWindows(ids, 2, 8, PAD, shuffle=True, seed=3)

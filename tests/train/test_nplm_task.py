@@ -100,8 +100,10 @@ def test_evaluate_scores_every_token_once_from_eos_padded_windows(
 
 
 def test_resume_gives_the_same_weights(nplm_recipe: Path, tmp_path: Path) -> None:
-    straight = train(nplm_recipe, out=tmp_path / "a")
-    stopped = train(nplm_recipe, out=tmp_path / "b", overrides=["train.max_steps=7"])
+    # Epochs of 100 random windows: the subset of each epoch must be re-drawn the same way.
+    subset = ["data.epoch_size=100"]
+    straight = train(nplm_recipe, out=tmp_path / "a", overrides=subset)
+    stopped = train(nplm_recipe, out=tmp_path / "b", overrides=[*subset, "train.max_steps=9"])
     assert stopped["interrupted"]
     resumed = train(resume=tmp_path / "b", overrides=["train.max_steps=1000"])
     assert resumed["global_step"] == straight["global_step"]

@@ -26,7 +26,9 @@ N − 1 later ids are scored, as in BPTTStream; the missing left context repeats
 
 Training batches draw the windows in a random order that depends only on ``seed`` and the epoch
 (``set_epoch``), so a resumed run sees the same batches; evaluation walks them in order. Batch i
-holds windows ``order[i B : (i + 1) B]``; only the last batch may be shorter.
+holds windows ``order[i B : (i + 1) B]``; only the last batch may be shorter. ``epoch_size``
+makes a training epoch a random subset of that many windows (validation, learning-rate decay and
+checkpoints then come more often than once per pass over the corpus).
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ class ContextWindows:
         start_id: the id that pads the context before the first token (``<eos>``), or None.
         shuffle: a fresh random order every epoch (training) or the stream order (evaluation).
         seed: the order of epoch e is ``torch.randperm`` seeded with ``seed + e``.
+        epoch_size: with ``shuffle``, an epoch is the first ``epoch_size`` windows of its random
+            order (a fresh random subset each epoch) instead of all N'; None: all.
     """
 
     def __init__(
@@ -77,6 +81,7 @@ class ContextWindows:
         *,
         shuffle: bool = False,
         seed: int = 0,
+        epoch_size: int | None = None,
     ) -> None:
         ids = torch.as_tensor(ids, dtype=torch.long)
         if ids.dim() != 1:
@@ -85,6 +90,8 @@ class ContextWindows:
             raise ValueError(f"context_size must be >= 1, got {context_size}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if epoch_size is not None and (epoch_size < 1 or not shuffle):
+            raise ValueError(f"epoch_size must be >= 1 and needs shuffle=True, got {epoch_size}")
         scored = ids.numel() if start_id is not None else ids.numel() - 1
         if scored < 1:
             raise ElmanError(
@@ -98,6 +105,7 @@ class ContextWindows:
         self.shuffle = shuffle
         self.seed = seed
         self.total_tokens = scored
+        self.epoch_size = scored if epoch_size is None else min(epoch_size, scored)
         self.epoch = 1
         self._view = self.windows  # built once; batches index into it
         self._order: Tensor | None = None
@@ -122,10 +130,11 @@ class ContextWindows:
             self._order = None
             return
         generator = torch.Generator().manual_seed(self.seed + epoch)
-        self._order = torch.randperm(self.total_tokens, generator=generator).to(self.ids.device)
+        order = torch.randperm(self.total_tokens, generator=generator)
+        self._order = order[: self.epoch_size].to(self.ids.device)
 
     def __len__(self) -> int:
-        return -(-self.total_tokens // self.batch_size)
+        return -(-self.epoch_size // self.batch_size)
 
     def batch(self, i: int) -> WindowBatch:
         """Batch ``i`` (0 <= i < len(self)) of the current epoch."""
@@ -159,5 +168,6 @@ class ContextWindows:
     def __repr__(self) -> str:
         return (
             f"ContextWindows(tokens={self.total_tokens}, context_size={self.context_size}, "
-            f"batch_size={self.batch_size}, shuffle={self.shuffle}, batches={len(self)})"
+            f"batch_size={self.batch_size}, shuffle={self.shuffle}, epoch_size={self.epoch_size}, "
+            f"batches={len(self)})"
         )

@@ -31,6 +31,7 @@ class NPLMDataConfig:
     dataset: str = "ptb"  # a name (`elman data list`) or a folder with train/valid/test.txt
     batch_size: int = 256  # windows per training step
     eval_batch_size: int = 1024  # windows per evaluation step (any size gives the same score)
+    epoch_size: int | None = None  # training windows per epoch, a fresh random subset; None: all
     min_count: int = 1
     max_size: int | None = None
 
@@ -38,6 +39,8 @@ class NPLMDataConfig:
         for name in ("batch_size", "eval_batch_size", "min_count"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.epoch_size is not None and self.epoch_size < 1:
+            raise ValueError(f"epoch_size must be at least 1, got {self.epoch_size}")
 
     @property
     def bptt(self) -> int:
@@ -65,10 +68,17 @@ def make_windows(
     *,
     shuffle: bool = False,
     seed: int = 0,
+    epoch_size: int | None = None,
 ) -> ContextWindows:
     ids = encode_split(vocab, dataset, split)
     return ContextWindows(
-        ids, context_size, batch_size, vocab.eos_index, shuffle=shuffle, seed=seed
+        ids,
+        context_size,
+        batch_size,
+        vocab.eos_index,
+        shuffle=shuffle,
+        seed=seed,
+        epoch_size=epoch_size,
     )
 
 
@@ -104,6 +114,7 @@ def prepare(recipe: Any, vocab: Vocabulary | None = None) -> dict[str, Any]:
         data_cfg.batch_size,
         shuffle=True,
         seed=recipe.train.seed,
+        epoch_size=data_cfg.epoch_size,
     )
     valid_device = pick_device(recipe.train.device)
 
