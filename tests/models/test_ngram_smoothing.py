@@ -14,6 +14,7 @@ import pytest
 from elman.errors import ElmanError
 from elman.models.ngram import SMOOTHINGS, NgramConfig, NgramLM
 from elman.models.ngram.counts import NgramWarning
+from elman.models.ngram.smoothing import METHODS
 
 # Two sentences, worked by hand below for a bigram model.
 HAND = ["a b", "b a b"]
@@ -244,6 +245,7 @@ def test_sampling_is_seeded_and_follows_the_model():
 
 
 def test_bad_input():
+    assert SMOOTHINGS == tuple(METHODS)
     with pytest.raises(ElmanError, match="unknown smoothing 'kneser'.*ml, addk, abs, kn, mkn"):
         NgramConfig(smoothing="kneser")
     with pytest.raises(ElmanError, match="no words"):

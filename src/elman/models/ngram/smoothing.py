@@ -53,7 +53,7 @@ from elman.models.ngram.counts import (
     warn,
 )
 
-SMOOTHINGS = ("ml", "addk", "abs", "kn", "mkn")
+SMOOTHINGS = ("ml", "addk", "abs", "kn", "mkn")  # the keys of METHODS, below
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)  # KenLM's --discount_fallback defaults
 LOG10_ZERO = -99.0  # ARPA's log10 of probability zero
 
@@ -126,35 +126,40 @@ def _discounted(t: OrderCounts, a: np.ndarray, d_of_a: np.ndarray, n_contexts: i
     return alpha, _safe_divide(mass, total, 1.0)
 
 
-def estimate_order(
-    method: str,
-    t: OrderCounts,
-    raw: np.ndarray,
-    adjusted: np.ndarray,
-    n: int,
-    n_contexts: int,
-    k: float,
-    vocab_size: int,
-) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
-    """alpha (per n-gram), gamma (per context) and the discounts used, for order n."""
-    if method == "ml":
-        total = _context_totals(t, raw, n_contexts)
-        alpha = raw / np.maximum(total[t.context], 1)
-        return alpha, np.where(total > 0, 0.0, 1.0), ()
-    if method == "addk":
-        extra = k * (vocab_size - 1)  # k pseudo-counts for each word of V'
-        total = _context_totals(t, raw, n_contexts)
-        return raw / (total[t.context] + extra), extra / (total + extra), ()
-    a = adjusted if method in ("kn", "mkn") else raw
-    if method == "mkn":
-        d = modified_discounts(a, n)
-        table = np.array((0.0, *d))
-        d_of_a = table[np.minimum(a, 3)]
-    else:
-        d = (single_discount(a, n),)
-        d_of_a = np.where(a > 0, d[0], 0.0)
+# Each estimator maps the counts a(.) of one order n to (alpha per n-gram, gamma per
+# context, discounts used); k is add-k's pseudo-count, V the vocabulary size.
+def _ml(t: OrderCounts, a: np.ndarray, n: int, n_contexts: int, k: float, V: int):
+    total = _context_totals(t, a, n_contexts)
+    return a / np.maximum(total[t.context], 1), np.where(total > 0, 0.0, 1.0), ()
+
+
+def _add_k(t: OrderCounts, a: np.ndarray, n: int, n_contexts: int, k: float, V: int):
+    extra = k * (V - 1)  # k pseudo-counts for each word of V'
+    total = _context_totals(t, a, n_contexts)
+    return a / (total[t.context] + extra), extra / (total + extra), ()
+
+
+def _absolute(t: OrderCounts, a: np.ndarray, n: int, n_contexts: int, k: float, V: int):
+    d = single_discount(a, n)
+    alpha, gamma = _discounted(t, a, np.where(a > 0, d, 0.0), n_contexts)
+    return alpha, gamma, (d,)
+
+
+def _modified(t: OrderCounts, a: np.ndarray, n: int, n_contexts: int, k: float, V: int):
+    d = modified_discounts(a, n)
+    d_of_a = np.array((0.0, *d))[np.minimum(a, 3)]
     alpha, gamma = _discounted(t, a, d_of_a, n_contexts)
     return alpha, gamma, d
+
+
+# name -> (estimator, whether it reads KenLM's adjusted counts instead of raw counts)
+METHODS = {
+    "ml": (_ml, False),
+    "addk": (_add_k, False),
+    "abs": (_absolute, False),
+    "kn": (_absolute, True),
+    "mkn": (_modified, True),
+}
 
 
 def _log10(p: np.ndarray) -> np.ndarray:
@@ -171,16 +176,15 @@ def estimate(
     logbo[n-1] one per n-gram of order n (its weight as a context), for n < N.
     """
     check_smoothing(method)
-    adjusted = adjusted_counts(tables) if method in ("kn", "mkn") else [t.count for t in tables]
+    estimator, continuation = METHODS[method]
+    counts = adjusted_counts(tables) if continuation else [t.count for t in tables]
     uniform = np.full(vocab_size, 1.0 / (vocab_size - 1))  # over V' (without <s>)
     uniform[BOS_ID] = 0.0
     lower = uniform
     logp, logbo, discounts = [], [], []
     for n, t in enumerate(tables, start=1):
         n_contexts = 1 if n == 1 else len(tables[n - 2])
-        alpha, gamma, d = estimate_order(
-            method, t, t.count, adjusted[n - 1], n, n_contexts, k, vocab_size
-        )
+        alpha, gamma, d = estimator(t, counts[n - 1], n, n_contexts, k, vocab_size)
         below = lower if n == 1 else lower[t.suffix]
         p = alpha + gamma[t.context] * below
         if n > 1:
