@@ -170,6 +170,7 @@ class NgramLM:
         for n in range(2, self.order + 1):
             row = np.full(len(enc.ids), -1, dtype=np.int64)
             at = np.flatnonzero(enc.pos >= n - 1)
+            at = at[rows[-1][at - 1] >= 0]  # an n-gram is listed only if its context is
             row[at] = self._find(n, rows[-1][at - 1], enc.ids[at])
             rows.append(row)
         return rows
