@@ -34,6 +34,8 @@ import numpy as np
 from elman.errors import ElmanError
 from elman.models.ngram.model import NgramLM, find_rows
 
+CHUNK = 100_000  # entry lines formatted or parsed at a time (bounds the Python strings)
+
 
 def write_arpa(lm: NgramLM, path: str | Path) -> None:
     """Write ``lm`` to ``path`` as an ARPA file."""
@@ -50,21 +52,20 @@ def write_arpa(lm: NgramLM, path: str | Path) -> None:
                 rows, words = (keys // V).tolist(), (keys % V).tolist()
                 vocab = lm.vocab
                 text = [text[r] + " " + vocab[w] for r, w in zip(rows, words, strict=True)]
-            probs = map(repr, lm.logp[n - 1].tolist())
-            if n < lm.order:
-                backoffs = lm.logbo[n - 1].tolist()
-                lines = [
-                    f"{p}\t{t}\t{b!r}" if b != 0.0 else f"{p}\t{t}"
-                    for p, t, b in zip(probs, text, backoffs, strict=True)
-                ]
-            else:
-                lines = [f"{p}\t{t}" for p, t in zip(probs, text, strict=True)]
-            f.write("\n".join(lines))
-            f.write("\n")
+            for start in range(0, len(text), CHUNK):
+                part = slice(start, start + CHUNK)
+                probs = map(repr, lm.logp[n - 1][part].tolist())
+                if n < lm.order:
+                    backoffs = lm.logbo[n - 1][part].tolist()
+                    lines = [
+                        f"{p}\t{t}\t{b!r}" if b != 0.0 else f"{p}\t{t}"
+                        for p, t, b in zip(probs, text[part], backoffs, strict=True)
+                    ]
+                else:
+                    lines = [f"{p}\t{t}" for p, t in zip(probs, text[part], strict=True)]
+                f.write("\n".join(lines))
+                f.write("\n")
         f.write("\n\\end\\\n")
-
-
-CHUNK = 100_000  # entry lines parsed at a time (bounds the memory of Python strings)
 
 
 class _Reader:
