@@ -1,4 +1,8 @@
-"""``elman eval CHECKPOINT --data NAME --split valid|test [--json]``: perplexity (or bpc)."""
+"""``elman eval CHECKPOINT --data NAME --split valid|test [--json]``: perplexity (or bpc).
+
+With ``--mix MODEL.arpa`` the neural model is also interpolated token by token with an n-gram
+model, P = λ·P_neural + (1−λ)·P_ngram, λ tuned on the validation split (``--lambda auto``) or given.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--mix", metavar="ARPA", help="interpolate with this n-gram model (ARPA file)")
+    p.add_argument(
+        "--lambda",
+        dest="lam",
+        default="auto",
+        help="weight of the neural model in the mixture: auto (tuned on valid) or a number",
+    )
     p.set_defaults(func=run)
 
 
@@ -25,6 +36,8 @@ def evaluate_checkpoint(
     split: str = "test",
     batch_size: int | None = None,
     device: str = "auto",
+    mix: str | None = None,
+    lam: str | float = "auto",
 ) -> dict:
     """Load a checkpoint and score one split; the returned dict holds ppl/bpc, tokens, seconds."""
     from elman.data.datasets import resolve
@@ -45,12 +58,64 @@ def evaluate_checkpoint(
     metrics = task.evaluate(
         loaded["model"], loaded["vocab"], dataset, split, bs, dev, recipe.data.bptt
     )
-    return {"checkpoint": payload["path"], "data": dataset.name, "split": split, **metrics}
+    result = {"checkpoint": payload["path"], "data": dataset.name, "split": split, **metrics}
+    if mix is not None:
+        if not hasattr(task, "split_logprobs"):
+            raise ElmanError(f"--mix: {payload['task']!r} models cannot be mixed with an n-gram")
+
+        def scores(s: str) -> dict:
+            return task.split_logprobs(
+                loaded["model"], loaded["vocab"], dataset, s, bs, dev, recipe.data.bptt
+            )
+
+        result["mix"] = mix_with_ngram(scores, dataset, split, mix, lam)
+    return result
+
+
+def mix_with_ngram(scores, dataset, split: str, arpa: str, lam: str | float) -> dict:
+    """Per-token interpolation of the neural scores with an ARPA model; λ tuned on valid."""
+    from elman.errors import ElmanError
+    from elman.models.mixture import mix_logprobs, perplexity, tune_lambda
+    from elman.models.ngram import read_arpa
+
+    ngram = read_arpa(arpa)
+
+    def both(s: str):
+        neural = scores(s)
+        ng = ngram.logprobs(dataset.lines(s))
+        if len(neural) != len(ng):
+            raise ElmanError(
+                f"--mix: the neural model scored {len(neural)} tokens of {dataset.name}/{s} and "
+                f"{arpa} {len(ng)}; they must share the token convention (every token, </s> "
+                "included); mixing a character model with a word n-gram is not possible"
+            )
+        return neural, ng
+
+    if lam == "auto":
+        value = tune_lambda(*both("valid"))
+        tuned_on = "valid"
+    else:
+        try:
+            value = float(lam)
+        except ValueError:
+            raise ElmanError(f"--lambda {lam!r}: give auto or a number in [0, 1]") from None
+        if not 0.0 <= value <= 1.0:
+            raise ElmanError(f"--lambda {lam}: must be in [0, 1]")
+        tuned_on = None
+    neural, ng = both(split)
+    return {
+        "arpa": str(arpa),
+        "lambda": value,
+        "tuned_on": tuned_on,
+        "neural_ppl": perplexity(neural),
+        "ngram_ppl": perplexity(ng),
+        "ppl": perplexity(mix_logprobs(neural, ng, value)),
+    }
 
 
 def run(args: argparse.Namespace) -> int:
     result = evaluate_checkpoint(
-        args.checkpoint, args.data, args.split, args.batch_size, args.device
+        args.checkpoint, args.data, args.split, args.batch_size, args.device, args.mix, args.lam
     )
     if args.json:
         print(json.dumps(result))
@@ -59,4 +124,11 @@ def run(args: argparse.Namespace) -> int:
         if "bpc" in result:
             line += f", bpc {result['bpc']:.4f}"
         print(line + f", {result['tokens']} tokens, {result['seconds']:.1f} s")
+        if "mix" in result:
+            m = result["mix"]
+            how = f"tuned on {m['tuned_on']}" if m["tuned_on"] else "given"
+            print(
+                f"mixed with {m['arpa']} (ppl {m['ngram_ppl']:.2f}), lambda {m['lambda']:.3f} "
+                f"({how}): ppl {m['ppl']:.2f}"
+            )
     return 0

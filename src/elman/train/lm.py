@@ -14,6 +14,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from elman.data.batching import BPTTStream
@@ -122,6 +123,33 @@ def evaluate(
     metrics = metrics_from_loss(result["loss"], result["tokens"], dataset.level)
     metrics["seconds"] = time.perf_counter() - start
     return metrics
+
+
+@torch.no_grad()
+def split_logprobs(
+    model: RNNLM,
+    vocab: Vocabulary,
+    dataset: Dataset,
+    split: str,
+    batch_size: int,
+    device: torch.device,
+    bptt: int = 35,
+) -> np.ndarray:
+    """log P(w_t | w_<t) of every token of ``split``, in corpus order (for mixtures).
+
+    The stream's columns hold consecutive stretches of the corpus, so the (L, B) grid of
+    per-position scores read column by column is the corpus order.
+    """
+    stream = make_stream(vocab, dataset, split, batch_size, bptt).to(device)
+    model.eval()
+    state, rows = None, []
+    for batch in stream:
+        logits, state = model(batch.inputs, state)  # (T, B, V)
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        target = batch.targets.clamp(min=0).unsqueeze(-1)  # padding (-100) gathers id 0
+        rows.append(logp.gather(-1, target).squeeze(-1))  # (T, B)
+    grid = torch.cat(rows)  # (L, B)
+    return grid.t().reshape(-1)[: stream.total_tokens].double().cpu().numpy()
 
 
 def prepare(recipe: Any, vocab: Vocabulary | None = None) -> dict[str, Any]:
