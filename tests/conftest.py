@@ -1,4 +1,4 @@
-"""Fixtures for the cli tests: a tiny word corpus and a tiny recipe under tmp_path."""
+"""Fixtures shared by every test folder: one torch thread, a tiny word corpus and recipe."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from train.lmtoy import write_corpus, write_recipe
 
 @pytest.fixture(autouse=True)
 def _one_thread():
-    # Runs compare weights bit for bit; the thread count must not change between them.
+    # Tiny models run fastest on one thread, and runs compared bit for bit must not change
+    # their thread count between them.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
