@@ -1,0 +1,95 @@
+"""``elman tag CHECKPOINT [INPUT] [--conllu] [--out FILE]``: tag sentences with a trained tagger.
+
+Plain text: one whitespace-tokenised sentence a line in, ``word/TAG word/TAG …`` out; an empty
+line is echoed empty. ``--conllu``: CoNLL-U in, the same CoNLL-U out with the tagger's column
+(UPOS or XPOS, as trained) filled for every word; every other column is kept as it was.
+INPUT defaults to standard input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("tag", help="tag sentences with a trained tagger", description=__doc__)
+    p.add_argument("checkpoint", help="a tagger checkpoint (.pt) or its run folder")
+    p.add_argument("input", nargs="?", default="-", help="input file (default: standard input)")
+    p.add_argument("--conllu", action="store_true", help="read and write CoNLL-U")
+    p.add_argument("--out", help="output file (default: standard output)")
+    p.add_argument("--batch-size", type=int, default=64, help="sentences per step (default 64)")
+    p.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, mps")
+    p.set_defaults(func=run)
+
+
+def tag(
+    checkpoint: str | Path,
+    input: str | Path = "-",
+    *,
+    conllu: bool = False,
+    out: str | Path | None = None,
+    batch_size: int = 64,
+    device: str = "cpu",
+) -> int:
+    """Tag ``input`` (a file, or ``-`` for stdin) into ``out`` (a file, or stdout)."""
+    from elman.data.conllu import parse_conllu, write_conllu
+    from elman.data.text import decode_utf8, read_bytes
+    from elman.errors import ElmanError
+    from elman.inference.tagging import tag_conllu, tag_lines
+    from elman.train.checkpoint import load_checkpoint
+    from elman.train.tagger import load
+    from elman.train.trainer import pick_device
+
+    if batch_size < 1:
+        raise ElmanError(f"--batch-size must be >= 1, got {batch_size}")
+    dev = pick_device(device)
+    payload = load_checkpoint(checkpoint, map_location=dev)
+    if payload.get("task") != "tagger":
+        raise ElmanError(
+            f"{payload['path']} is a {payload.get('task')!r} checkpoint; `elman tag` needs a "
+            "tagger (train one with `elman train recipes/ud-lines-upos.toml`)"
+        )
+    loaded = load(payload, dev)
+    model, vocab = loaded["model"], loaded["vocab"]
+    if str(input) == "-":
+        name, data = "<stdin>", sys.stdin.buffer.read()
+    else:
+        name, data = str(input), read_bytes(input)
+    text = decode_utf8(data, name)
+    sink = open(out, "w", encoding="utf-8") if out else sys.stdout  # noqa: SIM115
+    try:
+        if conllu:
+            sentences = parse_conllu(text, name)
+            column = loaded["recipe"].data.column
+            write_conllu(tag_conllu(model, vocab, sentences, column, batch_size, dev), sink)
+        else:
+            lines = text.split("\n")
+            if lines and lines[-1] == "":
+                lines.pop()  # the newline that ends the last line opens no new one
+            tag_lines(model, vocab, lines, sink, batch_size, dev)
+    finally:
+        if out:
+            sink.close()
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except BrokenPipeError:  # `elman tag … | head`: the reader has all it wants
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 -- silence the flush at exit
+        return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    return tag(
+        args.checkpoint,
+        args.input,
+        conllu=args.conllu,
+        out=args.out,
+        batch_size=args.batch_size,
+        device=args.device,
+    )

@@ -1,0 +1,206 @@
+"""The tagging task: a CoNLL-U corpus, its vocabularies, sentence batches and a BiRNN tagger.
+
+Trained with the shared trainer (the tagger's ``loss`` is the summed cross entropy over the real
+words of a batch; no state is carried between batches); the validation loss picks ``best.pt``
+and drives the schedule and early stopping. Reported: token accuracy on the split, accuracy on
+the words whose form never occurs in training (``unseen_accuracy``; exactly that when the word
+vocabulary keeps every training form, ``min_count = 1`` and no ``max_size``), and with
+:func:`report` per-tag precision/recall/F1 and the confusion counts.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from elman.data.batching import IGNORE_INDEX
+from elman.data.tagging import (
+    SentenceBatches,
+    TaggerVocab,
+    TaggingCorpus,
+    resolve_tagging,
+)
+from elman.errors import ElmanError
+from elman.models.tagger import Tagger, TaggerConfig, build_tagger
+from elman.train import tagging_metrics
+from elman.train.trainer import TrainConfig, pick_device
+
+
+@dataclass
+class TaggerDataConfig:
+    dataset: str = (
+        "ud-en-lines"  # a name (`elman data list`) or a folder of *train/dev/test*.conllu
+    )
+    column: str = "upos"  # upos | xpos
+    batch_size: int = 32  # sentences per training step
+    eval_batch_size: int = 256  # sentences per evaluation step (any size gives the same tags)
+    min_count: int = 1  # rarer training forms are <unk> to the word embedding
+    max_size: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "eval_batch_size", "min_count"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.column not in ("upos", "xpos"):
+            raise ValueError(f"column {self.column!r} unknown; valid: upos, xpos")
+
+    @property
+    def bptt(self) -> int:
+        """Unused (sentences stand alone); the shared ``evaluate`` signature passes it."""
+        return 0
+
+
+SECTIONS = {"data": TaggerDataConfig, "model": TaggerConfig, "train": TrainConfig}
+
+
+def vocab_from_dict(d: dict[str, Any]) -> TaggerVocab:
+    return TaggerVocab.from_dict(d)
+
+
+def resolve_dataset(name: str, recipe: Any) -> TaggingCorpus:
+    """The corpus ``name``, read in the tag column the model was trained on."""
+    return resolve_tagging(name, recipe.data.column)
+
+
+def build_model(model_cfg: TaggerConfig, vocab: TaggerVocab) -> Tagger:
+    model_cfg.vocab_size = len(vocab.words)
+    model_cfg.char_vocab_size = len(vocab.chars)
+    model_cfg.num_tags = len(vocab.tags)
+    try:
+        return build_tagger(model_cfg)
+    except ValueError as err:
+        raise ElmanError(f"[model]: {err}") from None
+
+
+@torch.no_grad()
+def predict_split(
+    model: Tagger, vocab: TaggerVocab, corpus: TaggingCorpus, split: str, batch_size: int, device
+) -> tuple[list[list[str]], float, int]:
+    """Predicted tags of every sentence of ``split`` (in file order), summed loss, scored tags."""
+    sentences = corpus.sentences(split)
+    was_training = model.training
+    model.eval()
+    predicted: list[list[str]] = [[] for _ in sentences]
+    loss = torch.zeros((), dtype=torch.float64, device=device)
+    scored = 0
+    for batch in SentenceBatches(sentences, vocab, batch_size):
+        batch = batch.to(device)
+        logits = model(batch)  # (B, T, K)
+        loss += F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]),
+            batch.tags.reshape(-1),
+            ignore_index=IGNORE_INDEX,
+            reduction="sum",
+        ).double()
+        scored += batch.num_tokens
+        best = logits.argmax(dim=2).cpu()  # (B, T)
+        for i, row, n in zip(batch.index.tolist(), best, batch.lengths.tolist(), strict=True):
+            predicted[i] = vocab.tags.decode(row[:n])
+    model.train(was_training)
+    return predicted, float(loss.item()), scored
+
+
+def evaluate(
+    model: Tagger,
+    vocab: TaggerVocab,
+    dataset: TaggingCorpus,
+    split: str,
+    batch_size: int,
+    device: torch.device,
+    bptt: int = 0,
+) -> dict[str, float]:
+    """Loss, token accuracy and unseen-word accuracy of ``model`` on one split."""
+    start = time.perf_counter()
+    predicted, loss, scored = predict_split(model, vocab, dataset, split, batch_size, device)
+    sentences = dataset.sentences(split)
+    metrics = tagging_metrics.accuracy(
+        [s.tags for s in sentences], predicted, [s.forms for s in sentences], vocab.words.stoi
+    )
+    return {
+        "loss": loss / max(scored, 1),
+        **metrics,
+        "tokens": scored,
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def report(
+    model: Tagger,
+    vocab: TaggerVocab,
+    dataset: TaggingCorpus,
+    split: str,
+    batch_size: int,
+    device: torch.device,
+) -> dict[str, Any]:
+    """Per-tag precision/recall/F1 and the confusion counts on one split."""
+    predicted, _, _ = predict_split(model, vocab, dataset, split, batch_size, device)
+    return tagging_metrics.report([s.tags for s in dataset.sentences(split)], predicted)
+
+
+def summary_line(m: dict[str, Any]) -> str:
+    """One line of a split's metrics, for people."""
+    unseen = f"{100 * m['unseen_accuracy']:.2f}%" if m["unseen_words"] else "n/a"
+    return (
+        f"accuracy {100 * m['accuracy']:.2f}% | unseen words {unseen} "
+        f"({m['unseen_words']} of {m['words']}) | loss {m['loss']:.4f}"
+    )
+
+
+def prepare(recipe: Any, vocab: TaggerVocab | None = None) -> dict[str, Any]:
+    """Everything the trainer needs: model, training batches, validation function, metadata."""
+    data_cfg: TaggerDataConfig = recipe.data
+    corpus = resolve_tagging(data_cfg.dataset, data_cfg.column)
+    for split in ("valid", "test"):  # a malformed file stops the run now, not after training
+        corpus.sentences(split)
+    train = corpus.sentences("train")
+    try:
+        fresh = TaggerVocab.build(train, min_count=data_cfg.min_count, max_size=data_cfg.max_size)
+    except ValueError as err:
+        raise ElmanError(f"[data]: {err}") from None
+    if vocab is not None and vocab != fresh:
+        raise ElmanError(
+            f"the checkpoint's vocabularies do not match the ones built from {corpus.name}/train; "
+            "resume with the dataset it was trained on"
+        )
+    vocab = vocab or fresh
+    model = build_model(recipe.model, vocab)
+    batches = SentenceBatches(
+        train, vocab, data_cfg.batch_size, shuffle=True, seed=recipe.train.seed
+    )
+    valid_device = pick_device(recipe.train.device)
+
+    def validate(m: Tagger) -> dict[str, float]:
+        out = evaluate(m, vocab, corpus, "valid", data_cfg.eval_batch_size, valid_device)
+        return {k: v for k, v in out.items() if k in ("loss", "accuracy", "unseen_accuracy")}
+
+    return {
+        "model": model,
+        "train_data": batches,
+        "evaluate": validate,
+        "meta": {"task": "tagger", "recipe": recipe.raw, "vocab": vocab.to_dict()},
+        "dataset": corpus,
+        "vocab": vocab,
+    }
+
+
+def load(payload: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """Rebuild the tagger, its vocabularies and recipe stored in a checkpoint."""
+    from elman.train.recipe import parse_recipe
+
+    recipe = parse_recipe(payload["recipe"])
+    vocab = TaggerVocab.from_dict(payload["vocab"])
+    recipe.model.impl = "auto"  # a model trained with one impl runs with the other
+    model = build_model(recipe.model, vocab)
+    try:
+        model.load_state_dict(payload["model"])
+    except RuntimeError as err:
+        raise ElmanError(
+            f"checkpoint {payload.get('path', '?')}: weights do not match its recipe's "
+            f"architecture ({str(err).splitlines()[0][:160]})"
+        ) from None
+    model.to(device).eval()
+    return {"model": model, "vocab": vocab, "recipe": recipe}
