@@ -1,5 +1,8 @@
 """``elman eval CHECKPOINT --data NAME --split valid|test [--json]``: perplexity (or bpc).
 
+For a tagger: token accuracy, overall and on unseen words; ``--report`` adds per-tag
+precision/recall/F1 and the confusion table.
+
 With ``--mix MODEL.arpa`` the neural model is also interpolated token by token with an n-gram
 model, P = λ·P_neural + (1−λ)·P_ngram, λ tuned on the validation split (``--lambda auto``) or given.
 """
@@ -20,6 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--report", action="store_true", help="taggers: per-tag P/R/F1 and the confusion table"
+    )
     p.add_argument("--mix", metavar="ARPA", help="interpolate with this n-gram model (ARPA file)")
     p.add_argument(
         "--lambda",
@@ -38,6 +44,7 @@ def evaluate_checkpoint(
     device: str = "auto",
     mix: str | None = None,
     lam: str | float = "auto",
+    report: bool = False,
 ) -> dict:
     """Load a checkpoint and score one split; the returned dict holds ppl/bpc, tokens, seconds."""
     from elman.data.datasets import resolve
@@ -53,12 +60,19 @@ def evaluate_checkpoint(
     task = task_table()[payload["task"]]
     loaded = task.load(payload, dev)
     recipe = loaded["recipe"]
-    dataset = resolve(data or recipe.data.dataset)
+    if hasattr(task, "resolve_dataset"):  # e.g. a tagger: CoNLL-U files, its tag column
+        dataset = task.resolve_dataset(data or recipe.data.dataset, recipe)
+    else:
+        dataset = resolve(data or recipe.data.dataset)
     bs = batch_size or recipe.data.eval_batch_size
     metrics = task.evaluate(
         loaded["model"], loaded["vocab"], dataset, split, bs, dev, recipe.data.bptt
     )
     result = {"checkpoint": payload["path"], "data": dataset.name, "split": split, **metrics}
+    if report:
+        if not hasattr(task, "report"):
+            raise ElmanError(f"--report: applies to taggers, not to {payload['task']!r} models")
+        result["report"] = task.report(loaded["model"], loaded["vocab"], dataset, split, bs, dev)
     if mix is not None:
         if not hasattr(task, "split_logprobs"):
             raise ElmanError(f"--mix: {payload['task']!r} models cannot be mixed with an n-gram")
@@ -115,10 +129,18 @@ def mix_with_ngram(scores, dataset, split: str, arpa: str, lam: str | float) -> 
 
 def run(args: argparse.Namespace) -> int:
     result = evaluate_checkpoint(
-        args.checkpoint, args.data, args.split, args.batch_size, args.device, args.mix, args.lam
-    )
+        args.checkpoint, args.data, args.split, args.batch_size, args.device, args.mix, args.lam,
+        args.report,
+    )  # fmt: skip
     if args.json:
         print(json.dumps(result))
+    elif "accuracy" in result:  # a tagger
+        from elman.train.tagger import summary_line
+        from elman.train.tagging_metrics import format_report
+
+        print(f"{result['data']}/{result['split']}: {summary_line(result)}")
+        if "report" in result:
+            print(format_report(result["report"]))
     else:
         line = f"{result['data']}/{result['split']}: ppl {result['ppl']:.2f}"
         if "bpc" in result:

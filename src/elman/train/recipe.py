@@ -36,9 +36,9 @@ class Recipe:
 
 def task_table() -> dict[str, Any]:
     """Task name -> module with ``SECTIONS`` and ``train``/``load`` functions (imported lazily)."""
-    from elman.train import lm, nplm
+    from elman.train import lm, nplm, tagger
 
-    return {"lm": lm, "nplm": nplm}
+    return {"lm": lm, "nplm": nplm, "tagger": tagger}
 
 
 def parse_recipe(raw: dict[str, Any], overrides: list[str] | None = None) -> Recipe:

@@ -113,7 +113,7 @@ def train(
     if payload is not None:
         from elman.data.vocabulary import Vocabulary
 
-        vocab = Vocabulary.from_dict(payload["vocab"])
+        vocab = getattr(task, "vocab_from_dict", Vocabulary.from_dict)(payload["vocab"])
     torch.manual_seed(recipe.train.seed)  # the model's initial weights depend on it
     parts = task.prepare(recipe, vocab=vocab)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -182,6 +182,9 @@ def final_results(recipe, run_dir: Path, task, parts, summary: dict, command: st
     }
     (run_dir / "results.json").write_text(json.dumps(record, indent=2) + "\n")
     for split, m in metrics.items():
+        if hasattr(task, "summary_line"):  # e.g. a tagger's accuracy instead of perplexity
+            print(f"{split:5s} | {task.summary_line(m)}", flush=True)
+            continue
         extra = f" | bpc {m['bpc']:.4f}" if "bpc" in m else ""
         print(f"{split:5s} | ppl {m['ppl']:8.2f}{extra} | {m['tokens']} tokens", flush=True)
     return record
