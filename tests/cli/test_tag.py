@@ -1,0 +1,112 @@
+"""``elman tag`` and ``elman eval --report`` on a tagger trained once on the toy corpus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from elman.cli import main
+from elman.data.conllu import FIELDS
+from elman.train.run import train
+from train.tagtoy import write_tagged_corpus, write_tagger_recipe
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tagger")
+    recipe = write_tagger_recipe(root / "t.toml", write_tagged_corpus(root / "toy"))
+    train(recipe, out=root / "run", overrides=["train.epochs=6", "train.lr=0.02"])
+    return root / "run"
+
+
+def tag(run_dir: Path, tmp_path: Path, text: str, *args: str, capsys=None) -> tuple[int, str]:
+    src = tmp_path / "in.txt"
+    src.write_text(text, encoding="utf-8")
+    code = main(["tag", str(run_dir), str(src), *args])
+    return code, capsys.readouterr().out if capsys else ""
+
+
+def test_plain_text_empty_lines_echoed_unknown_words_tagged(run_dir, tmp_path, capsys):
+    text = "the big cat sat .\n\nzorblax   qq ran on the mat .\n"
+    code, out = tag(run_dir, tmp_path, text, capsys=capsys)
+    assert code == 0
+    lines = out.split("\n")
+    assert lines[1] == "" and len(lines) == 4 and lines[3] == ""
+    for line_in, line_out in zip(text.split("\n"), lines, strict=True):
+        pairs = [p.rsplit("/", 1) for p in line_out.split()]
+        assert [w for w, _ in pairs] == line_in.split()
+        assert all(t for _, t in pairs)
+
+
+def test_a_sentence_gets_the_same_tags_alone_and_in_a_batch(run_dir, tmp_path, capsys):
+    text = "".join(
+        f"{' '.join(['the', 'old', 'dog', 'slept', 'in', 'a', 'house'][: 2 + k % 6])} .\n"
+        for k in range(13)
+    )
+    _, batched = tag(run_dir, tmp_path, text, "--batch-size", "64", capsys=capsys)
+    alone = []
+    for line in text.splitlines():
+        _, out = tag(run_dir, tmp_path, line + "\n", "--batch-size", "1", capsys=capsys)
+        alone.append(out)
+    assert batched == "".join(alone)
+
+
+def test_conllu_keeps_every_column_but_upos(run_dir, tmp_path, capsys):
+    src = tmp_path / "toy-test.conllu"
+    write_tagged_corpus(tmp_path / "c", sizes=(1, 1, 6))
+    original = (tmp_path / "c" / "toy-test.conllu").read_text()
+    blanked = "\n".join(_blank_upos(line) for line in original.split("\n"))
+    src.write_text(blanked)
+    out = tmp_path / "out.conllu"
+    assert main(["tag", str(run_dir), str(src), "--conllu", "--out", str(out)]) == 0
+    k = FIELDS.index("upos")
+    new_lines = out.read_text().split("\n")
+    assert len(new_lines) == len(blanked.split("\n"))
+    for old, new in zip(blanked.split("\n"), new_lines, strict=True):
+        if not old or old.startswith("#"):
+            assert new == old
+            continue
+        a, b = old.split("\t"), new.split("\t")
+        assert a[:k] + a[k + 1 :] == b[:k] + b[k + 1 :]
+        if a[0].isdigit():
+            assert b[k] != "_"  # every word tagged
+        else:
+            assert b[k] == a[k]  # multi-word tokens and empty nodes as they were
+
+
+def _blank_upos(line: str) -> str:
+    if not line or line.startswith("#"):
+        return line
+    cols = line.split("\t")
+    if cols[0].isdigit():
+        cols[3] = "_"
+    return "\t".join(cols)
+
+
+def test_bad_input_is_one_line_and_exit_2(run_dir, tmp_path, capsys):
+    bad = tmp_path / "bad.conllu"
+    bad.write_text("1\tthe\tthe\tDET\n")
+    assert main(["tag", str(run_dir), str(bad), "--conllu"]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:1: expected 10 tab-separated columns" in err and "Traceback" not in err
+    assert main(["tag", str(tmp_path / "missing.pt")]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["tag", str(run_dir), str(bad), "--batch-size", "0"]) == 2
+
+
+def test_an_lm_checkpoint_is_refused(recipe, tmp_path, capsys):
+    train(recipe, out=tmp_path / "lm", overrides=["train.epochs=1"])
+    capsys.readouterr()
+    assert main(["tag", str(tmp_path / "lm"), str(recipe)]) == 2
+    assert "'lm' checkpoint" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "lm"), "--report"]) == 2
+    assert "--report: applies to taggers" in capsys.readouterr().err
+
+
+def test_eval_report_prints_accuracy_table_and_confusions(run_dir, capsys):
+    assert main(["eval", str(run_dir), "--split", "valid", "--report"]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "F1" in out and "confusion" in out
+    assert main(["eval", str(run_dir), "--json"]) == 0
+    assert '"accuracy"' in capsys.readouterr().out
