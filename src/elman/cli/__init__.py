@@ -15,7 +15,7 @@ import warnings
 from elman.errors import ElmanError
 
 # Sub-command modules, in the order they appear in `elman --help`.
-COMMANDS = ["demo", "data", "train", "eval", "generate", "tag", "results", "ngram"]
+COMMANDS = ["demo", "data", "train", "eval", "generate", "tag", "results", "ngram", "lab"]
 
 
 def build_parser() -> argparse.ArgumentParser:

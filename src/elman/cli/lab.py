@@ -1,0 +1,156 @@
+"""``elman lab gradients|exploding|adding|copy|plot``: vanishing and exploding gradients.
+
+    elman lab gradients --cells rnn-tanh,rnn-sigmoid,irnn,lstm,gru --data ptb --out runs/grad
+    elman lab gradients --checkpoint runs/ptb-lstm/best.pt --out runs/grad-trained
+    elman lab exploding --out runs/exploding
+    elman lab adding --cell irnn --T 150 --out runs/adding-irnn \
+        --results results/lab-adding-T150-irnn.json
+    elman lab copy --cell lstm --T 100 --out runs/copy-lstm
+    elman lab plot results/lab-adding-T150-*.json --out docs/img/adding.png
+
+Each is also a function: :func:`elman.lab.gradients.run`, :func:`elman.lab.exploding.run`,
+:func:`elman.lab.longrange.run` (adding and copy), :func:`elman.lab.longrange.plot_curves`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from elman.errors import ElmanError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("lab", help="gradient flow, clipping, IRNN and the long-range tasks")
+    cmds = p.add_subparsers(dest="lab_command", metavar="{gradients,exploding,adding,copy,plot}")
+    p.set_defaults(func=lambda args: p.print_help() or 2)
+
+    g = cmds.add_parser("gradients", help="|dJ_T/dh_t| and |dh_T/dh_t| against T - t")
+    g.add_argument(
+        "--cells",
+        default=None,
+        help="comma-separated: rnn-tanh, rnn-sigmoid, rnn-relu, irnn, lstm, gru (default: "
+        "rnn-tanh,rnn-sigmoid,irnn,lstm,gru without --checkpoint, none with it)",
+    )
+    g.add_argument("--checkpoint", help="also measure this trained RNN LM (run folder or .pt)")
+    g.add_argument("--data", help="dataset name or folder (default ptb, or the checkpoint's)")
+    g.add_argument("--split", default="valid", help="split the windows come from (default valid)")
+    g.add_argument("--steps", type=int, default=100, help="window length T (default 100)")
+    g.add_argument("--batch", type=int, default=16, help="windows averaged over (default 16)")
+    g.add_argument("--hidden", type=int, default=200, help="units of the random LMs (200)")
+    g.add_argument("--seed", type=int, default=1)
+    g.add_argument("--out", required=True, help="folder for gradients.csv and gradients.png")
+    g.add_argument("--plot", help="write the PNG here instead of OUT/gradients.png")
+    g.set_defaults(func=_gradients)
+
+    e = cmds.add_parser("exploding", help="W_hh scaled up: training without and with clipping")
+    e.add_argument("--data", default="ptb", help="dataset name or folder (default ptb)")
+    e.add_argument("--out", required=True, help="folder for the two runs, JSON and PNG")
+    e.add_argument("--steps", type=int, default=300, help="training steps per run (300)")
+    e.add_argument("--hidden", type=int, default=128)
+    e.add_argument("--nonlinearity", default="relu", choices=["relu", "tanh"])
+    e.add_argument("--scale", type=float, default=2.0, help="singular values of W_hh (2)")
+    e.add_argument("--lr", type=float, default=1.0, help="SGD learning rate (1)")
+    e.add_argument("--clip", type=float, default=1.0, help="clip_norm of the clipped run (1)")
+    e.add_argument("--batch-size", type=int, default=20)
+    e.add_argument("--bptt", type=int, default=35)
+    e.add_argument("--seed", type=int, default=1)
+    e.add_argument("--plot", help="write the PNG here instead of OUT/exploding.png")
+    e.set_defaults(func=_exploding)
+
+    for task, T in (("adding", 150), ("copy", 100)):
+        t = cmds.add_parser(task, help=f"train one cell on the {task} task")
+        t.add_argument("--cell", default="irnn", help="irnn, rnn-tanh, rnn-relu, lstm, gru")
+        t.add_argument("--T", type=int, default=T, help=f"sequence length / delay ({T})")
+        t.add_argument("--hidden", type=int, default=100)
+        t.add_argument("--batch-size", type=int, default=32)
+        t.add_argument("--steps", type=int, default=30000, help="at most this many (30000)")
+        t.add_argument("--eval-every", type=int, default=250)
+        t.add_argument("--optimizer", help="sgd, adam or adamw (default: the cell's)")
+        t.add_argument("--lr", type=float, help="learning rate (default: the cell's)")
+        t.add_argument("--clip", type=float, help="clip_norm (default: the cell's)")
+        t.add_argument("--input-std", type=float, help="W_hx ~ N(0, std^2) (default: the cell's)")
+        t.add_argument("--max-minutes", type=float, default=10.0, help="wall-time budget (10)")
+        t.add_argument("--keep-going", action="store_true", help="train on after solving")
+        t.add_argument("--valid-size", type=int, default=1000)
+        t.add_argument("--test-size", type=int, default=10000)
+        t.add_argument("--seed", type=int, default=1)
+        t.add_argument("--threads", type=int, default=1, help="torch threads (1)")
+        t.add_argument("--out", required=True, help="run folder")
+        t.add_argument("--results", help="also write the record here (results/lab-*.json)")
+        t.set_defaults(func=_task, task=task)
+
+    q = cmds.add_parser("plot", help="one curve plot from several adding/copy results files")
+    q.add_argument("results", nargs="+", help="results JSON files of `elman lab adding|copy`")
+    q.add_argument("--out", required=True, help="PNG to write")
+    q.set_defaults(func=_plot)
+
+
+def _gradients(args: argparse.Namespace) -> int:
+    from elman.lab.cells import parse_cells
+    from elman.lab.gradients import run, summary_line
+
+    cells = args.cells
+    if cells is None and args.checkpoint is None:
+        cells = "rnn-tanh,rnn-sigmoid,irnn,lstm,gru"
+    try:
+        names = parse_cells(cells) if cells else []
+    except ValueError as err:
+        raise ElmanError(f"--cells: {err}") from None
+    flows = run(
+        names, checkpoint=args.checkpoint, data=args.data, split=args.split, steps=args.steps,
+        batch=args.batch, hidden=args.hidden, seed=args.seed, out=args.out, plot_path=args.plot,
+    )  # fmt: skip
+    for name, flow in flows.items():
+        print(summary_line(name, flow))
+    png = args.plot or Path(args.out) / "gradients.png"
+    print(f"wrote {Path(args.out) / 'gradients.csv'} and {png}")
+    return 0
+
+
+def _exploding(args: argparse.Namespace) -> int:
+    from elman.lab.exploding import run, summary_lines
+
+    record = run(
+        data=args.data, out=args.out, steps=args.steps, hidden=args.hidden,
+        nonlinearity=args.nonlinearity, scale=args.scale, lr=args.lr, clip_norm=args.clip,
+        batch_size=args.batch_size, bptt=args.bptt, seed=args.seed, plot_path=args.plot,
+    )  # fmt: skip
+    for line in summary_lines(record):
+        print(line)
+    return 0
+
+
+def _task(args: argparse.Namespace) -> int:
+    from elman.lab.longrange import TaskConfig, run, summary_line
+
+    try:
+        config = TaskConfig(
+            task=args.task, cell=args.cell, T=args.T, hidden_size=args.hidden,
+            batch_size=args.batch_size, steps=args.steps, eval_every=args.eval_every,
+            valid_size=args.valid_size, test_size=args.test_size, optimizer=args.optimizer,
+            lr=args.lr, clip_norm=args.clip, input_std=args.input_std,
+            stop_when_solved=not args.keep_going, max_minutes=args.max_minutes,
+            seed=args.seed, threads=args.threads,
+        )  # fmt: skip
+    except ValueError as err:
+        raise ElmanError(str(err)) from None
+    record = run(config, out=args.out, results=args.results)
+    print(summary_line(record))
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from elman.lab.longrange import plot_curves
+
+    records = []
+    for path in args.results:
+        try:
+            records.append(json.loads(Path(path).read_text()))
+        except (OSError, json.JSONDecodeError) as err:
+            raise ElmanError(f"{path}: cannot read a results file ({err})") from None
+        if "curve" not in records[-1]:
+            raise ElmanError(f"{path}: not a results file of `elman lab adding|copy`")
+    print(f"wrote {plot_curves(records, args.out)}")
+    return 0

@@ -1,0 +1,165 @@
+"""Exploding gradients, shown and cured: an Elman RNN LM whose W_hh is scaled up, trained
+with and without clipping.
+
+W_hh starts as ``scale`` times a random orthogonal matrix, so every singular value is
+``scale`` > 1 and the product Π ∂h_k/∂h_{k−1} = Π diag(f'(z_k)) W_hh grows like scale^(T−t)
+wherever f' ≈ 1 (the ReLU's positive side; tanh near 0). One SGD step along such a gradient
+throws the weights far away: without clipping the loss overflows ("non-finite loss at step k",
+the trainer's one-line error) or jumps up and stays there. With the lecture's rule
+
+    if ‖g‖ ≥ threshold:  g ← (threshold / ‖g‖) · g
+
+each step moves the weights by at most lr · threshold and training proceeds. Both runs use the
+one trainer; the curves come from their metrics.jsonl (``grad_norm`` is the pre-clip norm).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from elman.errors import ElmanError
+
+
+def _build(vocab_size: int, hidden: int, nonlinearity: str, scale: float, seed: int):
+    from elman.models.rnnlm import RNNLM, RNNLMConfig
+
+    torch.manual_seed(seed)
+    config = RNNLMConfig(
+        vocab_size=vocab_size, cell="elman", embedding_dim=hidden, hidden_size=hidden,
+        num_layers=1, cell_options={"nonlinearity": nonlinearity, "init": "orthogonal"},
+    )  # fmt: skip
+    model = RNNLM(config)
+    with torch.no_grad():
+        model.recurrent.cells[0].weight_hh.mul_(scale)  # every singular value = scale
+    return model
+
+
+def _curve(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in records if r["kind"] == "train"]
+
+
+def run(
+    *,
+    data: str = "ptb",
+    out: str | Path,
+    steps: int = 300,
+    hidden: int = 128,
+    nonlinearity: str = "relu",
+    scale: float = 2.0,
+    lr: float = 1.0,
+    clip_norm: float = 1.0,
+    batch_size: int = 20,
+    bptt: int = 35,
+    seed: int = 1,
+    log_every: int = 10,
+    plot_path: str | Path | None = None,
+) -> dict[str, Any]:
+    """Train the same model twice (SGD, ``lr``), without and with clipping at ``clip_norm``;
+    write ``out``/{no-clip,clip}/ run folders, ``out``/exploding.json and the plot."""
+    from elman.data.datasets import resolve
+    from elman.data.vocabulary import Vocabulary
+    from elman.train.lm import make_stream
+    from elman.train.trainer import TrainConfig, Trainer
+
+    if steps < 1 or hidden < 1 or scale <= 0 or lr <= 0 or clip_norm <= 0:
+        raise ElmanError("--steps, --hidden, --scale, --lr and --clip must be positive")
+    out = Path(out)
+    for name in ("no-clip", "clip"):
+        if (out / name / "metrics.jsonl").exists():
+            raise ElmanError(f"{out / name} already holds a run; choose another --out")
+    dataset = resolve(data)
+    vocab = Vocabulary.build(dataset.tokens("train"), specials=dataset.specials)
+    stream = make_stream(vocab, dataset, "train", batch_size, bptt)
+    runs: dict[str, Any] = {}
+    for name, clip in (("no-clip", None), ("clip", clip_norm)):
+        model = _build(len(vocab), hidden, nonlinearity, scale, seed)
+        cfg = TrainConfig(
+            epochs=1, optimizer="sgd", lr=lr, schedule="constant", clip_norm=clip, seed=seed,
+            device="cpu", log_every=log_every, max_steps=steps, progress=False,
+        )  # fmt: skip
+        trainer = Trainer(model, cfg, stream, lambda m: {"loss": math.nan}, out / name, {})
+        error = None
+        try:
+            trainer.fit()
+        except ElmanError as err:  # the trainer's "non-finite loss at step k" one-liner
+            error = str(err)
+        curve = _curve(out / name)
+        runs[name] = {
+            "clip_norm": clip,
+            "steps": trainer.global_step,
+            "error": error,
+            "non_finite_step": trainer.global_step if error else None,
+            "first_loss": curve[0]["loss"] if curve else None,
+            "final_loss": curve[-1]["loss"] if curve else None,
+            "min_loss": min((r["loss"] for r in curve), default=None),
+            "curve": [[r["step"], r["loss"], r.get("grad_norm")] for r in curve],
+        }
+    record = {
+        "setup": {
+            "data": dataset.name,
+            "hidden": hidden,
+            "nonlinearity": nonlinearity,
+            "scale": scale,
+            "optimizer": "sgd",
+            "lr": lr,
+            "batch_size": batch_size,
+            "bptt": bptt,
+            "steps": steps,
+            "seed": seed,
+        },  # fmt: skip
+        "runs": runs,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "exploding.json").write_text(json.dumps(record, indent=2) + "\n")
+    plot(record, plot_path or out / "exploding.png")
+    return record
+
+
+def summary_lines(record: dict[str, Any]) -> list[str]:
+    lines = []
+    for name, r in record["runs"].items():
+        if r["error"]:
+            how = f"stopped: {r['error'].split(';')[0]}"
+        else:
+            how = f"{r['steps']} steps, loss {r['first_loss']:.3f} -> {r['final_loss']:.3f}"
+        lines.append(f"{name:<8s} {how}")
+    return lines
+
+
+def plot(record: dict[str, Any], path: str | Path) -> Path:
+    """Training loss (per-token cross entropy) of both runs against the step."""
+    from elman.lab.plots import pyplot, save
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for name, r in record["runs"].items():
+        if not r["curve"]:
+            continue
+        steps = [c[0] for c in r["curve"]]
+        loss = [c[1] if math.isfinite(c[1]) else math.nan for c in r["curve"]]
+        (line,) = ax.plot(steps, loss, label=f"{name} (clip {r['clip_norm']})")
+        if r["non_finite_step"] is not None:
+            finite = [v for v in loss if math.isfinite(v)]
+            label = f"non-finite loss at step {r['non_finite_step']}"
+            y = finite[-1] if finite else 0.0
+            ax.plot([r["non_finite_step"]], [y], "x", ms=10, color=line.get_color(), label=label)
+    s = record["setup"]
+    ax.set_title(
+        f"Elman ({s['nonlinearity']}) LM on {s['data']}, W_hh = {s['scale']:g}·orthogonal, "
+        f"SGD lr {s['lr']:g}",
+        fontsize=9,
+    )
+    ax.set_xlabel("training step")
+    ax.set_ylabel("training loss (nats/token)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return save(fig, path)

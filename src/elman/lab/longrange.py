@@ -1,0 +1,232 @@
+"""Training on the long-range tasks with the one trainer, and when a task counts as solved.
+
+An "epoch" of the trainer is ``eval_every`` fresh batches; after each the validation set is
+scored, so ``steps_to_solve`` is the first multiple of ``eval_every`` at which
+
+    adding:  validation MSE < 0.01     (Le et al. 2015's criterion; trivial predictor 0.167)
+    copy:    validation accuracy on the 10 copied symbols >= 0.99
+
+The run stops there (``stop_when_solved``), after ``steps``, or once ``max_minutes`` of wall
+time are spent, whichever comes first; the final model is then scored on the test set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import math
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from elman.errors import ElmanError
+from elman.lab.cells import CELL_SPECS
+from elman.lab.tasks import MODELS, TRIVIAL_ADDING_MSE, FixedSet, FreshBatches, copy_baseline
+from elman.train.optim import OPTIMIZERS
+
+AIMS = {
+    "adding": "Le et al. 2015 (fig. 2), adding problem T=150: the IRNN and the LSTM reach test "
+    "MSE < 0.01, a tanh RNN with standard initialisation stays near the trivial 0.167",
+    "copy": "Arjovsky et al. 2016 / Hochreiter & Schmidhuber 1997, copy memory: gated cells "
+    "beat the baseline 10 ln 8/(T+20); a plain tanh RNN stays at it",
+}
+
+# Per cell: optimiser settings that solve T=150 within the CPU budget where the cell can
+# (chosen by short sanity runs, docs/gradients.md); every field can be overridden.
+CELL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "irnn": {"optimizer": "adam", "lr": 1e-4, "clip_norm": 1.0, "input_std": 1e-3},
+    "rnn-tanh": {"optimizer": "adam", "lr": 1e-3, "clip_norm": 1.0, "input_std": None},
+    "rnn-relu": {"optimizer": "adam", "lr": 1e-4, "clip_norm": 1.0, "input_std": None},
+    "rnn-sigmoid": {"optimizer": "adam", "lr": 1e-3, "clip_norm": 1.0, "input_std": None},
+    "lstm": {"optimizer": "adam", "lr": 1e-3, "clip_norm": 1.0, "input_std": None},
+    "gru": {"optimizer": "adam", "lr": 1e-3, "clip_norm": 1.0, "input_std": None},
+}
+
+
+@dataclass
+class TaskConfig:
+    task: str = "adding"  # adding | copy
+    cell: str = "irnn"  # a name of elman.lab.cells.CELL_SPECS
+    T: int = 150
+    hidden_size: int = 100
+    batch_size: int = 32
+    steps: int = 30000  # at most this many training steps
+    eval_every: int = 250
+    valid_size: int = 1000
+    test_size: int = 10000
+    optimizer: str | None = None  # None: the cell's default (CELL_DEFAULTS)
+    lr: float | None = None
+    clip_norm: float | None = None
+    input_std: float | None = None
+    stop_when_solved: bool = True
+    max_minutes: float | None = 10.0
+    seed: int = 1
+    threads: int | None = 1
+
+    def __post_init__(self) -> None:
+        if self.task not in MODELS:
+            raise ValueError(f"task {self.task!r} unknown; valid: {', '.join(MODELS)}")
+        if self.cell not in CELL_SPECS:
+            raise ValueError(f"cell {self.cell!r} unknown; valid: {', '.join(CELL_SPECS)}")
+        for name in ("T", "hidden_size", "batch_size", "steps", "eval_every", "valid_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for key, value in CELL_DEFAULTS[self.cell].items():
+            if getattr(self, key) is None:
+                setattr(self, key, value)
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"optimizer {self.optimizer!r} unknown; valid: {', '.join(OPTIMIZERS)}"
+            )
+        for name in ("lr", "clip_norm", "input_std", "max_minutes"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be > 0, got {value}")
+
+
+def solved(task: str, metrics: dict[str, float]) -> bool:
+    if task == "adding":
+        return metrics["mse"] < 0.01
+    return metrics["accuracy"] >= 0.99
+
+
+def run(
+    config: TaskConfig,
+    *,
+    out: str | Path,
+    results: str | Path | None = None,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Train ``config.cell`` on ``config.task``; write the run folder ``out`` (checkpoints,
+    metrics.jsonl, results.json, curve.png) and ``results`` if given; return the record."""
+    from elman.train.run import device_description, git_commit
+    from elman.train.trainer import TrainConfig, Trainer
+
+    c = config
+    out = Path(out)
+    if (out / "last.pt").exists():
+        raise ElmanError(f"{out} already holds a run; choose another folder with --out")
+    if c.threads:
+        torch.set_num_threads(c.threads)
+    torch.manual_seed(c.seed)
+    model = MODELS[c.task](c.cell, c.hidden_size, input_std=c.input_std)
+    valid = FixedSet(c.task, c.T, c.valid_size, seed=c.seed + 1_000_001)
+    epochs = math.ceil(c.steps / c.eval_every)
+    train_cfg = TrainConfig(
+        epochs=epochs, optimizer=c.optimizer, lr=c.lr, schedule="constant",
+        clip_norm=c.clip_norm, seed=c.seed, device="cpu", log_every=c.eval_every,
+        progress=False,
+    )  # fmt: skip
+    data = FreshBatches(c.task, c.T, c.batch_size, c.eval_every, c.seed)
+    meta = {"task": f"lab-{c.task}", "lab": dataclasses.asdict(c)}
+    trainer = Trainer(model, train_cfg, data, lambda m: m.metrics(valid), out, meta)
+    start = time.perf_counter()
+    steps_to_solve, stopped = None, "steps"
+    print(f"{c.task} T={c.T} {c.cell}: {c.optimizer} lr {c.lr:g} clip {c.clip_norm}", flush=True)
+    for k in range(1, epochs + 1):
+        trainer.config.max_steps = k * c.eval_every  # one evaluation per fit() call
+        try:
+            trainer.fit()
+        except ElmanError as err:  # non-finite loss: the run diverged; record it
+            print(f"elman: {err}", file=sys.stderr, flush=True)
+            stopped = "diverged"
+            break
+        last = trainer.history[-1]
+        if steps_to_solve is None and solved(c.task, last):
+            steps_to_solve = last["step"]
+            if c.stop_when_solved:
+                stopped = "solved"
+                break
+        if c.max_minutes is not None and time.perf_counter() - start > 60 * c.max_minutes:
+            stopped = "time"
+            break
+    wall = time.perf_counter() - start
+    record = _record(c, trainer, steps_to_solve, stopped, wall, command)
+    record["device"] = device_description(torch.device("cpu"))
+    record["commit"] = git_commit()
+    out.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(record, indent=2) + "\n"
+    (out / "results.json").write_text(text)
+    if results is not None:
+        Path(results).parent.mkdir(parents=True, exist_ok=True)
+        Path(results).write_text(text)
+    plot_curves([record], out / "curve.png")
+    return record
+
+
+def _record(c, trainer, steps_to_solve, stopped, wall, command) -> dict[str, Any]:
+    model = trainer.model.eval()
+    test = (
+        model.metrics(FixedSet(c.task, c.T, c.test_size, seed=c.seed + 2_000_002))
+        if stopped != "diverged"
+        else {}
+    )
+    last = trainer.history[-1] if trainer.history else {}
+    valid = {k: v for k, v in last.items() if k in ("mse", "accuracy", "loss")}
+    key = "mse" if c.task == "adding" else "accuracy"
+    return {
+        "recipe": f"lab-{c.task}-T{c.T}-{c.cell}",
+        "aim": AIMS[c.task],
+        "baseline": TRIVIAL_ADDING_MSE if c.task == "adding" else copy_baseline(c.T),
+        "metrics": {"valid": valid, "test": test},
+        "steps_to_solve": steps_to_solve,
+        "steps": trainer.global_step,
+        "stopped": stopped,  # solved | steps | time | diverged
+        "curve": [[r["step"], r[key]] for r in trainer.history],
+        "config": dataclasses.asdict(c),
+        "wall_time_s": round(wall, 1),
+        "torch": torch.__version__,
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": command or "elman " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    }
+
+
+def summary_line(record: dict[str, Any]) -> str:
+    c = record["config"]
+    test = record["metrics"]["test"]
+    what = (
+        f"test MSE {test['mse']:.4f}" if "mse" in test
+        else f"test accuracy {test['accuracy']:.3f}, CE {test['loss']:.4f}" if test
+        else "no test score (diverged)"
+    )  # fmt: skip
+    solved_at = (
+        f"solved at step {record['steps_to_solve']}"
+        if record["steps_to_solve"] is not None
+        else "not solved"
+    )
+    return (
+        f"{c['task']} T={c['T']} {c['cell']:<8s} {what} (baseline {record['baseline']:.3f}); "
+        f"{solved_at}; {record['steps']} steps, {record['wall_time_s']:.0f} s, "
+        f"stopped: {record['stopped']}"
+    )
+
+
+def plot_curves(records: list[dict[str, Any]], path: str | Path) -> Path:
+    """Validation MSE (adding, log scale) or copy accuracy against the training step."""
+    from elman.lab.plots import pyplot, save
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    task = records[0]["config"]["task"]
+    for r in records:
+        if r["curve"]:
+            steps, values = zip(*r["curve"], strict=True)
+            ax.plot(steps, values, label=r["config"]["cell"])
+    if task == "adding":
+        ax.set_yscale("log")
+        ax.axhline(records[0]["baseline"], color="grey", lw=0.8, ls="--", label="trivial")
+        ax.axhline(0.01, color="grey", lw=0.8, ls=":", label="solved")
+        ax.set_ylabel("validation MSE")
+    else:
+        ax.set_ylabel("validation accuracy (copied symbols)")
+    ax.set_xlabel("training step")
+    ax.set_title(f"{task}, T = {records[0]['config']['T']}", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return save(fig, path)
