@@ -33,6 +33,7 @@ def test_plain_text_empty_lines_echoed_unknown_words_tagged(run_dir, tmp_path, c
     assert code == 0
     lines = out.split("\n")
     assert lines[1] == "" and len(lines) == 4 and lines[3] == ""
+    assert tag(run_dir, tmp_path, "", capsys=capsys) == (0, "")
     for line_in, line_out in zip(text.split("\n"), lines, strict=True):
         pairs = [p.rsplit("/", 1) for p in line_out.split()]
         assert [w for w, _ in pairs] == line_in.split()

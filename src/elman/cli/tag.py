@@ -56,6 +56,8 @@ def tag(
     model, vocab = loaded["model"], loaded["vocab"]
     if str(input) == "-":
         name, data = "<stdin>", sys.stdin.buffer.read()
+    elif Path(input).is_file() and Path(input).stat().st_size == 0:
+        name, data = str(input), b""  # nothing to tag is not an error
     else:
         name, data = str(input), read_bytes(input)
     text = decode_utf8(data, name)
