@@ -1,0 +1,52 @@
+"""Long-range runs through the one trainer: the results record, stopping, solved criteria."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from elman.lab.longrange import TaskConfig, plot_curves, run, solved, summary_line
+
+KEYS = {"recipe", "aim", "metrics", "wall_time_s", "device", "commit", "date", "command"}
+
+
+def tiny(**changes) -> TaskConfig:
+    base = dict(T=6, hidden_size=8, batch_size=8, steps=40, eval_every=20, valid_size=30,
+                test_size=50, max_minutes=None)  # fmt: skip
+    return TaskConfig(**{**base, **changes})
+
+
+@pytest.mark.parametrize("task,cell", [("adding", "irnn"), ("copy", "lstm")])
+def test_run_writes_the_results_record(tmp_path, task, cell):
+    results = tmp_path / "results" / f"lab-{task}.json"
+    record = run(tiny(task=task, cell=cell), out=tmp_path / "run", results=results, command="x")
+    assert KEYS <= set(record) and record["command"] == "x"
+    assert json.loads(results.read_text()) == json.loads(
+        (tmp_path / "run/results.json").read_text()
+    )
+    key = "mse" if task == "adding" else "accuracy"
+    assert key in record["metrics"]["valid"] and key in record["metrics"]["test"]
+    assert [c[0] for c in record["curve"]] == [20, 40]
+    assert record["steps"] == 40 and record["stopped"] in ("steps", "solved")
+    assert (tmp_path / "run" / "curve.png").stat().st_size > 0
+    assert task in summary_line(record)
+    assert plot_curves([record, record], tmp_path / "both.png").exists()
+
+
+def test_run_stops_when_solved(tmp_path, monkeypatch):
+    monkeypatch.setattr("elman.lab.longrange.solved", lambda task, metrics: True)
+    record = run(tiny(), out=tmp_path / "run")
+    assert record["steps_to_solve"] == 20 and record["steps"] == 20
+    assert record["stopped"] == "solved"
+
+
+def test_solved_criteria_and_config_checks():
+    assert solved("adding", {"mse": 0.009}) and not solved("adding", {"mse": 0.02})
+    assert solved("copy", {"accuracy": 0.995}) and not solved("copy", {"accuracy": 0.9})
+    c = TaskConfig(cell="lstm")
+    assert c.optimizer == "adam" and c.clip_norm == 1.0  # the cell's defaults fill in
+    assert TaskConfig(cell="lstm", lr=0.5).lr == 0.5
+    for bad in ({"cell": "rnn"}, {"task": "sort"}, {"optimizer": "rmsprop"}, {"lr": -1.0}):
+        with pytest.raises(ValueError):
+            TaskConfig(**bad)
