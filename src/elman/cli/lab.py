@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--steps", type=int, default=300, help="training steps per run (300)")
     e.add_argument("--hidden", type=int, default=128)
     e.add_argument("--nonlinearity", default="relu", choices=["relu", "tanh"])
-    e.add_argument("--scale", type=float, default=2.0, help="singular values of W_hh (2)")
+    e.add_argument("--scale", type=float, default=1.2, help="singular values of W_hh (1.2)")
     e.add_argument("--lr", type=float, default=1.0, help="SGD learning rate (1)")
     e.add_argument("--clip", type=float, default=1.0, help="clip_norm of the clipped run (1)")
     e.add_argument("--batch-size", type=int, default=20)

@@ -54,17 +54,20 @@ def run(
     steps: int = 300,
     hidden: int = 128,
     nonlinearity: str = "relu",
-    scale: float = 2.0,
+    scale: float = 1.2,
     lr: float = 1.0,
     clip_norm: float = 1.0,
     batch_size: int = 20,
     bptt: int = 35,
     seed: int = 1,
-    log_every: int = 10,
+    log_every: int = 1,
     plot_path: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train the same model twice (SGD, ``lr``), without and with clipping at ``clip_norm``;
-    write ``out``/{no-clip,clip}/ run folders, ``out``/exploding.json and the plot."""
+    write ``out``/{no-clip,clip}/ run folders, ``out``/exploding.json and the plot.
+
+    The unclipped run is given an infinite threshold: the trainer then logs its gradient norm
+    too, and the rule never fires (‖g‖ ≥ ∞ only once g is already infinite)."""
     from elman.data.datasets import resolve
     from elman.data.vocabulary import Vocabulary
     from elman.train.lm import make_stream
@@ -83,7 +86,8 @@ def run(
     for name, clip in (("no-clip", None), ("clip", clip_norm)):
         model = _build(len(vocab), hidden, nonlinearity, scale, seed)
         cfg = TrainConfig(
-            epochs=1, optimizer="sgd", lr=lr, schedule="constant", clip_norm=clip, seed=seed,
+            epochs=1, optimizer="sgd", lr=lr, schedule="constant",
+            clip_norm=math.inf if clip is None else clip, seed=seed,
             device="cpu", log_every=log_every, max_steps=steps, progress=False,
         )  # fmt: skip
         trainer = Trainer(model, cfg, stream, lambda m: {"loss": math.nan}, out / name, {})
@@ -136,30 +140,35 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
 
 
 def plot(record: dict[str, Any], path: str | Path) -> Path:
-    """Training loss (per-token cross entropy) of both runs against the step."""
+    """Training loss (per-token cross entropy, log scale) and the pre-clip gradient norm of
+    both runs against the step; an x where a run's loss became non-finite."""
     from elman.lab.plots import pyplot, save
 
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 3.8))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharex=True)
     for name, r in record["runs"].items():
-        if not r["curve"]:
-            continue
         steps = [c[0] for c in r["curve"]]
         loss = [c[1] if math.isfinite(c[1]) else math.nan for c in r["curve"]]
-        (line,) = ax.plot(steps, loss, label=f"{name} (clip {r['clip_norm']})")
+        norm = [c[2] if c[2] is not None and math.isfinite(c[2]) else math.nan for c in r["curve"]]
+        label = f"{name} (threshold {r['clip_norm']})" if r["clip_norm"] else name
+        z = 3 if r["non_finite_step"] is not None else 2  # the short run on top
+        (line,) = axes[0].semilogy(steps, loss, ".-", ms=3, lw=1, label=label, zorder=z)
+        axes[1].semilogy(steps, norm, ".-", ms=3, lw=1, color=line.get_color(), zorder=z)
         if r["non_finite_step"] is not None:
             finite = [v for v in loss if math.isfinite(v)]
-            label = f"non-finite loss at step {r['non_finite_step']}"
-            y = finite[-1] if finite else 0.0
-            ax.plot([r["non_finite_step"]], [y], "x", ms=10, color=line.get_color(), label=label)
+            y = finite[-1] if finite else 10.0
+            axes[0].plot([r["non_finite_step"]], [y], "x", ms=10, color=line.get_color(),
+                         label=f"non-finite loss at step {r['non_finite_step']}")  # fmt: skip
     s = record["setup"]
-    ax.set_title(
+    fig.suptitle(
         f"Elman ({s['nonlinearity']}) LM on {s['data']}, W_hh = {s['scale']:g}·orthogonal, "
-        f"SGD lr {s['lr']:g}",
-        fontsize=9,
+        f"SGD lr {s['lr']:g}, BPTT {s['bptt']}",
+        fontsize=10,
     )
-    ax.set_xlabel("training step")
-    ax.set_ylabel("training loss (nats/token)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    axes[0].set_ylabel("training loss (nats/token)")
+    axes[1].set_ylabel("gradient norm ‖g‖ before clipping")
+    for ax in axes:
+        ax.set_xlabel("training step")
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=8)
     return save(fig, path)
