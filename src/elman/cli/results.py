@@ -28,7 +28,7 @@ def _metric(split: dict) -> str:
     if not split:
         return "–"
     if "bpc" in split:
-        return f"{split['bpc']:.3f} bpc"
+        return f"{split['bpc']:.3f} bpc (loss {split['loss']:.3f})"
     if "bleu" in split:
         return f"BLEU {split['bleu']:.1f}"
     if "accuracy" in split:
