@@ -42,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--seed", type=int, default=1)
     g.add_argument("--out", required=True, help="folder for gradients.csv and gradients.png")
     g.add_argument("--plot", help="write the PNG here instead of OUT/gradients.png")
+    g.add_argument("--threads", type=int, default=1, help="torch threads (1: small matrices)")
     g.set_defaults(func=_gradients)
 
     e = cmds.add_parser("exploding", help="W_hh scaled up: training without and with clipping")
@@ -57,6 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--bptt", type=int, default=35)
     e.add_argument("--seed", type=int, default=1)
     e.add_argument("--plot", help="write the PNG here instead of OUT/exploding.png")
+    e.add_argument("--threads", type=int, default=1, help="torch threads (1)")
     e.set_defaults(func=_exploding)
 
     for task, T in (("adding", 150), ("copy", 100)):
@@ -87,10 +89,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(func=_plot)
 
 
+def _threads(n: int | None) -> None:
+    if n is not None:
+        if n < 1:
+            raise ElmanError(f"--threads must be at least 1, got {n}")
+        import torch
+
+        torch.set_num_threads(n)
+
+
 def _gradients(args: argparse.Namespace) -> int:
     from elman.lab.cells import parse_cells
     from elman.lab.gradients import run, summary_line
 
+    _threads(args.threads)
     cells = args.cells
     if cells is None and args.checkpoint is None:
         cells = "rnn-tanh,rnn-sigmoid,irnn,lstm,gru"
@@ -112,6 +124,7 @@ def _gradients(args: argparse.Namespace) -> int:
 def _exploding(args: argparse.Namespace) -> int:
     from elman.lab.exploding import run, summary_lines
 
+    _threads(args.threads)
     record = run(
         data=args.data, out=args.out, steps=args.steps, hidden=args.hidden,
         nonlinearity=args.nonlinearity, scale=args.scale, lr=args.lr, clip_norm=args.clip,
