@@ -200,15 +200,21 @@ def plot(flows: dict[str, GradientFlow], path: str | Path, title: str) -> Path:
 
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharex=True)
-    tiny = 1e-30  # exact zeros (dead ReLUs, underflow) drawn at the floor of the plot
+
+    def positive(values: list[float]) -> list[float]:  # exact zeros are left out, not drawn
+        return [v if v > 0 else math.nan for v in values]
+
     for name, flow in flows.items():
         if flow.loss_grad is not None and flow.loss_grad[0] > 0:
-            r = [max(g / flow.loss_grad[0], tiny) for g in flow.loss_grad]
+            r = positive([g / flow.loss_grad[0] for g in flow.loss_grad])
             axes[0].semilogy(flow.distance, r, label=name)
-        axes[1].semilogy(flow.distance, [max(j, tiny) for j in flow.jacobian], label=name)
+        axes[1].semilogy(flow.distance, positive(flow.jacobian), label=name)
     axes[0].set_title("‖∂J_T/∂h_t‖ relative to t = T")
     axes[1].set_title("‖∂h_T/∂h_t‖ (spectral norm)")
     for ax in axes:
+        # below 1e-30 nothing is left to learn from; steeper curves leave the plot there
+        low, high = ax.get_ylim()
+        ax.set_ylim(max(low, 1e-30), high)
         ax.set_xlabel("distance T − t")
         ax.grid(True, which="major", alpha=0.3)
     axes[0].axhline(1e-3, color="grey", lw=0.8, ls="--")
