@@ -40,6 +40,7 @@ def test_lab_adding_cli_and_errors(tmp_path, capsys):
     assert main(argv) == 0
     assert "adding T=5 gru" in capsys.readouterr().out
     assert main(["lab", "plot", str(tmp_path / "r.json"), "--out", str(tmp_path / "p.png")]) == 0
+    assert "| adding | 5 | gru |" in capsys.readouterr().out
     assert main(argv) == 2  # the run folder is taken
     assert "already holds a run" in capsys.readouterr().err
     assert main(["lab", "copy", "--cell", "rnn", "--out", str(tmp_path / "c")]) == 2

@@ -83,7 +83,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         t.add_argument("--results", help="also write the record here (results/lab-*.json)")
         t.set_defaults(func=_task, task=task)
 
-    q = cmds.add_parser("plot", help="one curve plot from several adding/copy results files")
+    q = cmds.add_parser("plot", help="curves and a Markdown table from adding/copy results files")
     q.add_argument("results", nargs="+", help="results JSON files of `elman lab adding|copy`")
     q.add_argument("--out", required=True, help="PNG to write")
     q.set_defaults(func=_plot)
@@ -155,7 +155,7 @@ def _task(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from elman.lab.longrange import plot_curves
+    from elman.lab.longrange import markdown_table, plot_curves
 
     records = []
     for path in args.results:
@@ -165,5 +165,6 @@ def _plot(args: argparse.Namespace) -> int:
             raise ElmanError(f"{path}: cannot read a results file ({err})") from None
         if "curve" not in records[-1]:
             raise ElmanError(f"{path}: not a results file of `elman lab adding|copy`")
+    print(markdown_table(records))
     print(f"wrote {plot_curves(records, args.out)}")
     return 0

@@ -207,6 +207,27 @@ def summary_line(record: dict[str, Any]) -> str:
     )
 
 
+def markdown_table(records: list[dict[str, Any]]) -> str:
+    """One row per run: cell, test score, steps to solve, steps, wall time, how it stopped."""
+    rows = [
+        "| task | T | cell | optimiser | test | steps to solve | steps | wall time | stopped |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        c, test = r["config"], r["metrics"]["test"]
+        score = (
+            f"MSE {test['mse']:.4f}" if "mse" in test
+            else f"accuracy {test['accuracy']:.3f}" if test else "–"
+        )  # fmt: skip
+        solve = "–" if r["steps_to_solve"] is None else str(r["steps_to_solve"])
+        opt = f"{c['optimizer']} {c['lr']:g}, clip {c['clip_norm']}"
+        rows.append(
+            f"| {c['task']} | {c['T']} | {c['cell']} | {opt} | {score} | {solve} | {r['steps']} "
+            f"| {r['wall_time_s'] / 60:.1f} min | {r['stopped']} |"
+        )
+    return "\n".join(rows)
+
+
 def plot_curves(records: list[dict[str, Any]], path: str | Path) -> Path:
     """Validation MSE (adding, log scale) or copy accuracy against the training step."""
     from elman.lab.plots import pyplot, save
