@@ -10,6 +10,7 @@ import pytest
 
 from elman.cli import main
 from elman.lab.gradients import run as gradients_run
+from train.lmtoy import write_corpus, write_recipe
 
 
 @pytest.fixture
@@ -31,6 +32,24 @@ def test_lab_gradients_cli(corpus, tmp_path, capsys):
     rows = list(csv.DictReader((out / "gradients.csv").open()))
     assert len(rows) == 3 * 7 and {r["cell"] for r in rows} == {"rnn-tanh", "irnn", "lstm"}
     assert (out / "gradients.png").stat().st_size > 0
+
+
+def test_lab_gradients_of_a_trained_checkpoint(tmp_path, capsys):
+    """A 2-layer LSTM trained by `elman train`, on its own corpus and vocabulary."""
+    corpus = write_corpus(tmp_path / "corpus")
+    recipe = write_recipe(tmp_path / "tiny.toml", corpus)
+    assert (
+        main(["train", str(recipe), "--set", "train.epochs=1", "--out", str(tmp_path / "r")]) == 0
+    )
+    capsys.readouterr()
+    ckpt = str(tmp_path / "r" / "best.pt")
+    argv = ["lab", "gradients", "--checkpoint", ckpt, "--cells", "gru", "--steps", "5",
+            "--batch", "2", "--hidden", "4", "--out", str(tmp_path / "g")]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("trained lstm ") and "\ngru " in printed
+    bad = ["lab", "gradients", "--checkpoint", str(tmp_path / "nothing.pt"), "--out", "x"]
+    assert main(bad) == 2
 
 
 def test_lab_adding_cli_and_errors(tmp_path, capsys):
