@@ -33,6 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="auto",
         help="weight of the neural model in the mixture: auto (tuned on valid) or a number",
     )
+    p.add_argument(
+        "--results",
+        metavar="JSON",
+        help="write a results file (valid and test, with the command) for the README table",
+    )
+    p.add_argument("--aim", default="", help="with --results: the published number aimed at")
     p.set_defaults(func=run)
 
 
@@ -127,7 +133,50 @@ def mix_with_ngram(scores, dataset, split: str, arpa: str, lam: str | float) -> 
     }
 
 
+def write_results(args: argparse.Namespace, path: str) -> None:
+    """Score valid and test and write a results file like ``elman train --results`` does."""
+    import datetime
+    import shlex
+    import sys
+    import time
+    from pathlib import Path
+
+    import torch
+
+    from elman.train.run import device_description, git_commit
+    from elman.train.trainer import pick_device
+
+    start = time.perf_counter()
+    metrics = {}
+    for split in ("valid", "test"):
+        r = evaluate_checkpoint(
+            args.checkpoint, args.data, split, args.batch_size, args.device, args.mix, args.lam
+        )
+        metrics[split] = {**r.pop("mix"), "tokens": r["tokens"]} if "mix" in r else r
+    ckpt = Path(args.checkpoint)
+    name = ckpt.name if ckpt.is_dir() else ckpt.parent.name
+    if args.mix:
+        name += "+" + Path(args.mix).stem
+    record = {
+        "recipe": name,
+        "aim": args.aim,
+        "task": "eval --mix" if args.mix else "eval",
+        "dataset": r["data"],
+        "metrics": metrics,
+        "wall_time_s": round(time.perf_counter() - start, 1),
+        "device": device_description(pick_device(args.device)),
+        "torch": torch.__version__,
+        "commit": git_commit(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": "elman " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    }
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(record, indent=2) + "\n")
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.results:
+        write_results(args, args.results)
     result = evaluate_checkpoint(
         args.checkpoint, args.data, args.split, args.batch_size, args.device, args.mix, args.lam,
         args.report,
