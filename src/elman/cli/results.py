@@ -31,6 +31,8 @@ def _metric(split: dict) -> str:
         return f"{split['bpc']:.3f} bpc (loss {split['loss']:.3f})"
     if "bleu" in split:
         return f"BLEU {split['bleu']:.1f}"
+    if "mse" in split:
+        return f"MSE {split['mse']:.4f}"
     if "accuracy" in split:
         return f"{100 * split['accuracy']:.2f}%"
     if "ppl" in split:
