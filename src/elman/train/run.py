@@ -86,6 +86,7 @@ def train(
     command: str | None = None,
 ) -> dict[str, Any]:
     """Train from a recipe, or continue the run in ``resume`` exactly where it stopped."""
+    commit = git_commit()  # the code that trains is the code checked out now, not at the end
     payload = None
     if resume is not None:
         run_dir = Path(resume)
@@ -137,7 +138,7 @@ def train(
             flush=True,
         )
         return summary
-    record = final_results(recipe, run_dir, task, parts, summary, command)
+    record = final_results(recipe, run_dir, task, parts, summary, command, commit)
     summary["results"] = record
     if results is not None:
         Path(results).parent.mkdir(parents=True, exist_ok=True)
@@ -145,7 +146,9 @@ def train(
     return summary
 
 
-def final_results(recipe, run_dir: Path, task, parts, summary: dict, command: str | None) -> dict:
+def final_results(
+    recipe, run_dir: Path, task, parts, summary: dict, command: str | None, commit: str
+) -> dict:
     """Evaluate ``best.pt`` on valid and test and write ``results.json`` into the run folder."""
     device = pick_device(recipe.train.device)
     best = load_checkpoint(run_dir / "best.pt", map_location=device)
@@ -176,7 +179,7 @@ def final_results(recipe, run_dir: Path, task, parts, summary: dict, command: st
         "wall_time_s": round(summary["wall_time"], 1),
         "device": device_description(device),
         "torch": torch.__version__,
-        "commit": git_commit(),
+        "commit": commit,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": command or "elman " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     }
