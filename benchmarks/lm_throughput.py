@@ -98,8 +98,15 @@ def run_elman(cfg: dict, steps: int) -> dict:
     torch.manual_seed(1)
     vocab, ids = ptb_ids()
     stream = BPTTStream(ids, cfg["batch"], cfg["bptt"], start_id=vocab.eos_index)
-    model = RNNLM(RNNLMConfig(vocab_size=len(vocab), cell="lstm", embedding_dim=cfg["hidden"],
-                              hidden_size=cfg["hidden"], num_layers=cfg["layers"]))
+    model = RNNLM(
+        RNNLMConfig(
+            vocab_size=len(vocab),
+            cell="lstm",
+            embedding_dim=cfg["hidden"],
+            hidden_size=cfg["hidden"],
+            num_layers=cfg["layers"],
+        )
+    )
     times = {}
 
     class Timed:
@@ -115,9 +122,16 @@ def run_elman(cfg: dict, steps: int) -> dict:
                 yield batch
 
     with tempfile.TemporaryDirectory() as tmp:
-        tc = TrainConfig(epochs=1, lr=cfg["lr"], schedule="constant", clip_norm=cfg["clip"],
-                         device="cpu", max_steps=WARMUP + steps, progress=False,
-                         log_every=10**9)
+        tc = TrainConfig(
+            epochs=1,
+            lr=cfg["lr"],
+            schedule="constant",
+            clip_norm=cfg["clip"],
+            device="cpu",
+            max_steps=WARMUP + steps,
+            progress=False,
+            log_every=10**9,
+        )
         trainer = Trainer(model, tc, Timed(), lambda m: {"loss": 0.0}, tmp, meta={})
         trainer.save = lambda name: None  # time training, not checkpoint writes
         trainer.fit()
@@ -125,7 +139,10 @@ def run_elman(cfg: dict, steps: int) -> dict:
     return {"tokens_per_s": steps * cfg["bptt"] * cfg["batch"] / elapsed}
 
 
-def child(which: str, config: str, steps: int) -> None:
+def child(which: str, config: str, steps: int, threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
     result = (run_elman if which == "elman" else run_reference)(CONFIGS[config], steps)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
@@ -136,38 +153,65 @@ def main() -> None:
     ap.add_argument("--config", default="small", choices=["small", "medium", "both"])
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads of each run (1 is steadiest on a shared machine)",
+    )
     ap.add_argument("--child", nargs=2, metavar=("WHICH", "CONFIG"), help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "lm_throughput.json"))
     args = ap.parse_args()
     if args.child:
-        child(args.child[0], args.child[1], args.steps)
+        child(args.child[0], args.child[1], args.steps, args.threads)
         return
     configs = ["small", "medium"] if args.config == "both" else [args.config]
     report = {
         "command": "python " + " ".join(sys.argv),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cpus",
-        "steps": args.steps, "rounds": args.rounds, "results": {},
+        "steps": args.steps,
+        "rounds": args.rounds,
+        "threads": args.threads,
+        "load_average_before": os.getloadavg(),
+        "results": {},
     }
     for config in configs:
         runs = {"elman": [], "reference": []}
         for _ in range(args.rounds):
             for which in ("elman", "reference"):
                 out = subprocess.run(
-                    [sys.executable, __file__, "--child", which, config, "--steps",
-                     str(args.steps)], capture_output=True, text=True, check=True,
+                    [
+                        sys.executable,
+                        __file__,
+                        "--child",
+                        which,
+                        config,
+                        "--steps",
+                        str(args.steps),
+                        "--threads",
+                        str(args.threads),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
                 )
                 runs[which].append(json.loads(out.stdout.strip().splitlines()[-1]))
         med = {w: statistics.median(r["tokens_per_s"] for r in rs) for w, rs in runs.items()}
         rss = {w: max(r["peak_rss_mb"] for r in rs) for w, rs in runs.items()}
         ratio = med["elman"] / med["reference"]
         report["results"][config] = {
-            "elman_tokens_per_s": med["elman"], "reference_tokens_per_s": med["reference"],
-            "ratio": ratio, "elman_peak_rss_mb": rss["elman"],
-            "reference_peak_rss_mb": rss["reference"], "runs": runs,
+            "elman_tokens_per_s": med["elman"],
+            "reference_tokens_per_s": med["reference"],
+            "ratio": ratio,
+            "elman_peak_rss_mb": rss["elman"],
+            "reference_peak_rss_mb": rss["reference"],
+            "runs": runs,
         }
-        print(f"{config:6s} elman {med['elman']:8.0f} tok/s | reference {med['reference']:8.0f} "
-              f"tok/s | ratio {ratio:.3f} | peak RSS {rss['elman']:.0f} / {rss['reference']:.0f} MB")
+        print(
+            f"{config:6s} elman {med['elman']:8.0f} tok/s | reference {med['reference']:8.0f} "
+            f"tok/s | ratio {ratio:.3f} | peak RSS {rss['elman']:.0f} / {rss['reference']:.0f} MB"
+        )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
 
