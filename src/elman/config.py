@@ -102,9 +102,7 @@ def _check_type(section: str, name: str, value: Any, tp: Any) -> Any:
         return float(value)
     if tp in (int, float, str, bool):
         if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
-            raise ElmanError(
-                f"[{section}] {name} = {value!r}: expected {tp.__name__}"
-            )
+            raise ElmanError(f"[{section}] {name} = {value!r}: expected {tp.__name__}")
         return value
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
