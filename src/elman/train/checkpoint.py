@@ -96,3 +96,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         )
     payload["path"] = str(path)
     return payload
+
+
+def load_weights(model: torch.nn.Module, payload: dict[str, Any]) -> torch.nn.Module:
+    """Put a checkpoint's weights into ``model``; a shape or name mismatch is an ElmanError."""
+    try:
+        model.load_state_dict(payload["model"])
+    except RuntimeError as err:
+        raise ElmanError(
+            f"checkpoint {payload.get('path', '?')}: weights do not match its recipe's "
+            f"architecture ({str(err).splitlines()[0][:160]})"
+        ) from None
+    return model
