@@ -189,18 +189,12 @@ def prepare(recipe: Any, vocab: TaggerVocab | None = None) -> dict[str, Any]:
 
 def load(payload: dict[str, Any], device: torch.device) -> dict[str, Any]:
     """Rebuild the tagger, its vocabularies and recipe stored in a checkpoint."""
+    from elman.train.checkpoint import load_weights
     from elman.train.recipe import parse_recipe
 
     recipe = parse_recipe(payload["recipe"])
     vocab = TaggerVocab.from_dict(payload["vocab"])
     recipe.model.impl = "auto"  # a model trained with one impl runs with the other
     model = build_model(recipe.model, vocab)
-    try:
-        model.load_state_dict(payload["model"])
-    except RuntimeError as err:
-        raise ElmanError(
-            f"checkpoint {payload.get('path', '?')}: weights do not match its recipe's "
-            f"architecture ({str(err).splitlines()[0][:160]})"
-        ) from None
-    model.to(device).eval()
+    load_weights(model, payload).to(device).eval()
     return {"model": model, "vocab": vocab, "recipe": recipe}
