@@ -33,7 +33,7 @@ def generate(
     from elman.errors import ElmanError
     from elman.inference.generate import sample
     from elman.train import lm
-    from elman.train.checkpoint import load_checkpoint
+    from elman.train.checkpoint import load_task_checkpoint
     from elman.train.trainer import pick_device
 
     if tokens < 0:
@@ -45,12 +45,7 @@ def generate(
     if top_p is not None and not 0 < top_p <= 1:
         raise ElmanError(f"--top-p must be in (0, 1], got {top_p}")
     dev = pick_device(device)
-    payload = load_checkpoint(checkpoint, map_location=dev)
-    if payload.get("task") != "lm":
-        raise ElmanError(
-            f"{payload['path']} is a {payload.get('task')!r} checkpoint; generate needs a "
-            "language model"
-        )
+    payload = load_task_checkpoint(checkpoint, "lm", "`elman generate`", map_location=dev)
     loaded = lm.load(payload, dev)
     vocab, level = loaded["vocab"], loaded["level"]
     ids, unknown = lm.encode_prompt(prompt, vocab, level)

@@ -39,19 +39,14 @@ def tag(
     from elman.data.text import decode_utf8, read_bytes
     from elman.errors import ElmanError
     from elman.inference.tagging import tag_conllu, tag_lines
-    from elman.train.checkpoint import load_checkpoint
+    from elman.train.checkpoint import load_task_checkpoint
     from elman.train.tagger import load
     from elman.train.trainer import pick_device
 
     if batch_size < 1:
         raise ElmanError(f"--batch-size must be >= 1, got {batch_size}")
     dev = pick_device(device)
-    payload = load_checkpoint(checkpoint, map_location=dev)
-    if payload.get("task") != "tagger":
-        raise ElmanError(
-            f"{payload['path']} is a {payload.get('task')!r} checkpoint; `elman tag` needs a "
-            "tagger (train one with `elman train recipes/ud-lines-upos.toml`)"
-        )
+    payload = load_task_checkpoint(checkpoint, "tagger", "`elman tag`", map_location=dev)
     loaded = load(payload, dev)
     model, vocab = loaded["model"], loaded["vocab"]
     if str(input) == "-":

@@ -94,9 +94,14 @@ class _Cell(nn.Module):
     def project_input(self, x: Tensor) -> Tensor:
         """W x + b for any leading shape: x (..., I) -> (..., G*H).
 
-        Subclasses fold whichever part of the bias can be added outside the recurrence.
+        Both biases sit outside the recurrent product here, so they fold into one; a cell whose
+        bias_hh is partly inside the recurrence (the GRU) overrides this.
         """
-        raise NotImplementedError
+        if not self.bias:
+            return x @ self.weight_ih.t()
+        return torch.addmm(
+            self.bias_ih + self.bias_hh, x.reshape(-1, x.shape[-1]), self.weight_ih.t()
+        ).view(*x.shape[:-1], -1)
 
     def step(self, gx: Tensor, state: State) -> State:
         """One time step from the projected input gx (B, G*H) and the state tuple."""
@@ -167,14 +172,6 @@ class ElmanCell(_Cell):
                 self.bias_ih.zero_()
                 self.bias_hh.zero_()
 
-    def project_input(self, x: Tensor) -> Tensor:
-        if not self.bias:
-            return x @ self.weight_ih.t()
-        # both biases sit outside f's argument's recurrent part, so fold them here
-        return torch.addmm(
-            self.bias_ih + self.bias_hh, x.reshape(-1, x.shape[-1]), self.weight_ih.t()
-        ).view(*x.shape[:-1], -1)
-
     def step(self, gx: Tensor, state: State) -> State:
         return (self._f(torch.addmm(gx, state[0], self.weight_hh.t())),)
 
@@ -219,13 +216,6 @@ class LSTMCell(_Cell):
 
     def state_size(self) -> int:
         return 2
-
-    def project_input(self, x: Tensor) -> Tensor:
-        if not self.bias:
-            return x @ self.weight_ih.t()
-        return torch.addmm(
-            self.bias_ih + self.bias_hh, x.reshape(-1, x.shape[-1]), self.weight_ih.t()
-        ).view(*x.shape[:-1], -1)
 
     def step(self, gx: Tensor, state: State) -> State:
         h, c = state

@@ -108,3 +108,16 @@ def load_weights(model: torch.nn.Module, payload: dict[str, Any]) -> torch.nn.Mo
             f"architecture ({str(err).splitlines()[0][:160]})"
         ) from None
     return model
+
+
+def load_task_checkpoint(
+    path: str | Path, task: str, command: str, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
+    """``load_checkpoint`` for a command that needs one kind of model (``task``)."""
+    payload = load_checkpoint(path, map_location=map_location)
+    if payload.get("task") != task:
+        raise ElmanError(
+            f"{payload['path']} is a {payload.get('task')!r} checkpoint; {command} needs a "
+            f"{task!r} checkpoint"
+        )
+    return payload
