@@ -1,0 +1,174 @@
+"""Subword vocabularies with sentencepiece: raw text in, piece ids out, plain text back.
+
+A translation model reads and writes subword pieces, so that every word -- also one never seen
+in training -- is a sequence of known pieces, and the vocabulary stays small (a few thousand
+pieces instead of tens of thousands of words)::
+
+    "Zwei junge Männer" -> ▁Zwei ▁junge ▁Männ er -> [412, 377, 2081, 30] -> "Zwei junge Männer"
+
+The pieces are learned by sentencepiece (Kudo & Richardson 2018) from the **training split only**,
+in memory, either by byte-pair encoding (``bpe``: repeatedly merge the most frequent adjacent
+pair, Sennrich et al. 2016) or as a ``unigram`` language model over pieces (Kudo 2018). One
+``joint`` model serves both languages (shared pieces for names and numbers), or ``separate``
+models are learned for the source and the target, each of ``vocab_size`` pieces.
+
+Every character of the training text is kept (``character_coverage = 1``); a character that
+never occurs there maps to the unknown piece ``<unk>``. Text is normalised with sentencepiece's
+default NFKC rule (``nmt_nfkc``: e.g. runs of spaces collapse), so decoding returns the
+normalised text: ``decode(encode(s)) == s`` for any such text without unknown characters
+(``<unk>`` decodes to nothing).
+
+The ids of the special pieces are the same in every model::
+
+    <pad> = 0    <unk> = 1    <s> = 2 (begin)    </s> = 3 (end)
+
+The serialized models (bytes) are stored in the checkpoint (``to_dict``), so a checkpoint alone
+translates; ``torch.load(weights_only=True)`` accepts bytes.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from elman.errors import ElmanError
+
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+MODEL_TYPES = ("bpe", "unigram")
+
+
+def _spm():
+    import sentencepiece  # imported here: only translation needs it
+
+    return sentencepiece
+
+
+def train_sentencepiece(
+    lines: Iterable[str],
+    vocab_size: int,
+    model_type: str = "bpe",
+    character_coverage: float = 1.0,
+) -> bytes:
+    """A sentencepiece model learned from ``lines``, serialized.
+
+    ``vocab_size`` is an upper bound: a corpus too small for that many pieces gets fewer
+    (``hard_vocab_limit = False``), so tiny test corpora work with the recipe's size.
+    """
+    if model_type not in MODEL_TYPES:
+        raise ElmanError(f"subword model {model_type!r} unknown; valid: {', '.join(MODEL_TYPES)}")
+    if vocab_size < 8:
+        raise ElmanError(f"vocab_size = {vocab_size}: a subword vocabulary needs at least 8 pieces")
+    text = [line for line in lines if line.strip()]
+    if not text:
+        raise ElmanError("no training text to learn subword pieces from (the split is empty)")
+    out = io.BytesIO()
+    try:
+        _spm().SentencePieceTrainer.train(
+            sentence_iterator=iter(text),
+            model_writer=out,
+            vocab_size=vocab_size,
+            model_type=model_type,
+            character_coverage=character_coverage,
+            pad_id=PAD_ID,
+            unk_id=UNK_ID,
+            bos_id=BOS_ID,
+            eos_id=EOS_ID,
+            hard_vocab_limit=False,
+            num_threads=1,  # deterministic and cheap (a second for Multi30k)
+            minloglevel=2,  # its progress log is long and for people debugging sentencepiece
+        )
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else "failed"
+        raise ElmanError(f"sentencepiece could not learn {vocab_size} pieces: {first}") from None
+    return out.getvalue()
+
+
+class SubwordModel:
+    """One serialized sentencepiece model, loaded: encode to ids, decode to text."""
+
+    def __init__(self, proto: bytes) -> None:
+        self.proto = bytes(proto)
+        self._sp = _spm().SentencePieceProcessor(model_proto=self.proto)
+
+    def __len__(self) -> int:
+        return self._sp.get_piece_size()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SubwordModel) and self.proto == other.proto
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def encode(self, lines: Sequence[str]) -> list[list[int]]:
+        """The piece ids of every line (no ``<s>``/``</s>``; an empty line is ``[]``)."""
+        return self._sp.encode(list(lines))
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Plain text from piece ids; the special pieces, ``<unk>`` included, are dropped."""
+        return self._sp.decode([int(i) for i in ids if int(i) > EOS_ID])
+
+    def pieces(self, ids: Sequence[int]) -> list[str]:
+        """The piece strings of ``ids`` (``▁`` marks the start of a word)."""
+        return [self._sp.id_to_piece(int(i)) for i in ids]
+
+
+class SubwordVocab:
+    """The source and target subword models of a translation model (one object when joint).
+
+    Attributes:
+        src, tgt: :class:`SubwordModel`; ``src is tgt`` for a joint vocabulary.
+    """
+
+    def __init__(self, src: bytes, tgt: bytes | None = None) -> None:
+        self.src = SubwordModel(src)
+        self.tgt = self.src if tgt is None else SubwordModel(tgt)
+
+    @property
+    def joint(self) -> bool:
+        return self.src is self.tgt
+
+    @classmethod
+    def build(
+        cls,
+        src_lines: Sequence[str],
+        tgt_lines: Sequence[str],
+        *,
+        vocab_size: int,
+        model_type: str = "bpe",
+        joint: bool = True,
+        character_coverage: float = 1.0,
+    ) -> SubwordVocab:
+        """Learn the model(s) from the training lines of both sides."""
+        if joint:
+            proto = train_sentencepiece(
+                [*src_lines, *tgt_lines], vocab_size, model_type, character_coverage
+            )
+            return cls(proto)
+        return cls(
+            train_sentencepiece(src_lines, vocab_size, model_type, character_coverage),
+            train_sentencepiece(tgt_lines, vocab_size, model_type, character_coverage),
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, SubwordVocab)
+            and self.joint == other.joint
+            and self.src == other.src
+            and self.tgt == other.tgt
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values for the checkpoint: the serialized model(s) as bytes."""
+        return {
+            "kind": "sentencepiece",
+            "src": self.src.proto,
+            "tgt": None if self.joint else self.tgt.proto,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SubwordVocab:
+        if not isinstance(d, dict) or d.get("kind") != "sentencepiece":
+            raise ElmanError("the checkpoint holds no sentencepiece vocabulary")
+        return cls(d["src"], d.get("tgt"))
