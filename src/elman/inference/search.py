@@ -1,0 +1,209 @@
+"""Decoding a translation model: batched greedy search and batched beam search.
+
+Both read a model through two calls (:class:`elman.models.seq2seq.Seq2Seq`)::
+
+    memory, state = model.encode(src, src_lengths)          once per batch
+    logits, state, _ = model.step(prev, state, memory)       once per output piece
+
+and never write ``<pad>``, ``<s>`` or ``<unk>`` (their scores are masked before the softmax, so
+every output detokenizes to plain text).
+
+**Greedy**: y_t = argmax_y log P(y | y_<t, x) until ``</s>``.
+
+**Beam search** keeps the K best unfinished prefixes of every sentence. At each step every prefix
+is extended by every piece and the 2K best extensions (by summed log-probability) are looked at
+in order: an extension by ``</s>`` among the first K is a finished hypothesis, the first K others
+are the new beam. Finished hypotheses are ranked by the length-normalised score of Wu et al.
+2016 (GNMT)::
+
+    score(Y) = log P(Y | x) / lp(Y),    lp(Y) = ((5 + |Y|) / 6)^α
+
+with |Y| counting ``</s>``; α = 0 ranks by log P alone, larger α favours longer outputs. A
+sentence is done once it has K finished hypotheses and the K-th best of them scores at least
+what the best live prefix would score if it ended now (as Hugging Face's beam search; stopping
+at the first K finished instead would keep poor early ``</s>`` endings when the vocabulary is
+small and ``</s>`` ranks among the K best by default). With K = 1 this is greedy search, piece
+for piece (tested).
+
+**Length limit**: a sentence stops after max_len = ⌊ratio · |x| + extra⌋ pieces (|x| without
+``</s>``); a beam still unfinished then is finished as it stands.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from elman.data.subword import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+from elman.errors import ElmanError
+
+NEVER_WRITTEN = (PAD_ID, BOS_ID, UNK_ID)
+
+
+@dataclass
+class DecodeConfig:
+    beam: int = 5  # K; 1 = greedy
+    length_penalty: float = 1.0  # α of lp(Y) = ((5 + |Y|) / 6)^α; 0: none
+    max_len_ratio: float = 1.5  # at most ⌊ratio · source pieces + extra⌋ output pieces
+    max_len_extra: int = 10
+    max_source_len: int = 250  # `elman translate`: longer inputs are cut to this many pieces
+
+    def __post_init__(self) -> None:
+        if self.beam < 1:
+            raise ValueError(f"beam must be at least 1, got {self.beam}")
+        if self.length_penalty < 0:
+            raise ValueError(f"length_penalty must be >= 0, got {self.length_penalty}")
+        if self.max_len_ratio < 0 or self.max_len_extra < 0:
+            raise ValueError("max_len_ratio and max_len_extra must be >= 0")
+        if self.max_len_ratio == 0 and self.max_len_extra == 0:
+            raise ValueError("max_len_ratio and max_len_extra are both 0: no output possible")
+        if self.max_source_len < 1:
+            raise ValueError(f"max_source_len must be at least 1, got {self.max_source_len}")
+
+
+@dataclass
+class Hypothesis:
+    """One output: its pieces (no ``</s>``), log P(Y | x) and the length-normalised score."""
+
+    tokens: list[int]
+    log_prob: float
+    score: float
+
+
+def length_penalty(length: int, alpha: float) -> float:
+    """lp(Y) = ((5 + |Y|) / 6)^α (Wu et al. 2016)."""
+    return ((5.0 + length) / 6.0) ** alpha
+
+
+def max_lengths(src_lengths: Tensor, ratio: float, extra: int) -> list[int]:
+    """⌊ratio · |x| + extra⌋ for every source (``src_lengths`` count ``</s>``), at least 1."""
+    return [max(1, int(ratio * (n - 1) + extra)) for n in src_lengths.tolist()]
+
+
+def next_log_probs(model: nn.Module, prev: Tensor, state, memory) -> tuple[Tensor, object]:
+    """log P(· | prefix) (N, V) with the pieces never written masked out, and the new state."""
+    logits, state, _ = model.step(prev, state, memory)
+    logits[:, list(NEVER_WRITTEN)] = float("-inf")
+    return torch.log_softmax(logits.float(), dim=-1), state
+
+
+@torch.no_grad()
+def greedy_search(
+    model: nn.Module, src: Tensor, src_lengths: Tensor, max_len: list[int]
+) -> list[list[int]]:
+    """The greedy output pieces (no ``</s>``) of every source of the batch."""
+    memory, state = model.encode(src, src_lengths)
+    B = src.shape[0]
+    prev = torch.full((B,), BOS_ID, dtype=torch.long, device=src.device)
+    out: list[list[int]] = [[] for _ in range(B)]
+    done = [False] * B
+    for _ in range(max(max_len)):
+        logp, state = next_log_probs(model, prev, state, memory)
+        prev = logp.argmax(dim=1)
+        for b, token in enumerate(prev.tolist()):
+            if done[b]:
+                continue
+            if token == EOS_ID:
+                done[b] = True
+                continue
+            out[b].append(token)
+            done[b] = len(out[b]) >= max_len[b]
+        if all(done):
+            break
+    return out
+
+
+class _Beams:
+    """The bookkeeping of one sentence's beam: its finished hypotheses and its limits."""
+
+    def __init__(self, k: int, max_len: int, alpha: float) -> None:
+        self.k, self.max_len, self.alpha = k, max_len, alpha
+        self.finished: list[Hypothesis] = []
+        self.done = False
+
+    def finish(self, tokens: list[int], log_prob: float, with_eos: bool) -> None:
+        lp = length_penalty(len(tokens) + int(with_eos), self.alpha)
+        self.finished.append(Hypothesis(tokens, log_prob, log_prob / lp))
+
+    def advance(
+        self, cands: list[tuple[float, int, int]], history: list[list[int]], t: int
+    ) -> list[tuple[float, int, int]]:
+        """From the 2K best (score, beam, piece) in order, file the finished ones and return
+        the new beam (at most K). ``history[beam]`` is that beam's prefix, ``t`` the step."""
+        alive: list[tuple[float, int, int]] = []
+        for rank, (score, beam, piece) in enumerate(cands):
+            if score == float("-inf"):
+                break
+            if piece == EOS_ID:
+                if rank < self.k:
+                    self.finish(history[beam], score, with_eos=True)
+            elif len(alive) < self.k:
+                alive.append((score, beam, piece))
+        if t + 1 >= self.max_len:  # out of length: the beam ends as it stands
+            for score, beam, piece in alive:
+                self.finish([*history[beam], piece], score, with_eos=False)
+            alive = []
+        self.done = not alive or self._cannot_improve(alive[0][0], t + 1)
+        return alive
+
+    def _cannot_improve(self, best_alive: float, length: int) -> bool:
+        """K finished, and the K-th best scores at least as high as the best live prefix
+        would if it ended now (its log-probability can only fall)."""
+        if len(self.finished) < self.k:
+            return False
+        kth = sorted((h.score for h in self.finished), reverse=True)[self.k - 1]
+        return kth >= best_alive / length_penalty(length, self.alpha)
+
+    def best(self, n: int) -> list[Hypothesis]:
+        return sorted(self.finished, key=lambda h: -h.score)[:n]
+
+
+@torch.no_grad()
+def beam_search(
+    model: nn.Module,
+    src: Tensor,
+    src_lengths: Tensor,
+    beam: int,
+    max_len: list[int],
+    alpha: float = 1.0,
+    n_best: int = 1,
+) -> list[list[Hypothesis]]:
+    """The ``n_best`` (<= beam) hypotheses of every source, best first (module docstring)."""
+    if not 1 <= n_best <= beam:
+        raise ElmanError(f"n_best must be between 1 and the beam size {beam}, got {n_best}")
+    B, K = src.shape[0], beam
+    memory, state = model.encode(src, src_lengths)
+    rows = torch.arange(B, device=src.device).repeat_interleave(K)  # (B·K,) sentence of a row
+    memory, state = memory.repeat(K), state.select(rows)
+    sentences = [_Beams(K, n, alpha) for n in max_len]
+    scores = torch.full((B, K), float("-inf"), device=src.device)
+    scores[:, 0] = 0.0  # one live prefix (<s>) per sentence at the start
+    history: list[list[int]] = [[] for _ in range(B * K)]
+    prev = torch.full((B * K,), BOS_ID, dtype=torch.long, device=src.device)
+    for t in range(max(max_len)):
+        logp, state = next_log_probs(model, prev, state, memory)  # (B·K, V)
+        V = logp.shape[1]
+        cand = (scores.view(-1, 1) + logp).view(B, K * V)
+        top, ids = cand.topk(min(2 * K, K * V), dim=1)  # (B, 2K)
+        top, ids = top.tolist(), ids.tolist()
+        index, pieces, new_scores = [], [], []
+        for b, s in enumerate(sentences):
+            alive = []
+            if not s.done:
+                cands = [(sc, i // V, i % V) for sc, i in zip(top[b], ids[b], strict=True)]
+                alive = s.advance(cands, history[b * K : (b + 1) * K], t)
+            alive += [(float("-inf"), 0, PAD_ID)] * (K - len(alive))  # idle rows
+            for score, bm, piece in alive:
+                index.append(b * K + bm)
+                pieces.append(piece)
+                new_scores.append(score)
+        if all(s.done for s in sentences):
+            break
+        history = [[*history[i], p] for i, p in zip(index, pieces, strict=True)]
+        select = torch.tensor(index, device=src.device)
+        state = state.select(select)
+        prev = torch.tensor(pieces, device=src.device)
+        scores = torch.tensor(new_scores, device=src.device).view(B, K)
+    return [s.best(n_best) for s in sentences]
