@@ -1,7 +1,9 @@
 """``elman eval CHECKPOINT --data NAME --split valid|test [--json]``: perplexity (or bpc).
 
 For a tagger: token accuracy, overall and on unseen words; ``--report`` adds per-tag
-precision/recall/F1 and the confusion table.
+precision/recall/F1 and the confusion table. For a translation model: sacreBLEU BLEU and chrF of
+the detokenized outputs against the raw references, with sacreBLEU's signatures (splits by name,
+e.g. ``--data multi30k --split test_2016_flickr``).
 
 With ``--mix MODEL.arpa`` the neural model is also interpolated token by token with an n-gram
 model, P = λ·P_neural + (1−λ)·P_ngram, λ tuned on the validation split (``--lambda auto``) or given.
@@ -183,6 +185,11 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     if args.json:
         print(json.dumps(result))
+    elif "bleu" in result:  # a translation model
+        from elman.train.translation import summary_line
+
+        print(f"{result['data']}/{result['split']}: {summary_line(result)}")
+        print(f"sacreBLEU {result['bleu_signature']}\nsacreBLEU {result['chrf_signature']}")
     elif "accuracy" in result:  # a tagger
         from elman.train.tagger import summary_line
         from elman.train.tagging_metrics import format_report

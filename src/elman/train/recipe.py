@@ -36,9 +36,9 @@ class Recipe:
 
 def task_table() -> dict[str, Any]:
     """Task name -> module with ``SECTIONS`` and ``train``/``load`` functions (imported lazily)."""
-    from elman.train import lm, nplm, tagger
+    from elman.train import lm, nplm, tagger, translation
 
-    return {"lm": lm, "nplm": nplm, "tagger": tagger}
+    return {"lm": lm, "nplm": nplm, "tagger": tagger, "translation": translation}
 
 
 def parse_recipe(raw: dict[str, Any], overrides: list[str] | None = None) -> Recipe:

@@ -1,0 +1,202 @@
+"""The translation task: a parallel corpus, subword vocabularies, token batches and a Seq2Seq.
+
+Trained with the shared trainer (the model's ``loss`` is the summed cross entropy over the real
+target pieces of a batch, teacher-forced; no state between batches). After every epoch the
+trainer scores the validation split's cross entropy (cheap: one teacher-forced pass, no
+decoding), which picks ``best.pt`` and drives the schedule and early stopping.
+
+Reported (``evaluate``, ``elman eval``, ``results.json``): sacreBLEU BLEU (13a tokenization,
+cased) and chrF of the detokenized 1-best outputs (greedy or beam search as the recipe's
+``[decode]`` says) against the raw reference lines, with sacreBLEU's signatures, and the
+teacher-forced cross entropy per target piece (``loss``, ``ppl``; subword pieces, so not
+comparable with word-level perplexities). For ``multi30k`` the splits ``valid`` and ``test`` are
+``val`` and ``test_2016_flickr``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from elman.data.pair_batches import TokenBatches
+from elman.data.parallel import ParallelCorpus, parse_direction, resolve_parallel
+from elman.data.subword import MODEL_TYPES, SubwordVocab
+from elman.errors import ElmanError
+from elman.inference.search import DecodeConfig
+from elman.inference.translate import translate_lines
+from elman.models.seq2seq import Seq2Seq, Seq2SeqConfig, build_seq2seq
+from elman.train.trainer import TrainConfig, evaluate_loss, pick_device
+
+EVAL_MAX_TOKENS = 8000  # padded tokens per batch when scoring a split's cross entropy
+
+
+@dataclass
+class TranslationDataConfig:
+    dataset: str = "multi30k"  # a name (`elman data list`) or a folder of train/valid/test.SRC|TGT
+    direction: str = "de-en"  # SRC-TGT (multi30k: de-en or en-de)
+    subword: str = "bpe"  # bpe | unigram (sentencepiece)
+    joint: bool = True  # one vocabulary for both languages, else one per side
+    vocab_size: int = 8000  # pieces per sentencepiece model (an upper bound for tiny corpora)
+    character_coverage: float = 1.0  # keep every training character
+    max_tokens: int = 4000  # a training batch: B · max(S, T) <= max_tokens padded pieces
+    max_train_len: int = 100  # training pairs with a longer side (in pieces) are left out
+    eval_batch_size: int = 64  # sentences per decoding batch (any size gives the same output)
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "max_tokens", "max_train_len", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.subword not in MODEL_TYPES:
+            raise ValueError(f"subword = {self.subword!r} unknown; valid: {', '.join(MODEL_TYPES)}")
+        if not 0.0 < self.character_coverage <= 1.0:
+            raise ValueError(f"character_coverage must be in (0, 1], got {self.character_coverage}")
+        try:
+            parse_direction(self.direction)
+        except ElmanError as err:
+            raise ValueError(str(err)) from None
+
+    @property
+    def bptt(self) -> int:
+        """Unused (sentences stand alone); the shared ``evaluate`` signature passes it."""
+        return 0
+
+
+SECTIONS = {
+    "data": TranslationDataConfig,
+    "model": Seq2SeqConfig,
+    "decode": DecodeConfig,
+    "train": TrainConfig,
+}
+
+
+def vocab_from_dict(d: dict[str, Any]) -> SubwordVocab:
+    return SubwordVocab.from_dict(d)
+
+
+def resolve_dataset(name: str, recipe: Any) -> ParallelCorpus:
+    """The corpus ``name`` in the direction the model was trained on."""
+    return resolve_parallel(name, recipe.data.direction)
+
+
+def build_model(recipe: Any, vocab: SubwordVocab) -> Seq2Seq:
+    """The recipe's Seq2Seq, sized to the vocabularies; it carries the recipe's ``[decode]``
+    settings as ``model.decoding`` (what ``evaluate`` uses unless told otherwise)."""
+    cfg: Seq2SeqConfig = recipe.model
+    cfg.src_vocab_size, cfg.tgt_vocab_size = len(vocab.src), len(vocab.tgt)
+    try:
+        model = build_seq2seq(cfg)
+    except ValueError as err:
+        raise ElmanError(f"[model]: {err}") from None
+    model.decoding = recipe.decode
+    return model
+
+
+def pair_batches(
+    vocab: SubwordVocab, corpus: ParallelCorpus, split: str, max_tokens: int, **kw: Any
+) -> TokenBatches:
+    src, tgt = corpus.pairs(split)
+    return TokenBatches(vocab.src.encode(src), vocab.tgt.encode(tgt), max_tokens, **kw)
+
+
+def evaluate(
+    model: Seq2Seq,
+    vocab: SubwordVocab,
+    dataset: ParallelCorpus,
+    split: str,
+    batch_size: int,
+    device: torch.device,
+    bptt: int = 0,
+    decode: DecodeConfig | None = None,
+) -> dict[str, Any]:
+    """BLEU, chrF (sacreBLEU, with signatures) and cross entropy of ``model`` on one split."""
+    import sacrebleu  # imported here: only translation needs it
+
+    start = time.perf_counter()
+    decode = decode or getattr(model, "decoding", None) or DecodeConfig()
+    sources, references = dataset.pairs(split)
+    scored = evaluate_loss(model, pair_batches(vocab, dataset, split, EVAL_MAX_TOKENS), device)
+    hypotheses = translate_lines(model, vocab, sources, decode, batch_size, device)
+    bleu, chrf = sacrebleu.metrics.BLEU(), sacrebleu.metrics.CHRF()
+    return {
+        "split": dataset.split_name(split),
+        "bleu": bleu.corpus_score(hypotheses, [references]).score,
+        "chrf": chrf.corpus_score(hypotheses, [references]).score,
+        "loss": scored["loss"],
+        "ppl": math.exp(min(scored["loss"], 700)),
+        "sentences": len(sources),
+        "tokens": scored["tokens"],
+        "beam": decode.beam,
+        "length_penalty": decode.length_penalty,
+        "bleu_signature": str(bleu.get_signature()),
+        "chrf_signature": str(chrf.get_signature()),
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def summary_line(m: dict[str, Any]) -> str:
+    """One line of a split's metrics, for people."""
+    return (
+        f"BLEU {m['bleu']:.2f} | chrF {m['chrf']:.2f} | loss {m['loss']:.4f} "
+        f"(ppl {m['ppl']:.2f} per piece) | {m['sentences']} sentences, beam {m['beam']}"
+    )
+
+
+def prepare(recipe: Any, vocab: SubwordVocab | None = None) -> dict[str, Any]:
+    """Everything the trainer needs: model, training batches, validation function, metadata.
+
+    The subword model is learned from the training split (or taken from the checkpoint on
+    resume: the same pieces, so the same batches and weights).
+    """
+    cfg: TranslationDataConfig = recipe.data
+    corpus = resolve_parallel(cfg.dataset, cfg.direction)
+    for split in ("valid", "test"):  # unequal or unreadable files stop the run now
+        corpus.pairs(split)
+    src, tgt = corpus.pairs("train")
+    if vocab is None:
+        vocab = SubwordVocab.build(
+            src, tgt, vocab_size=cfg.vocab_size, model_type=cfg.subword, joint=cfg.joint,
+            character_coverage=cfg.character_coverage,
+        )  # fmt: skip
+    src_ids, tgt_ids = vocab.src.encode(src), vocab.tgt.encode(tgt)
+    keep = [
+        k for k in range(len(src_ids)) if max(len(src_ids[k]), len(tgt_ids[k])) <= cfg.max_train_len
+    ]
+    if not keep:
+        raise ElmanError(f"[data] max_train_len = {cfg.max_train_len} leaves no training pair")
+    train_data = TokenBatches(
+        [src_ids[k] for k in keep], [tgt_ids[k] for k in keep], cfg.max_tokens,
+        shuffle=True, seed=recipe.train.seed,
+    )  # fmt: skip
+    valid_data = pair_batches(vocab, corpus, "valid", EVAL_MAX_TOKENS)
+    valid_device = pick_device(recipe.train.device)
+    model = build_model(recipe, vocab)
+
+    def validate(m: Seq2Seq) -> dict[str, float]:
+        out = evaluate_loss(m, valid_data, valid_device)
+        return {"loss": out["loss"], "ppl": math.exp(min(out["loss"], 700))}
+
+    return {
+        "model": model,
+        "train_data": train_data,
+        "evaluate": validate,
+        "meta": {"task": "translation", "recipe": recipe.raw, "vocab": vocab.to_dict()},
+        "dataset": corpus,
+        "vocab": vocab,
+    }
+
+
+def load(payload: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """Rebuild the model, its subword vocabularies and recipe stored in a checkpoint."""
+    from elman.train.checkpoint import load_weights
+    from elman.train.recipe import parse_recipe
+
+    recipe = parse_recipe(payload["recipe"])
+    vocab = SubwordVocab.from_dict(payload["vocab"])
+    recipe.model.impl = "auto"  # a model trained with one impl runs with the other
+    model = build_model(recipe, vocab)
+    load_weights(model, payload).to(device).eval()
+    return {"model": model, "vocab": vocab, "recipe": recipe}
