@@ -15,7 +15,18 @@ import warnings
 from elman.errors import ElmanError
 
 # Sub-command modules, in the order they appear in `elman --help`.
-COMMANDS = ["demo", "data", "train", "eval", "generate", "tag", "results", "ngram", "lab"]
+COMMANDS = [
+    "demo",
+    "data",
+    "train",
+    "eval",
+    "generate",
+    "tag",
+    "translate",
+    "results",
+    "ngram",
+    "lab",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

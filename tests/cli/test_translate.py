@@ -1,0 +1,139 @@
+"""``elman translate`` and ``elman eval`` on translation models trained once on the toy corpus,
+and every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from elman.cli import main
+from elman.train.checkpoint import save_checkpoint
+from elman.train.run import train
+from train.mttoy import write_parallel_corpus, write_translation_recipe
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("translate")
+    corpus = write_parallel_corpus(root / "toy", sizes=(1500, 30, 30))
+    out = {"corpus": corpus}
+    recipe = write_translation_recipe(root / "attention.toml", corpus)
+    overrides = ["train.epochs=12", "model.hidden_size=64", "train.schedule=plateau",
+                 "train.lr_decay=0.5"]  # fmt: skip
+    train(recipe, out=root / "attention", overrides=overrides)  # learns the task exactly
+    recipe = write_translation_recipe(root / "plain.toml", corpus, kind="plain")
+    train(recipe, out=root / "plain", overrides=["train.epochs=1"])
+    out.update(attention=root / "attention", plain=root / "plain")
+    return out
+
+
+def translate(run: Path, tmp_path: Path, text: str, *args: str) -> tuple[int, str]:
+    src = tmp_path / "in.de"
+    src.write_text(text, encoding="utf-8")
+    dst = tmp_path / "out.en"
+    code = main(["translate", str(run), str(src), "--out", str(dst), *args])
+    return code, dst.read_text(encoding="utf-8") if dst.exists() else ""
+
+
+def test_translates_line_for_line_with_empty_lines_and_unknown_characters(runs, tmp_path):
+    text = "1 2 3\n\n4 5 6 7\n   \n€ 8 ☃ 9\n2 1"  # no newline at the end
+    code, out = translate(runs["attention"], tmp_path, text)
+    lines = out.split("\n")
+    assert code == 0 and len(lines) == 7 and lines[-1] == ""
+    assert lines[1] == "" and lines[3] == ""
+    assert lines[0] == "3 2 1" and lines[2] == "7 6 5 4"
+    assert all(line.strip() for k, line in enumerate(lines[:6]) if k not in (1, 3))
+    assert translate(runs["attention"], tmp_path, "")[1] == ""
+
+
+def test_standard_input_and_output(runs, tmp_path, capsys, monkeypatch):
+    import io
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"5 6\n\n")))
+    assert main(["translate", str(runs["attention"]), "--beam", "1"]) == 0
+    assert capsys.readouterr().out == "6 5\n\n"
+
+
+def test_batch_size_and_beam_options(runs, tmp_path):
+    text = "".join(
+        " ".join(str((k * 7 + j) % 10) for j in range(2 + k % 5)) + "\n" for k in range(17)
+    )
+    _, batched = translate(runs["attention"], tmp_path, text, "--batch-size", "64")
+    _, single = translate(runs["attention"], tmp_path, text, "--batch-size", "1")
+    assert batched == single and len(batched.splitlines()) == 17
+    for args in (["--beam", "1"], ["--beam", "5", "--length-penalty", "0"],
+                 ["--max-len-ratio", "0.5"]):  # fmt: skip
+        code, out = translate(runs["attention"], tmp_path, text, *args)
+        assert code == 0 and len(out.splitlines()) == 17
+    _, short = translate(runs["attention"], tmp_path, "1 2 3 4 5 6\n", "--max-len-ratio", "0")
+    assert len(short.split()) <= 3  # at most 0 · 6 + extra (3) pieces
+
+
+def test_over_long_line_is_cut_with_a_warning(runs, tmp_path, capsys):
+    long = " ".join(str(k % 10) for k in range(300))
+    code, out = translate(runs["attention"], tmp_path, f"1 2\n{long}\n")
+    err = capsys.readouterr().err
+    assert code == 0 and len(out.splitlines()) == 2
+    assert "warning" in err and "cut to 250" in err and "line 2" in err
+
+
+def test_another_tasks_checkpoint_is_a_one_line_error(runs, tmp_path, capsys):
+    fake = save_checkpoint(
+        {"task": "lm", "recipe": {}, "vocab": {}, "model": {}}, tmp_path / "lm.pt"
+    )
+    code, _ = translate(fake, tmp_path, "1 2\n")
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "'lm' checkpoint" in err and "`elman translate` needs a 'translation'" in err
+
+
+def test_bad_options_are_one_line_errors(runs, tmp_path, capsys):
+    for args, message in [
+        (["--beam", "0"], "--beam: beam must be at least 1"),
+        (["--batch-size", "0"], "--batch-size must be >= 1"),
+        (["--plot-attention", "1"], "go together"),
+        (["--plot-attention", "9", "--plot-out", str(tmp_path / "a.png")], "the input has 1 lines"),
+    ]:
+        code, _ = translate(runs["attention"], tmp_path, "1 2\n", *args)
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and err.count("\n") == 1, (args, err)
+
+
+def test_plot_attention_writes_a_png_for_attention_models_only(runs, tmp_path, capsys):
+    png = tmp_path / "att.png"
+    code, out = translate(
+        runs["attention"], tmp_path, "1 2\n3 4 5\n", "--plot-attention", "2", "--plot-out", str(png)
+    )
+    assert code == 0 and out == "2 1\n5 4 3\n"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code, _ = translate(
+        runs["plain"], tmp_path, "1 2\n", "--plot-attention", "1", "--plot-out", str(png)
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "'plain' model, which has no attention" in err
+
+
+def test_eval_prints_bleu_chrf_and_signatures(runs, capsys):
+    assert main(["eval", str(runs["attention"]), "--split", "test"]) == 0
+    out = capsys.readouterr().out
+    assert "/test: BLEU" in out and "chrF" in out
+    assert "sacreBLEU nrefs:1|case:mixed|eff:no|tok:13a" in out
+    assert main(["eval", str(runs["plain"]), "--data", str(runs["corpus"]), "--split", "val",
+                 "--json"]) == 0  # fmt: skip
+    result = json.loads(capsys.readouterr().out)
+    assert result["split"] == "valid" and 0 <= result["bleu"] <= 100 and result["sentences"] == 30
+
+
+@pytest.mark.data
+def test_eval_on_multi30k_by_split_name(runs, capsys):
+    root = os.environ.get("ELMAN_DATA")
+    if not root or not (Path(root) / "multi30k" / "raw" / "test_2017_mscoco.de.gz").is_file():
+        pytest.skip("ELMAN_DATA does not hold multi30k")
+    args = ["eval", str(runs["plain"]), "--data", "multi30k", "--split", "test_2017_mscoco"]
+    assert main([*args, "--batch-size", "256"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("multi30k/test_2017_mscoco: BLEU") and "461 sentences" in out
