@@ -25,6 +25,7 @@ COMMANDS = [
     "translate",
     "results",
     "ngram",
+    "vectors",
     "lab",
 ]
 

@@ -1,0 +1,32 @@
+"""``elman vectors`` end to end on a tiny text file, and its bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from elman.cli import main
+from elman.data.vectors import read_vectors
+
+
+def test_vectors_command_writes_a_word2vec_file(tmp_path, capsys):
+    pytest.importorskip("gensim")
+    text = tmp_path / "tiny.txt"
+    text.write_text("the cat sat on the mat\nthe dog sat on the log\n" * 50, encoding="utf-8")
+    out = tmp_path / "tiny.vec"
+    rc = main(["vectors", "--data", str(text), "--out", str(out), "--dim", "8", "--min-count", "1"])
+    assert rc == 0
+    words, vectors = read_vectors(out)
+    assert words[0] == "the" and set(words) == {"the", "cat", "sat", "on", "mat", "dog", "log"}
+    assert vectors.shape == (7, 8)
+    assert "7 vectors of dimension 8" in capsys.readouterr().out
+
+
+def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
+    rc = main(["vectors", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "x.vec")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "missing" in err
+    text = tmp_path / "t.txt"
+    text.write_text("a b\n", encoding="utf-8")
+    rc = main(["vectors", "--data", str(text), "--out", str(tmp_path / "x.vec"), "--dim", "0"])
+    assert rc == 2 and "--dim must be at least 1" in capsys.readouterr().err
