@@ -56,3 +56,72 @@ def test_recipe_errors_are_one_line(tmp_path, tag_recipe):
         train(tag_recipe, out=tmp_path / "x", overrides=["data.column=lemma"])
     with pytest.raises(ElmanError, match="not tagged text"):
         train(tag_recipe, out=tmp_path / "x", overrides=["data.dataset=ptb"])
+
+
+def write_toy_vectors(path: Path, dim: int = 16) -> Path:
+    """Vectors for a few training words, an unseen word ("fox") and a capitalised one."""
+    from elman.data.vectors import write_vectors
+
+    words = ["the", "cat", "fox", "Dog", "sat"]
+    rng = torch.Generator().manual_seed(0)
+    write_vectors(path, words, torch.randn(len(words), dim, generator=rng).numpy())
+    return path
+
+
+def test_pretrained_vectors_start_the_embedding_and_extend_the_vocabulary(tmp_path, tag_recipe):
+    from elman.config import read_toml
+    from elman.data.vectors import read_vectors
+    from elman.train.recipe import parse_recipe
+    from elman.train.tagger import prepare
+
+    vec = write_toy_vectors(tmp_path / "toy.vec")
+    parts = prepare(parse_recipe(read_toml(tag_recipe), [f"data.vectors={vec}"]))
+    vocab, E = parts["vocab"], parts["model"].embedding.weight.detach()
+    assert "fox" in vocab.words and "fox" not in vocab.training_forms
+    plain = prepare(parse_recipe(read_toml(tag_recipe)))["vocab"]
+    assert vocab.training_forms == plain.training_forms
+    words, vectors = read_vectors(vec)
+    scale = vectors.std()
+    for word, row in (("the", 0), ("fox", 2), ("Dog", 3)):
+        expected = torch.from_numpy(vectors[row] / scale)
+        torch.testing.assert_close(E[vocab.words.stoi[word]], expected)
+    assert not E[0].any()  # <pad>
+
+
+def test_vectors_of_the_wrong_dimension_name_the_file_and_the_fix(tmp_path, tag_recipe):
+    vec = write_toy_vectors(tmp_path / "toy.vec", dim=5)
+    with pytest.raises(ElmanError, match=r"toy\.vec: vectors of dimension 5.*word_dim = 5"):
+        train(tag_recipe, out=tmp_path / "x", overrides=[f"data.vectors={vec}"])
+
+
+def test_a_run_with_vectors_resumes_exactly_and_keeps_the_unseen_metric(tmp_path, tag_recipe):
+    vec = write_toy_vectors(tmp_path / "toy.vec")
+    overrides = [f"data.vectors={vec}"]
+    whole = train(tag_recipe, out=tmp_path / "a", overrides=overrides)
+    train(tag_recipe, out=tmp_path / "b", overrides=[*overrides, "train.max_steps=3"])
+    train(resume=tmp_path / "b")
+    a = load_checkpoint(tmp_path / "a" / "last.pt")
+    b = load_checkpoint(tmp_path / "b" / "last.pt")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    loaded = load(a, torch.device("cpu"))
+    assert loaded["vocab"].train_size < len(loaded["vocab"].words)
+    plain = train(tag_recipe, out=tmp_path / "c")
+    unseen = whole["results"]["metrics"]["test"]["unseen_words"]
+    assert unseen == plain["results"]["metrics"]["test"]["unseen_words"]
+
+
+def test_frozen_vectors_stay_fixed_and_unseen_words_keep_only_them(tmp_path, tag_recipe):
+    vec = write_toy_vectors(tmp_path / "toy.vec")
+    overrides = [f"data.vectors={vec}", "model.frozen_vectors=true"]
+    train(tag_recipe, out=tmp_path / "a", overrides=overrides)
+    loaded = load(load_checkpoint(tmp_path / "a" / "last.pt"), torch.device("cpu"))
+    model, stoi = loaded["model"], loaded["vocab"].words.stoi
+    from elman.data.vectors import read_vectors
+
+    _, vectors = read_vectors(vec)
+    P, E = model.pretrained, model.embedding.weight.detach()
+    torch.testing.assert_close(P[stoi["fox"]], torch.from_numpy(vectors[2] / vectors.std()))
+    assert not E[stoi["fox"]].any()  # never in a training batch: its trained part stays zero
+    assert E[stoi["the"]].abs().sum() > 0
+    with pytest.raises(ElmanError, match="frozen_vectors = true needs data.vectors"):
+        train(tag_recipe, out=tmp_path / "b", overrides=["model.frozen_vectors=true"])

@@ -135,11 +135,33 @@ def resolve_tagging(
 # --- vocabularies ----------------------------------------------------------------------
 @dataclass
 class TaggerVocab:
-    """The tagger's three vocabularies, all built from the training split only."""
+    """The tagger's three vocabularies, all built from the training split only.
 
-    words: Vocabulary  # <pad>, <unk>, then forms by frequency
+    With pretrained word vectors the word vocabulary goes on, after the training forms, with
+    the vectors' words that training never saw (:meth:`extend`); ``train_size`` marks where
+    the training forms end, so "unseen in training" keeps its meaning.
+    """
+
+    words: Vocabulary  # <pad>, <unk>, then forms by frequency (then pretrained-only words)
     chars: Vocabulary  # <pad>, <unk>, then characters by frequency
     tags: Vocabulary  # the tag set, by frequency (no specials)
+    train_size: int | None = None  # words[:train_size] are specials + training forms
+
+    @property
+    def training_forms(self) -> set[str]:
+        """The word forms of the training split (every one when ``min_count`` is 1)."""
+        return set(self.words.itos[len(SPECIALS) : self.train_size])
+
+    def extend(self, words: Sequence[str]) -> TaggerVocab:
+        """A copy whose word vocabulary also holds ``words`` (those not in it, in order)."""
+        known = self.words.stoi
+        extra = [w for w in dict.fromkeys(words) if w not in known]
+        return TaggerVocab(
+            words=Vocabulary([*self.words.itos, *extra]),
+            chars=self.chars,
+            tags=self.tags,
+            train_size=self.train_size if self.train_size is not None else len(self.words),
+        )
 
     @classmethod
     def build(
@@ -157,16 +179,26 @@ class TaggerVocab:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, TaggerVocab):
             return NotImplemented
-        return (self.words, self.chars, self.tags) == (other.words, other.chars, other.tags)
+        mine = (self.words, self.chars, self.tags, self.train_size or len(self.words))
+        return mine == (other.words, other.chars, other.tags, other.train_size or len(other.words))
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k).to_dict() for k in ("words", "chars", "tags")}
+        d: dict[str, Any] = {k: getattr(self, k).to_dict() for k in ("words", "chars", "tags")}
+        if self.train_size is not None:
+            d["train_size"] = self.train_size
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TaggerVocab:
-        if not isinstance(d, dict) or set(d) != {"words", "chars", "tags"}:
+        if not isinstance(d, dict) or not {"words", "chars", "tags"} <= set(d) <= {
+            "words",
+            "chars",
+            "tags",
+            "train_size",
+        }:
             raise ElmanError("tagger vocabulary: expected a dictionary of words, chars and tags")
-        return cls(**{k: Vocabulary.from_dict(v) for k, v in d.items()})
+        vocabs = {k: Vocabulary.from_dict(d[k]) for k in ("words", "chars", "tags")}
+        return cls(**vocabs, train_size=d.get("train_size"))
 
 
 # --- batches ---------------------------------------------------------------------------

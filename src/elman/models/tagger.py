@@ -17,6 +17,11 @@ padded positions are masked out of the loss and of the recurrences (each backwar
 starts at its sentence's true end), so padding never changes a prediction. With
 ``bidirectional = False`` the model is the unidirectional RNN tagger ŷ_t = softmax(U h→_t + c).
 
+Pretrained word vectors (``data.vectors``) either start E (then E is trained on), or, with
+``frozen_vectors``, stay fixed in a second table P next to a trained E that starts at zero,
+E w_t + P w_t (Dozat et al. 2017): words never seen in training then keep exactly the vector
+space the trained words were fitted in.
+
 Regularisation: dropout on x_t, between layers and on the top states; word dropout replaces a
 training word's id by ``<unk>`` with probability ``word_dropout``, so that the ``<unk>``
 embedding is trained and the model learns to lean on the characters of rare words.
@@ -53,6 +58,7 @@ class TaggerConfig:
     bidirectional: bool = True
     dropout: float = 0.3  # on x_t, between layers, and on the top states
     word_dropout: float = 0.0
+    frozen_vectors: bool = False  # with data.vectors: E w_t + P w_t, P fixed, E from zero
     impl: str = "auto"
 
     def __post_init__(self) -> None:
@@ -95,6 +101,12 @@ class Tagger(nn.Module):
             if getattr(c, name) < 1 and not (name == "char_vocab_size" and c.char_dim == 0):
                 raise ValueError(f"{name} must be set (got {getattr(c, name)})")
         self.embedding = nn.Embedding(c.vocab_size, c.word_dim, padding_idx=0)
+        if c.frozen_vectors:
+            # P: filled from pretrained vectors by the task; a buffer, so saved but not trained.
+            self.register_buffer("pretrained", torch.zeros(c.vocab_size, c.word_dim))
+            nn.init.zeros_(self.embedding.weight)
+        else:
+            self.pretrained = None
         self.chars = (
             CharEncoder(c.cell, c.char_vocab_size, c.char_dim, c.char_hidden, **c.cell_options)
             if c.char_dim > 0
@@ -122,6 +134,8 @@ class Tagger(nn.Module):
             drop = torch.rand(words.shape, device=words.device) < self.config.word_dropout
             words = words.masked_fill(drop & (words != 0), UNK_ID)
         x = self.embedding(words)  # (B, T, word_dim)
+        if self.pretrained is not None:
+            x = x + F.embedding(words, self.pretrained)
         if self.chars is not None:
             spelt = self.chars(batch.chars, batch.char_lengths)  # (U, 2·char_hidden)
             x = torch.cat([x, spelt[batch.forms]], dim=2)  # (B, T, input_size)

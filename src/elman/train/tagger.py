@@ -24,6 +24,7 @@ from elman.data.tagging import (
     TaggingCorpus,
     resolve_tagging,
 )
+from elman.data.vectors import lookup, read_vectors
 from elman.errors import ElmanError
 from elman.models.tagger import Tagger, TaggerConfig, build_tagger
 from elman.train import tagging_metrics
@@ -40,6 +41,8 @@ class TaggerDataConfig:
     eval_batch_size: int = 256  # sentences per evaluation step (any size gives the same tags)
     min_count: int = 1  # rarer training forms are <unk> to the word embedding
     max_size: int | None = None
+    vectors: str | None = None  # pretrained word vectors (word2vec/fastText/GloVe text file)
+    vectors_limit: int | None = 100_000  # read at most the first (most frequent) N of them
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "eval_batch_size", "min_count"):
@@ -74,6 +77,25 @@ def build_model(model_cfg: TaggerConfig, vocab: TaggerVocab) -> Tagger:
         return build_tagger(model_cfg)
     except ValueError as err:
         raise ElmanError(f"[model]: {err}") from None
+
+
+@torch.no_grad()
+def init_embedding(
+    table: torch.Tensor, vocab: TaggerVocab, words: list[str], vectors, source: str
+) -> None:
+    """Fill the rows of ``table`` (V, D) found in the pretrained vectors, scaled to std 1
+    (the spread of torch's N(0, 1) embedding init); other rows keep their values."""
+    if vectors.shape[1] != table.shape[1]:
+        raise ElmanError(
+            f"{source}: vectors of dimension {vectors.shape[1]}, but model.word_dim = "
+            f"{table.shape[1]}; set model.word_dim = {vectors.shape[1]}"
+        )
+    rows, found = lookup(vocab.words.itos, words, vectors)
+    found[0] = False  # <pad> stays zero
+    if found.any():
+        scale = float(rows[found].std()) or 1.0
+        mask = torch.from_numpy(found)
+        table[mask] = torch.from_numpy(rows[found] / scale).to(table)
 
 
 @torch.no_grad()
@@ -118,7 +140,7 @@ def evaluate(
     predicted, loss, scored = predict_split(model, vocab, dataset, split, batch_size, device)
     sentences = dataset.sentences(split)
     metrics = tagging_metrics.accuracy(
-        [s.tags for s in sentences], predicted, [s.forms for s in sentences], vocab.words.stoi
+        [s.tags for s in sentences], predicted, [s.forms for s in sentences], vocab.training_forms
     )
     return {
         "loss": loss / max(scored, 1),
@@ -161,13 +183,23 @@ def prepare(recipe: Any, vocab: TaggerVocab | None = None) -> dict[str, Any]:
         fresh = TaggerVocab.build(train, min_count=data_cfg.min_count, max_size=data_cfg.max_size)
     except ValueError as err:
         raise ElmanError(f"[data]: {err}") from None
+    words, vectors = (None, None)
+    if data_cfg.vectors is not None:
+        words, vectors = read_vectors(data_cfg.vectors, limit=data_cfg.vectors_limit)
+        fresh = fresh.extend(words)  # unseen words found in the vectors keep their vector
     if vocab is not None and vocab != fresh:
         raise ElmanError(
-            f"the checkpoint's vocabularies do not match the ones built from {corpus.name}/train; "
-            "resume with the dataset it was trained on"
+            f"the checkpoint's vocabularies do not match the ones built from {corpus.name}/train"
+            + (f" and {data_cfg.vectors}" if data_cfg.vectors else "")
+            + "; resume with the data it was trained on"
         )
     vocab = vocab or fresh
     model = build_model(recipe.model, vocab)
+    if vectors is not None:
+        table = model.pretrained if model.pretrained is not None else model.embedding.weight
+        init_embedding(table, vocab, words, vectors, data_cfg.vectors)
+    elif recipe.model.frozen_vectors:
+        raise ElmanError("model.frozen_vectors = true needs data.vectors (a vectors file)")
     batches = SentenceBatches(
         train, vocab, data_cfg.batch_size, shuffle=True, seed=recipe.train.seed
     )
