@@ -18,7 +18,7 @@ EN = ["Two young men play soccer.", "A dog runs across the meadow.", "A woman is
 @pytest.mark.parametrize("joint", [True, False])
 def test_round_trip_and_special_ids(model_type, joint):
     vocab = SubwordVocab.build(DE * 3, EN * 3, vocab_size=60, model_type=model_type, joint=joint)
-    assert vocab.joint == joint and (vocab.src is vocab.tgt) == joint
+    assert vocab.joint == joint and (vocab.src.proto == vocab.tgt.proto) == joint
     for model, lines in ((vocab.src, DE), (vocab.tgt, EN)):
         ids = model.encode(lines)
         assert all(i > EOS_ID for row in ids for i in row)  # no special piece in plain text
@@ -32,6 +32,18 @@ def test_unknown_characters_are_unk_pieces_and_decode_to_nothing():
     ids = vocab.src.encode(["Ein ☃ Hund"])[0]
     assert UNK_ID in ids
     assert vocab.src.decode(ids).split() == ["Ein", "Hund"]
+
+
+def test_the_target_side_keeps_only_the_pieces_of_the_training_targets():
+    vocab = SubwordVocab.build(DE, EN, vocab_size=80)
+    assert len(vocab.tgt) < len(vocab.src)
+    kept = set(vocab.tgt.pieces(range(len(vocab.tgt))))
+    assert kept == {"<pad>", "<unk>", "<s>", "</s>"} | {
+        p for line in EN for p in vocab.src.pieces(vocab.src.encode([line])[0])
+    }
+    assert vocab.tgt.encode(EN) != vocab.src.encode(EN)  # renumbered
+    assert [vocab.tgt.decode(row) for row in vocab.tgt.encode(EN)] == EN
+    assert vocab.tgt.encode(["Fußball"])[0].count(UNK_ID) >= 1  # German-only pieces
 
 
 def test_separate_models_differ_and_joint_is_one():

@@ -22,7 +22,8 @@ The ids of the special pieces are the same in every model::
 
     <pad> = 0    <unk> = 1    <s> = 2 (begin)    </s> = 3 (end)
 
-The serialized models (bytes) are stored in the checkpoint (``to_dict``), so a checkpoint alone
+The target side keeps only the pieces of the training targets (:class:`SubwordVocab`). The
+serialized models (bytes) are stored in the checkpoint (``to_dict``), so a checkpoint alone
 translates; ``torch.load(weights_only=True)`` accepts bytes.
 """
 
@@ -85,47 +86,80 @@ def train_sentencepiece(
 
 
 class SubwordModel:
-    """One serialized sentencepiece model, loaded: encode to ids, decode to text."""
+    """One serialized sentencepiece model, loaded: encode to ids, decode to text.
 
-    def __init__(self, proto: bytes) -> None:
+    ``keep`` (optional) restricts the model to some of its pieces, renumbered 0, 1, 2, … in
+    that order (it starts with the four specials); any other piece encodes as ``<unk>``. The
+    target side uses it to keep only the pieces its training text contains (class docstring of
+    :class:`SubwordVocab`).
+    """
+
+    def __init__(self, proto: bytes, keep: Sequence[int] | None = None) -> None:
         self.proto = bytes(proto)
         self._sp = _spm().SentencePieceProcessor(model_proto=self.proto)
+        self.keep = None if keep is None else [int(i) for i in keep]
+        if self.keep is not None and self.keep[:4] != [PAD_ID, UNK_ID, BOS_ID, EOS_ID]:
+            raise ElmanError("a restricted subword model must keep the four special pieces first")
+        self._index = None if keep is None else {p: k for k, p in enumerate(self.keep)}
 
     def __len__(self) -> int:
-        return self._sp.get_piece_size()
+        return self._sp.get_piece_size() if self.keep is None else len(self.keep)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, SubwordModel) and self.proto == other.proto
+        return (
+            isinstance(other, SubwordModel)
+            and self.proto == other.proto
+            and self.keep == other.keep
+        )
 
     __hash__ = None  # type: ignore[assignment]
 
     def encode(self, lines: Sequence[str]) -> list[list[int]]:
         """The piece ids of every line (no ``<s>``/``</s>``; an empty line is ``[]``)."""
-        return self._sp.encode(list(lines))
+        ids = self._sp.encode(list(lines))
+        if self._index is None:
+            return ids
+        return [[self._index.get(p, UNK_ID) for p in row] for row in ids]
+
+    def _piece_ids(self, ids: Sequence[int]) -> list[int]:
+        ids = [int(i) for i in ids]
+        return ids if self.keep is None else [self.keep[i] for i in ids]
 
     def decode(self, ids: Sequence[int]) -> str:
         """Plain text from piece ids; the special pieces, ``<unk>`` included, are dropped."""
-        return self._sp.decode([int(i) for i in ids if int(i) > EOS_ID])
+        return self._sp.decode([i for i in self._piece_ids(ids) if i > EOS_ID])
 
     def pieces(self, ids: Sequence[int]) -> list[str]:
         """The piece strings of ``ids`` (``▁`` marks the start of a word)."""
-        return [self._sp.id_to_piece(int(i)) for i in ids]
+        return [self._sp.id_to_piece(i) for i in self._piece_ids(ids)]
+
+
+def used_pieces(model: SubwordModel, lines: Sequence[str]) -> list[int]:
+    """The specials, then every piece id the encoded ``lines`` contain, in increasing order."""
+    seen = {i for row in model.encode(lines) for i in row}
+    return [PAD_ID, UNK_ID, BOS_ID, EOS_ID, *sorted(seen - {PAD_ID, UNK_ID, BOS_ID, EOS_ID})]
 
 
 class SubwordVocab:
-    """The source and target subword models of a translation model (one object when joint).
+    """The source and target subword models of a translation model.
+
+    The target side keeps only the pieces that occur in the training targets (and the specials):
+    a piece the decoder never sees as a target cannot be learned, so it has no place in the
+    output softmax, the costliest product of training. With a joint model most pieces are
+    one language's only (Multi30k, joint 8,000: the English side uses 4,269), so the target
+    side is a restricted view of the joint model, and the softmax is about half as wide.
 
     Attributes:
-        src, tgt: :class:`SubwordModel`; ``src is tgt`` for a joint vocabulary.
+        src, tgt: :class:`SubwordModel`; the same ``proto`` for a joint vocabulary.
     """
 
-    def __init__(self, src: bytes, tgt: bytes | None = None) -> None:
+    def __init__(self, src: bytes, tgt: bytes | None = None, tgt_keep: Sequence[int] | None = None):
         self.src = SubwordModel(src)
-        self.tgt = self.src if tgt is None else SubwordModel(tgt)
+        self.tgt = SubwordModel(src if tgt is None else tgt, tgt_keep)
 
     @property
     def joint(self) -> bool:
-        return self.src is self.tgt
+        return self.src.proto == self.tgt.proto
 
     @classmethod
     def build(
@@ -140,35 +174,32 @@ class SubwordVocab:
     ) -> SubwordVocab:
         """Learn the model(s) from the training lines of both sides."""
         if joint:
-            proto = train_sentencepiece(
+            src = train_sentencepiece(
                 [*src_lines, *tgt_lines], vocab_size, model_type, character_coverage
             )
-            return cls(proto)
-        return cls(
-            train_sentencepiece(src_lines, vocab_size, model_type, character_coverage),
-            train_sentencepiece(tgt_lines, vocab_size, model_type, character_coverage),
-        )
+            tgt = None
+        else:
+            src = train_sentencepiece(src_lines, vocab_size, model_type, character_coverage)
+            tgt = train_sentencepiece(tgt_lines, vocab_size, model_type, character_coverage)
+        keep = used_pieces(SubwordModel(src if tgt is None else tgt), tgt_lines)
+        return cls(src, tgt, keep)
 
     def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, SubwordVocab)
-            and self.joint == other.joint
-            and self.src == other.src
-            and self.tgt == other.tgt
-        )
+        return isinstance(other, SubwordVocab) and self.src == other.src and self.tgt == other.tgt
 
     __hash__ = None  # type: ignore[assignment]
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain values for the checkpoint: the serialized model(s) as bytes."""
+        """Plain values for the checkpoint: the serialized model(s) as bytes, kept target ids."""
         return {
             "kind": "sentencepiece",
             "src": self.src.proto,
             "tgt": None if self.joint else self.tgt.proto,
+            "tgt_keep": self.tgt.keep,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SubwordVocab:
         if not isinstance(d, dict) or d.get("kind") != "sentencepiece":
             raise ElmanError("the checkpoint holds no sentencepiece vocabulary")
-        return cls(d["src"], d.get("tgt"))
+        return cls(d["src"], d.get("tgt"), d.get("tgt_keep"))

@@ -243,14 +243,22 @@ class Seq2Seq(nn.Module):
     def _embed_target(self, tokens: Tensor) -> Tensor | None:
         return None if self.kind == "plain" else self.drop(self.tgt_embedding(tokens))
 
+    def features(
+        self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor
+    ) -> tuple[Tensor, Tensor | None]:
+        """Teacher forcing up to the output layer: the vectors fed to W_S (B, T, H) and the
+        attention weights (B, T, S) or None."""
+        memory, state = self.encode(src, src_lengths)
+        out, _, weights = self._decode(self._embed_target(tgt_in), state, memory, tgt_in.shape[1])
+        return self.drop(out), weights
+
     def forward(
         self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor
     ) -> tuple[Tensor, Tensor | None]:
         """Teacher forcing: src (B, S), src_lengths (B,), tgt_in (B, T) = <s> y_1 … y_{T−1}
         -> logits (B, T, V) of y_1 … y_T, attention weights (B, T, S) or None."""
-        memory, state = self.encode(src, src_lengths)
-        out, _, weights = self._decode(self._embed_target(tgt_in), state, memory, tgt_in.shape[1])
-        return self.output(self.drop(out)), weights
+        out, weights = self.features(src, src_lengths, tgt_in)
+        return self.output(out), weights
 
     def step(
         self, prev: Tensor, state: DecoderState, memory: Memory
@@ -265,12 +273,14 @@ class Seq2Seq(nn.Module):
     # ------------------------------------------------------------------ the trainer's contract
 
     def loss(self, batch: PairBatch, state: None = None) -> tuple[Tensor, int, None]:
-        """Summed (label-smoothed in training) cross entropy over the real target pieces."""
-        logits, _ = self(batch.src, batch.src_lengths, batch.tgt_in)
+        """Summed (label-smoothed in training) cross entropy over the real target pieces.
+
+        W_S, the largest product, is applied at the real positions only, not at the padding."""
+        out, _ = self.features(batch.src, batch.src_lengths, batch.tgt_in)
+        real = batch.tgt_out != IGNORE_INDEX  # (B, T)
         loss_sum = F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]),  # (B·T, V)
-            batch.tgt_out.reshape(-1),
-            ignore_index=IGNORE_INDEX,
+            self.output(out[real]),  # (N, V), N real target pieces
+            batch.tgt_out[real],
             reduction="sum",
             label_smoothing=self.config.label_smoothing if self.training else 0.0,
         )
