@@ -10,7 +10,9 @@ from elman.config import apply_overrides, parse_override, read_toml
 from elman.errors import ElmanError
 from elman.train.recipe import parse_recipe
 
-RECIPES = sorted((Path(__file__).resolve().parents[2] / "recipes").glob("*.toml"))
+ROOT = Path(__file__).resolve().parents[2]
+# recipes/ and the demo's recipe, shipped inside the package
+RECIPES = [*sorted((ROOT / "recipes").glob("*.toml")), ROOT / "src/elman/cli/demo.toml"]
 
 
 def test_there_are_recipes():

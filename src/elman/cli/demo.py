@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-RECIPE = Path(__file__).resolve().parents[3] / "recipes" / "demo.toml"
+# Shipped inside the package (package data), so the demo works from any install, not only
+# from a source checkout.
+RECIPE = Path(__file__).resolve().with_name("demo.toml")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
