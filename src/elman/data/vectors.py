@@ -37,7 +37,10 @@ def read_vectors(path: str | Path, limit: int | None = None) -> tuple[list[str],
     """
     path = Path(path)
     if not path.is_file():
-        raise ElmanError(f"{path}: vectors file not found (word2vec/fastText/GloVe text format)")
+        raise ElmanError(
+            f"{path}: vectors file not found; train one with "
+            f"`elman vectors --data wikitext-2 --out {path}` or give a word2vec/GloVe text file"
+        )
     words: list[str] = []
     seen: set[str] = set()
     rows: list[np.ndarray] = []
