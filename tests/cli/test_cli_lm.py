@@ -51,7 +51,7 @@ def test_train_writes_results(trained, corpus, tmp_path, capsys):
         m = results["metrics"][split]
         assert m["tokens"] == num_tokens(corpus / f"{split}.txt")
         assert m["ppl"] == pytest.approx(torch.tensor(m["loss"]).exp().item(), rel=1e-6)
-    for key in ("wall_time_s", "device", "commit", "date", "command", "epochs"):
+    for key in ("wall_time_s", "cpu_time_s", "device", "commit", "date", "command", "epochs"):
         assert key in results
     assert results["command"].startswith("elman ")
     assert {p.name for p in trained.iterdir()} >= {"best.pt", "last.pt", "metrics.jsonl"}

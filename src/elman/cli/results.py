@@ -17,8 +17,9 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("results", help="print (or write into the README) the results table",
-                       description=__doc__)
+    p = sub.add_parser(
+        "results", help="print (or write into the README) the results table", description=__doc__
+    )
     p.add_argument("--dir", default="results", help="folder of results JSON files")
     p.add_argument("--readme", help="rewrite the table between the markers in this file")
     p.set_defaults(func=run)
@@ -58,6 +59,9 @@ def results_table(folder: str | Path = "results") -> str:
         metrics = r.get("metrics", {})
         wall = r.get("wall_time_s")
         wall_s = f"{wall / 60:.1f} min" if isinstance(wall, int | float) else "–"
+        cpu = r.get("cpu_time_s")  # the process's CPU time: the wall time of idle cores
+        if isinstance(cpu, int | float):
+            wall_s += f" ({cpu / 60:.1f} CPU min)"
         rows.append(
             f"| {r.get('recipe', path.stem)} | {r.get('aim', '')} | {_metric(metrics.get('valid'))}"
             f" | {_metric(metrics.get('test'))} | {wall_s} | {r.get('device', '')} "

@@ -177,6 +177,7 @@ def final_results(
         "best_epoch": best_epoch,
         "parameters": sum(p.numel() for p in loaded["model"].parameters()),
         "wall_time_s": round(summary["wall_time"], 1),
+        "cpu_time_s": round(summary["cpu_time"], 1),
         "device": device_description(device),
         "torch": torch.__version__,
         "commit": commit,

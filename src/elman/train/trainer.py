@@ -215,13 +215,22 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.finished = False
         self.wall_time = 0.0  # seconds of training over all sessions of this run
+        # CPU seconds of this process (all its threads): on a shared machine the wall time
+        # also counts the other jobs; with one thread this is the time of an idle core.
+        self.cpu_time = 0.0
         self._fit_start: float | None = None
+        self._cpu_start = 0.0
         self._writer = None
 
     def elapsed(self) -> float:
         if self._fit_start is None:
             return self.wall_time
         return self.wall_time + time.perf_counter() - self._fit_start
+
+    def elapsed_cpu(self) -> float:
+        if self._fit_start is None:
+            return self.cpu_time
+        return self.cpu_time + time.process_time() - self._cpu_start
 
     # ----------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -245,6 +254,7 @@ class Trainer:
                 "history": self.history,
                 "finished": self.finished,
                 "wall_time": self.elapsed(),
+                "cpu_time": self.elapsed_cpu(),
             },
             "rng": rng,
             "carry": _flatten_state(detach_state(self.carry)),
@@ -270,6 +280,7 @@ class Trainer:
         self.history = list(t["history"])
         self.finished = bool(t["finished"])
         self.wall_time = float(t.get("wall_time", 0.0))
+        self.cpu_time = float(t.get("cpu_time", 0.0))
         set_lr(self.optimizer, self.schedule.lr)
         torch.set_rng_state(payload["rng"]["torch"])
         if "cuda" in payload["rng"] and torch.cuda.is_available():
@@ -293,7 +304,7 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         """Train until the last epoch, early stopping, or ``max_steps``; return the summary."""
         cfg = self.config
-        self._fit_start = time.perf_counter()
+        self._fit_start, self._cpu_start = time.perf_counter(), time.process_time()
         if self.global_step == 0 and self.step_in_epoch == 0 and self.epoch == 1:
             torch.manual_seed(cfg.seed)
         if cfg.tensorboard:
@@ -483,5 +494,6 @@ class Trainer:
             "global_step": self.global_step,
             "best_valid_loss": self.best_valid,
             "wall_time": self.elapsed(),
+            "cpu_time": self.elapsed_cpu(),
             "history": self.history,
         }
