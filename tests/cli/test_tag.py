@@ -111,3 +111,25 @@ def test_eval_report_prints_accuracy_table_and_confusions(run_dir, capsys):
     assert "accuracy" in out and "F1" in out and "confusion" in out
     assert main(["eval", str(run_dir), "--json"]) == 0
     assert '"accuracy"' in capsys.readouterr().out
+
+
+def test_ensemble_in_tag_and_eval(run_dir, tmp_path, capsys):
+    text = "the big cat sat .\n\nthe dog ran .\n"
+    code, alone = tag(run_dir, tmp_path, text, capsys=capsys)
+    code2, twice = tag(run_dir, tmp_path, text, "--ensemble", str(run_dir), capsys=capsys)
+    assert code == code2 == 0 and alone == twice  # the mean of one model twice is that model
+    assert main(["eval", str(run_dir), "--ensemble", str(run_dir), "--split", "valid"]) == 0
+    assert "accuracy" in capsys.readouterr().out
+
+
+def test_ensemble_of_a_language_model_is_an_error(run_dir, tmp_path, capsys):
+    from train.lmtoy import write_corpus, write_recipe
+
+    recipe = write_recipe(tmp_path / "lm.toml", write_corpus(tmp_path / "corpus"))
+    lm = tmp_path / "lm"
+    train(recipe, out=lm, overrides=["train.epochs=1"])
+    capsys.readouterr()
+    assert main(["eval", str(run_dir), "--ensemble", str(lm)]) == 2
+    assert "needs a 'tagger' checkpoint" in capsys.readouterr().err
+    assert main(["eval", str(lm), "--ensemble", str(run_dir)]) == 2
+    assert "--ensemble: applies to taggers" in capsys.readouterr().err

@@ -125,3 +125,42 @@ def test_frozen_vectors_stay_fixed_and_unseen_words_keep_only_them(tmp_path, tag
     assert E[stoi["the"]].abs().sum() > 0
     with pytest.raises(ElmanError, match="frozen_vectors = true needs data.vectors"):
         train(tag_recipe, out=tmp_path / "b", overrides=["model.frozen_vectors=true"])
+
+
+def test_an_ensemble_averages_its_members_distributions(tmp_path, tag_recipe):
+    from elman.data.tagging import resolve_tagging
+    from elman.train.tagger import load_ensemble, tag_distributions
+
+    vec = write_toy_vectors(tmp_path / "toy.vec")
+    summary = train(tag_recipe, out=tmp_path / "a", overrides=["train.epochs=1"])
+    # another seed and pretrained vectors: a larger word vocabulary in another order
+    other = ["train.epochs=1", "train.seed=2", f"data.vectors={vec}"]
+    train(tag_recipe, out=tmp_path / "b", overrides=other)
+    cpu = torch.device("cpu")
+    a = load(load_checkpoint(tmp_path / "a" / "best.pt"), cpu)
+    b = load_ensemble([str(tmp_path / "b")], a["vocab"], cpu)[0]
+    assert a["vocab"].words != b[1].words
+    corpus = resolve_tagging(summary["results"]["dataset"])
+    sentences = [s.forms for s in corpus.sentences("test")] + [[]]
+    pa = tag_distributions([(a["model"], a["vocab"])], sentences, 3, cpu)
+    pb = tag_distributions([b], sentences, 5, cpu)
+    both = tag_distributions([(a["model"], a["vocab"]), b], sentences, 4, cpu)
+    for x, y, z in zip(pa, pb, both, strict=True):
+        torch.testing.assert_close(z, (x + y) / 2)
+    assert both[-1].shape == (0, len(a["vocab"].tags))
+    alone = evaluate(a["model"], a["vocab"], corpus, "test", 4, cpu)
+    twice = evaluate(
+        a["model"], a["vocab"], corpus, "test", 4, cpu, ensemble=[(a["model"], a["vocab"])]
+    )
+    assert twice["accuracy"] == alone["accuracy"]
+    assert twice["loss"] == pytest.approx(alone["loss"], rel=1e-6)
+
+
+def test_an_ensemble_of_other_tag_sets_is_refused(tmp_path, tag_recipe):
+    from elman.train.tagger import load_ensemble
+
+    train(tag_recipe, out=tmp_path / "a", overrides=["train.epochs=1"])
+    train(tag_recipe, out=tmp_path / "x", overrides=["train.epochs=1", "data.column=xpos"])
+    a = load(load_checkpoint(tmp_path / "a" / "best.pt"), torch.device("cpu"))
+    with pytest.raises(ElmanError, match="tag set"):
+        load_ensemble([str(tmp_path / "x")], a["vocab"], torch.device("cpu"))

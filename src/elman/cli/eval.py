@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,6 +28,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument(
         "--report", action="store_true", help="taggers: per-tag P/R/F1 and the confusion table"
+    )
+    p.add_argument(
+        "--ensemble",
+        nargs="+",
+        metavar="CKPT",
+        default=(),
+        help="taggers: average the tag distributions of these models with CHECKPOINT's",
     )
     p.add_argument("--mix", metavar="ARPA", help="interpolate with this n-gram model (ARPA file)")
     p.add_argument(
@@ -53,6 +61,7 @@ def evaluate_checkpoint(
     mix: str | None = None,
     lam: str | float = "auto",
     report: bool = False,
+    ensemble: Sequence[str] = (),
 ) -> dict:
     """Load a checkpoint and score one split; the returned dict holds ppl/bpc, tokens, seconds."""
     from elman.data.datasets import resolve
@@ -73,14 +82,21 @@ def evaluate_checkpoint(
     else:
         dataset = resolve(data or recipe.data.dataset)
     bs = batch_size or recipe.data.eval_batch_size
+    extra = {}
+    if ensemble:
+        if not hasattr(task, "load_ensemble"):
+            raise ElmanError(f"--ensemble: applies to taggers, not to {payload['task']!r} models")
+        extra["ensemble"] = task.load_ensemble(ensemble, loaded["vocab"], dev)
     metrics = task.evaluate(
-        loaded["model"], loaded["vocab"], dataset, split, bs, dev, recipe.data.bptt
+        loaded["model"], loaded["vocab"], dataset, split, bs, dev, recipe.data.bptt, **extra
     )
     result = {"checkpoint": payload["path"], "data": dataset.name, "split": split, **metrics}
     if report:
         if not hasattr(task, "report"):
             raise ElmanError(f"--report: applies to taggers, not to {payload['task']!r} models")
-        result["report"] = task.report(loaded["model"], loaded["vocab"], dataset, split, bs, dev)
+        result["report"] = task.report(
+            loaded["model"], loaded["vocab"], dataset, split, bs, dev, **extra
+        )
     if mix is not None:
         if not hasattr(task, "split_logprobs"):
             raise ElmanError(f"--mix: {payload['task']!r} models cannot be mixed with an n-gram")
@@ -152,13 +168,16 @@ def write_results(args: argparse.Namespace, path: str) -> None:
     metrics = {}
     for split in ("valid", "test"):
         r = evaluate_checkpoint(
-            args.checkpoint, args.data, split, args.batch_size, args.device, args.mix, args.lam
-        )
+            args.checkpoint, args.data, split, args.batch_size, args.device, args.mix, args.lam,
+            ensemble=args.ensemble,
+        )  # fmt: skip
         metrics[split] = {**r.pop("mix"), "tokens": r["tokens"]} if "mix" in r else r
     ckpt = Path(args.checkpoint)
     name = ckpt.name if ckpt.is_dir() else ckpt.parent.name
     if args.mix:
         name += "+" + Path(args.mix).stem
+    if args.ensemble:
+        name += f"-ensemble{1 + len(args.ensemble)}"
     record = {
         "recipe": name,
         "aim": args.aim,
@@ -181,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
         write_results(args, args.results)
     result = evaluate_checkpoint(
         args.checkpoint, args.data, args.split, args.batch_size, args.device, args.mix, args.lam,
-        args.report,
+        args.report, args.ensemble,
     )  # fmt: skip
     if args.json:
         print(json.dumps(result))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -22,6 +23,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="output file (default: standard output)")
     p.add_argument("--batch-size", type=int, default=64, help="sentences per step (default 64)")
     p.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, mps")
+    p.add_argument(
+        "--ensemble",
+        nargs="+",
+        metavar="CKPT",
+        default=(),
+        help="more taggers: each word gets the tag of the models' mean distribution",
+    )
     p.set_defaults(func=run)
 
 
@@ -33,6 +41,7 @@ def tag(
     out: str | Path | None = None,
     batch_size: int = 64,
     device: str = "cpu",
+    ensemble: Sequence[str] = (),
 ) -> int:
     """Tag ``input`` (a file, or ``-`` for stdin) into ``out`` (a file, or stdout)."""
     from elman.data.conllu import parse_conllu, write_conllu
@@ -40,7 +49,7 @@ def tag(
     from elman.errors import ElmanError
     from elman.inference.tagging import tag_conllu, tag_lines
     from elman.train.checkpoint import load_task_checkpoint
-    from elman.train.tagger import load
+    from elman.train.tagger import load, load_ensemble
     from elman.train.trainer import pick_device
 
     if batch_size < 1:
@@ -49,6 +58,7 @@ def tag(
     payload = load_task_checkpoint(checkpoint, "tagger", "`elman tag`", map_location=dev)
     loaded = load(payload, dev)
     model, vocab = loaded["model"], loaded["vocab"]
+    members = load_ensemble(ensemble, vocab, dev)
     if str(input) == "-":
         name, data = "<stdin>", sys.stdin.buffer.read()
     elif Path(input).is_file() and Path(input).stat().st_size == 0:
@@ -61,12 +71,13 @@ def tag(
         if conllu:
             sentences = parse_conllu(text, name)
             column = loaded["recipe"].data.column
-            write_conllu(tag_conllu(model, vocab, sentences, column, batch_size, dev), sink)
+            tagged = tag_conllu(model, vocab, sentences, column, batch_size, dev, members)
+            write_conllu(tagged, sink)
         else:
             lines = text.split("\n")
             if lines and lines[-1] == "":
                 lines.pop()  # the newline that ends the last line opens no new one
-            tag_lines(model, vocab, lines, sink, batch_size, dev)
+            tag_lines(model, vocab, lines, sink, batch_size, dev, ensemble=members)
     finally:
         if out:
             sink.close()
@@ -89,4 +100,5 @@ def _run(args: argparse.Namespace) -> int:
         out=args.out,
         batch_size=args.batch_size,
         device=args.device,
+        ensemble=args.ensemble,
     )

@@ -14,30 +14,26 @@ from typing import TextIO
 import torch
 
 from elman.data.conllu import Sentence
-from elman.data.tagging import TaggerVocab, make_batch
+from elman.data.tagging import TaggerVocab
 from elman.models.tagger import Tagger
+from elman.train.tagger import Member, tag_distributions
 
 
-@torch.no_grad()
 def tag_sentences(
     model: Tagger,
     vocab: TaggerVocab,
     sentences: Sequence[Sequence[str]],
     batch_size: int = 64,
     device: torch.device | str = "cpu",
+    ensemble: Sequence[Member] = (),
 ) -> list[list[str]]:
-    """The predicted tags of every sentence (a list of words each); empty sentences get []."""
-    was_training = model.training
-    model.eval()
-    out: list[list[str]] = [[] for _ in sentences]
-    order = sorted((i for i, s in enumerate(sentences) if s), key=lambda i: len(sentences[i]))
-    for start in range(0, len(order), batch_size):
-        ids = order[start : start + batch_size]
-        batch = make_batch([sentences[i] for i in ids], vocab, index=ids).to(device)
-        for i, tags in zip(ids, model.predict(batch), strict=True):
-            out[i] = vocab.tags.decode(tags)
-    model.train(was_training)
-    return out
+    """The predicted tags of every sentence (a list of words each); empty sentences get [].
+
+    With ``ensemble`` (more trained taggers and their vocabularies) each word gets the tag
+    of the members' mean distribution.
+    """
+    probs = tag_distributions([(model, vocab), *ensemble], sentences, batch_size, device)
+    return [vocab.tags.decode(p.argmax(dim=1)) for p in probs]
 
 
 def tag_lines(
@@ -48,6 +44,7 @@ def tag_lines(
     batch_size: int = 64,
     device: torch.device | str = "cpu",
     chunk: int = 1000,
+    ensemble: Sequence[Member] = (),
 ) -> int:
     """Whitespace-tokenised sentences, one a line -> ``word/TAG word/TAG …`` lines.
 
@@ -58,7 +55,9 @@ def tag_lines(
     for block in _chunks(lines, chunk):
         sentences = [line.split() for line in block]
         for words, tags in zip(
-            sentences, tag_sentences(model, vocab, sentences, batch_size, device), strict=True
+            sentences,
+            tag_sentences(model, vocab, sentences, batch_size, device, ensemble),
+            strict=True,
         ):
             out.write(" ".join(f"{w}/{t}" for w, t in zip(words, tags, strict=True)) + "\n")
             written += 1
@@ -72,9 +71,11 @@ def tag_conllu(
     column: str,
     batch_size: int = 64,
     device: torch.device | str = "cpu",
+    ensemble: Sequence[Member] = (),
 ) -> list[Sentence]:
     """Fill ``column`` of every word of ``sentences`` with the predicted tag (in place)."""
-    predicted = tag_sentences(model, vocab, [s.forms() for s in sentences], batch_size, device)
+    forms = [s.forms() for s in sentences]
+    predicted = tag_sentences(model, vocab, forms, batch_size, device, ensemble)
     for sentence, tags in zip(sentences, predicted, strict=True):
         sentence.set_column(column, tags)
     return sentences

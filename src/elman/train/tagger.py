@@ -11,17 +11,17 @@ vocabulary keeps every training form, ``min_count = 1`` and no ``max_size``), an
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-from elman.data.batching import IGNORE_INDEX
 from elman.data.tagging import (
     SentenceBatches,
     TaggerVocab,
     TaggingCorpus,
+    make_batch,
     resolve_tagging,
 )
 from elman.data.vectors import lookup, read_vectors
@@ -98,32 +98,88 @@ def init_embedding(
         table[mask] = torch.from_numpy(rows[found] / scale).to(table)
 
 
+Member = tuple[Tagger, TaggerVocab]  # a trained tagger and the vocabularies it reads
+
+
+def check_ensemble(vocab: TaggerVocab, ensemble: Sequence[Member], names: Sequence[str]) -> None:
+    """Every member must predict the same tag set, in the same order, as the first model."""
+    for (_, other), name in zip(ensemble, names, strict=True):
+        if other.tags != vocab.tags:
+            raise ElmanError(
+                f"--ensemble {name}: its tag set ({len(other.tags)} tags) differs from the first "
+                f"model's ({len(vocab.tags)}); ensemble taggers trained on the same data and column"
+            )
+
+
+def load_ensemble(paths: Sequence[str], vocab: TaggerVocab, device: torch.device) -> list[Member]:
+    """The taggers in ``paths`` (checkpoints or run folders), checked against ``vocab``'s tags."""
+    from elman.train.checkpoint import load_task_checkpoint
+
+    members = []
+    for path in paths:
+        payload = load_task_checkpoint(path, "tagger", "--ensemble", map_location=device)
+        loaded = load(payload, device)
+        members.append((loaded["model"], loaded["vocab"]))
+    check_ensemble(vocab, members, paths)
+    return members
+
+
 @torch.no_grad()
+def tag_distributions(
+    members: Sequence[Member],
+    sentences: Sequence[Sequence[str]],
+    batch_size: int,
+    device: torch.device | str,
+) -> list[torch.Tensor]:
+    """ŷ_t of every word, shape (n_i, K) per sentence (K tags; (0, K) for an empty one).
+
+    With M members it is the mean of their distributions, ŷ_t = (1/M) Σ_m ŷ_t^(m): each
+    member reads the sentences through its own vocabularies (they may differ, e.g. with other
+    pretrained vectors); the tag sets must be equal (:func:`check_ensemble`). Sentences are
+    batched in sorted-length order; padding never changes a prediction.
+    """
+    num_tags = len(members[0][1].tags)
+    out: list[torch.Tensor] = [torch.zeros(len(s), num_tags) for s in sentences]
+    order = sorted((i for i, s in enumerate(sentences) if s), key=lambda i: (len(sentences[i]), i))
+    for model, vocab in members:
+        was_training = model.training
+        model.eval()
+        for start in range(0, len(order), batch_size):
+            ids = order[start : start + batch_size]
+            batch = make_batch([sentences[i] for i in ids], vocab, index=ids).to(device)
+            probs = model(batch).softmax(dim=2).cpu()  # (B, T, K)
+            for i, row, n in zip(ids, probs, batch.lengths.tolist(), strict=True):
+                out[i] += row[:n] / len(members)
+        model.train(was_training)
+    return out
+
+
 def predict_split(
-    model: Tagger, vocab: TaggerVocab, corpus: TaggingCorpus, split: str, batch_size: int, device
+    model: Tagger,
+    vocab: TaggerVocab,
+    corpus: TaggingCorpus,
+    split: str,
+    batch_size: int,
+    device,
+    ensemble: Sequence[Member] = (),
 ) -> tuple[list[list[str]], float, int]:
-    """Predicted tags of every sentence of ``split`` (in file order), summed loss, scored tags."""
+    """Predicted tags of every sentence of ``split`` (in file order), the summed cross entropy
+    −Σ_t log ŷ_{t, y_t} over the words whose gold tag is known, and their number."""
     sentences = corpus.sentences(split)
-    was_training = model.training
-    model.eval()
-    predicted: list[list[str]] = [[] for _ in sentences]
-    loss = torch.zeros((), dtype=torch.float64, device=device)
-    scored = 0
-    for batch in SentenceBatches(sentences, vocab, batch_size):
-        batch = batch.to(device)
-        logits = model(batch)  # (B, T, K)
-        loss += F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]),
-            batch.tags.reshape(-1),
-            ignore_index=IGNORE_INDEX,
-            reduction="sum",
-        ).double()
-        scored += batch.num_tokens
-        best = logits.argmax(dim=2).cpu()  # (B, T)
-        for i, row, n in zip(batch.index.tolist(), best, batch.lengths.tolist(), strict=True):
-            predicted[i] = vocab.tags.decode(row[:n])
-    model.train(was_training)
-    return predicted, float(loss.item()), scored
+    probs = tag_distributions(
+        [(model, vocab), *ensemble], [s.forms for s in sentences], batch_size, device
+    )
+    stoi = vocab.tags.stoi
+    loss, scored = 0.0, 0
+    predicted: list[list[str]] = []
+    for sentence, p in zip(sentences, probs, strict=True):
+        predicted.append(vocab.tags.decode(p.argmax(dim=1)))
+        gold = [(t, stoi[tag]) for t, tag in enumerate(sentence.tags) if tag in stoi]
+        if gold:
+            rows, cols = zip(*gold, strict=True)
+            loss -= float(p[list(rows), list(cols)].double().log().sum())
+            scored += len(gold)
+    return predicted, loss, scored
 
 
 def evaluate(
@@ -134,10 +190,14 @@ def evaluate(
     batch_size: int,
     device: torch.device,
     bptt: int = 0,
+    ensemble: Sequence[Member] = (),
 ) -> dict[str, float]:
-    """Loss, token accuracy and unseen-word accuracy of ``model`` on one split."""
+    """Loss, token accuracy and unseen-word accuracy of ``model`` (with ``ensemble``: of the
+    members' mean distribution) on one split."""
     start = time.perf_counter()
-    predicted, loss, scored = predict_split(model, vocab, dataset, split, batch_size, device)
+    predicted, loss, scored = predict_split(
+        model, vocab, dataset, split, batch_size, device, ensemble
+    )
     sentences = dataset.sentences(split)
     metrics = tagging_metrics.accuracy(
         [s.tags for s in sentences], predicted, [s.forms for s in sentences], vocab.training_forms
@@ -157,9 +217,10 @@ def report(
     split: str,
     batch_size: int,
     device: torch.device,
+    ensemble: Sequence[Member] = (),
 ) -> dict[str, Any]:
     """Per-tag precision/recall/F1 and the confusion counts on one split."""
-    predicted, _, _ = predict_split(model, vocab, dataset, split, batch_size, device)
+    predicted, _, _ = predict_split(model, vocab, dataset, split, batch_size, device, ensemble)
     return tagging_metrics.report([s.tags for s in dataset.sentences(split)], predicted)
 
 
