@@ -132,3 +132,16 @@ def test_init_ranges():
     assert all(p.abs().max() <= 0.02 for p in model.recurrent.parameters())
     with pytest.raises(ValueError, match="vocab_size must be positive"):
         RNNLM(RNNLMConfig(vocab_size=0))
+
+
+def test_weight_dropout_reaches_the_recurrence_only_in_training():
+    model = make(cell="elman", weight_dropout=0.5)
+    assert model.recurrent.weight_dropout == 0.5
+    x = torch.randint(V, (4, 2))
+    model.eval()
+    a, _ = model(x)
+    assert torch.equal(a, model(x)[0])
+    model.train()
+    assert not torch.equal(a, model(x)[0])
+    with pytest.raises(ValueError, match="weight_dropout"):
+        make(weight_dropout=1.5)

@@ -8,7 +8,10 @@ The lecture's RNN LM, with any of elman's cells and any depth:
 
 trained on the cross entropy J = −(1/T) Σ_t log ŷ_{t, w_{t+1}} and reported as perplexity exp(J).
 Dropout (Zaremba et al. 2014) applies to the embeddings, between layers and to the top layer's
-outputs. With ``tie_weights`` the output matrix W_S is the embedding matrix C (Press & Wolf 2017).
+outputs; ``weight_dropout`` is DropConnect on every W_hh (one mask per batch, shared by all its
+time steps: the weight-dropped RNN of Merity et al. 2018), which regularises the recurrence itself
+and still runs in the fused kernel. With ``tie_weights`` the output matrix W_S is the embedding
+matrix C (Press & Wolf 2017).
 The lecture's sigmoid RNN LM is the recipe ``cell = "elman"`` with
 ``cell_options = {nonlinearity = "sigmoid"}``; it needs no special code.
 """
@@ -39,6 +42,7 @@ class RNNLMConfig:
     dropout_embedding: float = 0.0
     dropout_hidden: float = 0.0  # between recurrent layers
     dropout_output: float = 0.0
+    weight_dropout: float = 0.0  # DropConnect on the recurrent matrices W_hh
     tie_weights: bool = False
     init_range: float | None = 0.1  # U(-r, r) for the embedding and W_S; None keeps torch defaults
     recurrent_init_range: float | None = None  # U(-r, r) for every recurrent weight (Zaremba)
@@ -47,7 +51,7 @@ class RNNLMConfig:
         for name in ("embedding_dim", "hidden_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("dropout_embedding", "dropout_hidden", "dropout_output"):
+        for name in ("dropout_embedding", "dropout_hidden", "dropout_output", "weight_dropout"):
             p = getattr(self, name)
             if not 0.0 <= p < 1.0:
                 raise ValueError(f"{name} = {p}: must be in [0, 1)")
@@ -75,6 +79,7 @@ class RNNLM(nn.Module):
             num_layers=config.num_layers,
             dropout=config.dropout_hidden,
             impl=config.impl,
+            weight_dropout=config.weight_dropout,
             **config.cell_options,
         )
         self.drop_output = nn.Dropout(config.dropout_output)

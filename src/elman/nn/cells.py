@@ -103,8 +103,12 @@ class _Cell(nn.Module):
             self.bias_ih + self.bias_hh, x.reshape(-1, x.shape[-1]), self.weight_ih.t()
         ).view(*x.shape[:-1], -1)
 
-    def step(self, gx: Tensor, state: State) -> State:
-        """One time step from the projected input gx (B, G*H) and the state tuple."""
+    def step(self, gx: Tensor, state: State, weight_hh: Tensor | None = None) -> State:
+        """One time step from the projected input gx (B, G*H) and the state tuple.
+
+        ``weight_hh`` replaces the cell's own recurrent matrix for this step (e.g. one with
+        DropConnect applied, shared by every step of a sequence); None uses ``self.weight_hh``.
+        """
         raise NotImplementedError
 
     def forward(self, x: Tensor, state: Tensor | State | None = None) -> Tensor | State:
@@ -172,8 +176,9 @@ class ElmanCell(_Cell):
                 self.bias_ih.zero_()
                 self.bias_hh.zero_()
 
-    def step(self, gx: Tensor, state: State) -> State:
-        return (self._f(torch.addmm(gx, state[0], self.weight_hh.t())),)
+    def step(self, gx: Tensor, state: State, weight_hh: Tensor | None = None) -> State:
+        W_hh = self.weight_hh if weight_hh is None else weight_hh
+        return (self._f(torch.addmm(gx, state[0], W_hh.t())),)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, nonlinearity={self.nonlinearity!r}, init={self.init!r}"
@@ -217,9 +222,10 @@ class LSTMCell(_Cell):
     def state_size(self) -> int:
         return 2
 
-    def step(self, gx: Tensor, state: State) -> State:
+    def step(self, gx: Tensor, state: State, weight_hh: Tensor | None = None) -> State:
         h, c = state
-        gates = torch.addmm(gx, h, self.weight_hh.t())  # (B, 4H)
+        U = self.weight_hh if weight_hh is None else weight_hh
+        gates = torch.addmm(gx, h, U.t())  # (B, 4H)
         i, f, g, o = gates.chunk(4, 1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         return torch.sigmoid(o) * torch.tanh(c), c
@@ -267,20 +273,19 @@ class GRUCell(_Cell):
             *x.shape[:-1], -1
         )
 
-    def step(self, gx: Tensor, state: State) -> State:
+    def step(self, gx: Tensor, state: State, weight_hh: Tensor | None = None) -> State:
         h = state[0]
         H = self.hidden_size
+        U = self.weight_hh if weight_hh is None else weight_hh
         gx_rz, gx_n = gx[:, : 2 * H], gx[:, 2 * H :]
         if self.variant == "cudnn":
             gh = (
-                h @ self.weight_hh.t()
-                if self.bias_hh is None
-                else torch.addmm(self.bias_hh, h, self.weight_hh.t())
+                h @ U.t() if self.bias_hh is None else torch.addmm(self.bias_hh, h, U.t())
             )  # (B, 3H)
             r, z = torch.sigmoid(gx_rz + gh[:, : 2 * H]).chunk(2, 1)
             n = torch.tanh(gx_n + r * gh[:, 2 * H :])
         else:
-            w_rz, w_n = self.weight_hh[: 2 * H], self.weight_hh[2 * H :]
+            w_rz, w_n = U[: 2 * H], U[2 * H :]
             gh_rz = h @ w_rz.t()
             if self.bias_hh is not None:
                 gh_rz = gh_rz + self.bias_hh[: 2 * H]

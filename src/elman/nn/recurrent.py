@@ -80,6 +80,10 @@ class Recurrent(nn.Module):
         num_layers: L; layer i > 1 reads layer i−1's outputs (both directions).
         bidirectional: add a backward direction (D = 2) to every layer.
         dropout: dropout on the outputs of every layer but the last (as torch).
+        weight_dropout: DropConnect on the recurrent matrices W_hh (Wan et al. 2013; the
+            "weight-dropped" RNNs of Merity et al. 2018): in training, every forward call
+            zeroes each entry of each W_hh with this probability (scaling the rest by 1/(1−p))
+            and uses that one matrix at every time step, in the fused and unrolled paths alike.
         batch_first: x and out are (B, T, ·) instead of (T, B, ·); states are not affected.
         impl: ``"auto"``, ``"fused"`` or ``"unrolled"`` (module docstring).
         **cell_options: the cell's own options, e.g. ``nonlinearity="relu"``,
@@ -105,6 +109,7 @@ class Recurrent(nn.Module):
         dropout: float = 0.0,
         batch_first: bool = False,
         impl: str = "auto",
+        weight_dropout: float = 0.0,
         **cell_options,
     ) -> None:
         super().__init__()
@@ -116,6 +121,11 @@ class Recurrent(nn.Module):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout={dropout!r} is not accepted; use a value in [0, 1)")
         self.dropout = float(dropout)
+        if not 0.0 <= weight_dropout < 1.0:
+            raise ValueError(
+                f"weight_dropout={weight_dropout!r} is not accepted; use a value in [0, 1)"
+            )
+        self.weight_dropout = float(weight_dropout)
         self.bidirectional = bool(bidirectional)
         self.num_directions = 2 if bidirectional else 1
         self.batch_first = bool(batch_first)
@@ -185,25 +195,31 @@ class Recurrent(nn.Module):
             lengths = self._check_lengths(lengths, T, B)
             if bool((lengths == T).all()):
                 lengths = None  # nothing padded: the plain path is the same and faster
+        w_hh = self._recurrent_weights()
         if self.uses_fused:
-            out, hx = self._fused_padded(x, hx, lengths)
+            out, hx = self._fused_padded(x, hx, lengths, w_hh)
         else:
-            out, hx = self._unrolled(x, hx, lengths)
+            out, hx = self._unrolled(x, hx, lengths, w_hh)
         if self.batch_first:
             out = out.transpose(0, 1)
         return out, self._state_out(hx)
 
     def _forward_packed(
-        self, x: PackedSequence, state: RecurrentState | None
+        self,
+        x: PackedSequence,
+        state: RecurrentState | None,
+        w_hh: list[Tensor | None] | None = None,
     ) -> tuple[PackedSequence, RecurrentState]:
         self._check_input(x.data, packed=True)
         B = int(x.batch_sizes[0])
         hx = self._check_state(state, B, x.data)
+        if w_hh is None:
+            w_hh = self._recurrent_weights()
         if self.uses_fused:
             if x.sorted_indices is not None:  # the kernel sees the batch sorted by length
                 hx = tuple(h.index_select(1, x.sorted_indices) for h in hx)
             out = self._kernel(
-                x.data, x.batch_sizes, self._hx_arg(hx), self._flat_weights(),
+                x.data, x.batch_sizes, self._hx_arg(hx), self._flat_weights(w_hh),
                 self.cells[0].bias, self.num_layers, self.dropout, self.training,
                 self.bidirectional,
             )  # fmt: skip
@@ -212,7 +228,7 @@ class Recurrent(nn.Module):
                 hx = tuple(h.index_select(1, x.unsorted_indices) for h in hx)
         else:
             padded, lengths = pad_packed_sequence(x)  # (T, B, I), the caller's batch order
-            padded, hx = self._unrolled(padded, hx, lengths.to(padded.device))
+            padded, hx = self._unrolled(padded, hx, lengths.to(padded.device), w_hh)
             if x.sorted_indices is not None:  # pack back in the input's (sorted) order
                 padded = padded.index_select(1, x.sorted_indices)
                 lengths = lengths[x.sorted_indices.cpu()]
@@ -222,27 +238,41 @@ class Recurrent(nn.Module):
 
     # ------------------------------------------------------------------ fused
 
-    def _flat_weights(self) -> list[Tensor]:
-        return [w for cell in self.cells for w in cell.flat_weights()]
+    def _recurrent_weights(self) -> list[Tensor | None]:
+        """Each cell's W_hh for this forward call: DropConnect-ed in training, else None."""
+        if not (self.training and self.weight_dropout > 0.0):
+            return [None] * len(self.cells)
+        return [F.dropout(cell.weight_hh, self.weight_dropout) for cell in self.cells]
+
+    def _flat_weights(self, w_hh: list[Tensor | None]) -> list[Tensor]:
+        flat = []
+        for cell, u in zip(self.cells, w_hh, strict=True):
+            ws = cell.flat_weights()
+            flat += ws if u is None else [ws[0], u, *ws[2:]]  # [W_ih, W_hh, b_ih, b_hh]
+        return flat
 
     def _hx_arg(self, hx: State) -> Tensor | list[Tensor]:
         return list(hx) if self.state_size == 2 else hx[0]
 
-    def _fused_padded(self, x: Tensor, hx: State, lengths: Tensor | None) -> tuple[Tensor, State]:
+    def _fused_padded(
+        self, x: Tensor, hx: State, lengths: Tensor | None, w_hh: list[Tensor | None]
+    ) -> tuple[Tensor, State]:
         if lengths is None:
             out = self._kernel(
-                x, self._hx_arg(hx), self._flat_weights(), self.cells[0].bias,
+                x, self._hx_arg(hx), self._flat_weights(w_hh), self.cells[0].bias,
                 self.num_layers, self.dropout, self.training, self.bidirectional, False,
             )  # fmt: skip
             return out[0], tuple(out[1:])
         packed = pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
-        packed_out, state = self._forward_packed(packed, self._state_out(hx))
+        packed_out, state = self._forward_packed(packed, self._state_out(hx), w_hh)
         out, _ = pad_packed_sequence(packed_out, total_length=x.shape[0])
         return out, (state,) if self.state_size == 1 else state
 
     # ------------------------------------------------------------------ unrolled
 
-    def _unrolled(self, x: Tensor, hx: State, lengths: Tensor | None) -> tuple[Tensor, State]:
+    def _unrolled(
+        self, x: Tensor, hx: State, lengths: Tensor | None, w_hh: list[Tensor | None]
+    ) -> tuple[Tensor, State]:
         """x (T, B, I), hx tuple of (L·D, B, H) -> out (T, B, D·H), final state tuple."""
         T = x.shape[0]
         mask = None
@@ -258,7 +288,9 @@ class Recurrent(nn.Module):
             for direction in range(self.num_directions):
                 k = layer * self.num_directions + direction
                 s0 = tuple(h[k] for h in hx)
-                out, s = _run_cell(self.cells[k], layer_input, s0, mask, reverse=direction == 1)
+                out, s = _run_cell(
+                    self.cells[k], layer_input, s0, mask, reverse=direction == 1, weight_hh=w_hh[k]
+                )
                 outs.append(out)
                 finals.append(s)
             layer_input = outs[0] if len(outs) == 1 else torch.cat(outs, 2)  # (T, B, D·H)
@@ -325,7 +357,12 @@ class Recurrent(nn.Module):
 
 
 def _run_cell(
-    cell: nn.Module, x: Tensor, state: State, mask: Tensor | None, reverse: bool
+    cell: nn.Module,
+    x: Tensor,
+    state: State,
+    mask: Tensor | None,
+    reverse: bool,
+    weight_hh: Tensor | None = None,
 ) -> tuple[Tensor, State]:
     """One direction of one layer: x (T, B, I) -> outputs (T, B, H), final state.
 
@@ -339,7 +376,7 @@ def _run_cell(
     T = x.shape[0]
     outputs: list[Tensor] = [x] * T
     for t in range(T - 1, -1, -1) if reverse else range(T):
-        new = cell.step(gxs[t], state)
+        new = cell.step(gxs[t], state, weight_hh)
         if mask is not None:
             new = tuple(torch.where(mask[t], n, s) for n, s in zip(new, state, strict=True))
         state = new
