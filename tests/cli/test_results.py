@@ -26,8 +26,10 @@ def test_one_row_per_file_with_wall_and_cpu_time(tmp_path):
         command="elman train b.toml",
     )
     write(tmp_path, "a", recipe="a", metrics={}, wall_time_s=60)
+    write(tmp_path, "c", recipe="c", task="eval --mix", metrics={}, wall_time_s=120)
     lines = results_table(tmp_path).splitlines()
-    assert len(lines) == 4 and lines[2].startswith("| a |") and lines[3].startswith("| b |")
+    assert len(lines) == 5 and lines[2].startswith("| a |") and lines[3].startswith("| b |")
+    assert "| eval 2.0 min |" in lines[4]  # scoring time of `elman eval --results`
     assert "10.0 min (5.0 CPU min)" in lines[3] and "`elman train b.toml`" in lines[3]
     assert "1.0 min |" in lines[2] and "CPU" not in lines[2]
 

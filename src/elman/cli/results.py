@@ -59,6 +59,8 @@ def results_table(folder: str | Path = "results") -> str:
         metrics = r.get("metrics", {})
         wall = r.get("wall_time_s")
         wall_s = f"{wall / 60:.1f} min" if isinstance(wall, int | float) else "–"
+        if str(r.get("task", "")).startswith("eval") and wall_s != "–":
+            wall_s = "eval " + wall_s  # `elman eval --results`: scoring time, not training
         cpu = r.get("cpu_time_s")  # the process's CPU time: the wall time of idle cores
         if isinstance(cpu, int | float):
             wall_s += f" ({cpu / 60:.1f} CPU min)"
