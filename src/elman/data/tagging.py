@@ -269,6 +269,13 @@ def make_batch(
     )
 
 
+def by_length(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices of the sentences with these lengths in sorted-length batches (least padding);
+    sentences of length 0 are left out."""
+    order = sorted((i for i, n in enumerate(lengths) if n), key=lambda i: (lengths[i], i))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
 class SentenceBatches:
     """Batches of ``batch_size`` sentences; ``shuffle`` buckets them by length per epoch.
 
@@ -305,8 +312,7 @@ class SentenceBatches:
         lengths = [len(s.forms) for s in self.sentences]
         n, bs = len(lengths), self.batch_size
         if not self.shuffle:
-            order = sorted(range(n), key=lambda i: (lengths[i], i))
-            return [order[i : i + bs] for i in range(0, n, bs)]
+            return by_length(lengths, bs)
         g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         perm = torch.randperm(n, generator=g).tolist()
         # Sort within buckets of bucket_batches batches: similar lengths, still random.

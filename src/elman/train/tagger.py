@@ -21,6 +21,7 @@ from elman.data.tagging import (
     SentenceBatches,
     TaggerVocab,
     TaggingCorpus,
+    by_length,
     make_batch,
     resolve_tagging,
 )
@@ -140,12 +141,11 @@ def tag_distributions(
     """
     num_tags = len(members[0][1].tags)
     out: list[torch.Tensor] = [torch.zeros(len(s), num_tags) for s in sentences]
-    order = sorted((i for i, s in enumerate(sentences) if s), key=lambda i: (len(sentences[i]), i))
+    batches = by_length([len(s) for s in sentences], batch_size)
     for model, vocab in members:
         was_training = model.training
         model.eval()
-        for start in range(0, len(order), batch_size):
-            ids = order[start : start + batch_size]
+        for ids in batches:
             batch = make_batch([sentences[i] for i in ids], vocab, index=ids).to(device)
             probs = model(batch).softmax(dim=2).cpu()  # (B, T, K)
             for i, row, n in zip(ids, probs, batch.lengths.tolist(), strict=True):
