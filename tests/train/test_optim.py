@@ -110,6 +110,22 @@ def test_plateau_schedule_decays_only_when_validation_stops_improving():
     assert got == [20.0, 20.0, 20.0, 5.0, 5.0, 1.25, 1.25]
 
 
+def test_newbob_schedule_is_rnnlm():
+    # Full rate while each epoch gains more than 0.3%; then halve after every epoch; the second
+    # epoch without such a gain ends training (Mikolov's RNNLM, min_improvement 1.003).
+    s = LRSchedule("newbob", 0.1, decay=0.5, decay_start=1, min_improvement=0.003)
+    got = rates(s, [6.0, 5.0, 4.999, 4.5, 4.2])
+    assert got == pytest.approx([0.1, 0.1, 0.1, 0.05, 0.025, 0.0125])
+    assert s.annealing and not s.done
+    s.step(6, 4.199)  # under 0.3% better while annealing
+    assert s.done
+
+
+def test_min_improvement_makes_a_small_gain_count_as_none():
+    s = LRSchedule("plateau", 1.0, decay=0.5, decay_start=1, min_improvement=0.01)
+    assert rates(s, [5.0, 4.99, 4.0]) == [1.0, 1.0, 0.5, 0.5]
+
+
 def test_constant_schedule_and_min_lr():
     assert rates(LRSchedule("constant", 0.1, decay=0.5, decay_start=1), [3, 4, 5]) == [0.1] * 4
     s = LRSchedule("fixed", 1.0, decay=0.1, decay_start=1, min_lr=0.005)
@@ -122,10 +138,15 @@ def test_schedule_state_round_trip():
     t = LRSchedule("plateau", 1.0, decay=0.5, decay_start=1)
     t.load_state_dict(s.state_dict())
     assert t.step(3, 3.5) == s.step(3, 3.5) == 0.25
+    n = LRSchedule("newbob", 1.0, decay=0.5, decay_start=1)
+    rates(n, [3.0, 4.0])
+    m = LRSchedule("newbob", 1.0, decay=0.5, decay_start=1)
+    m.load_state_dict(n.state_dict())
+    assert m.annealing and m.step(3, 5.0) == n.step(3, 5.0) and m.done and n.done
 
 
 def test_unknown_names_list_the_valid_ones():
-    with pytest.raises(ValueError, match="plateau, fixed, constant"):
+    with pytest.raises(ValueError, match="plateau, newbob, fixed, constant"):
         LRSchedule("cosine", 1.0, decay=0.5, decay_start=1)
     with pytest.raises(ValueError, match="sgd, adam, adamw"):
         build_optimizer("rmsprop", [torch.nn.Parameter(torch.ones(1))], lr=1.0)

@@ -59,6 +59,15 @@ def test_early_stopping(recipe, tmp_path):
     assert (run_dir / "results.json").is_file()
 
 
+def test_newbob_ends_training_when_annealing_stops_helping(recipe, tmp_path):
+    # lr 0: epoch 2 does not improve (annealing starts), epoch 3 does not either (done).
+    run_dir = tmp_path / "run"
+    s = train(
+        recipe, overrides=["train.lr=0.0", "train.epochs=10", "train.schedule=newbob"], out=run_dir
+    )
+    assert s["stopped_early"] and s["epochs"] == 3
+
+
 def test_non_finite_loss_is_a_clear_error(recipe, tmp_path, monkeypatch):
     from elman.models.rnnlm import RNNLM
 

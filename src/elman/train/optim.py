@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("plateau", "fixed", "constant")
+SCHEDULES = ("plateau", "newbob", "fixed", "constant")
 
 
 def build_optimizer(
@@ -43,15 +43,27 @@ class LRSchedule:
     """Learning rate per epoch.
 
     - ``plateau``: multiply the rate by ``decay`` whenever the validation loss fails to improve
-      (the ÷k rule of Mikolov's RNNLM and pytorch/examples' word_language_model);
+      (the ÷k rule of pytorch/examples' word_language_model);
+    - ``newbob``: Mikolov's RNNLM rule (after ICSI's QuickNet): full rate while every epoch
+      improves the validation loss; from the first epoch that does not, multiply the rate by
+      ``decay`` after every epoch; when an epoch fails to improve again while decaying, training
+      is done (``self.done``);
     - ``fixed``: keep the rate for ``decay_start`` epochs, then multiply it by ``decay`` after every
       epoch (Zaremba et al. 2014);
     - ``constant``: never change it.
-    The rate never goes below ``min_lr``.
+    An epoch "improves" when its validation loss is below best × (1 − ``min_improvement``): RNNLM
+    uses 0.003 on the log-likelihood. The rate never goes below ``min_lr``.
     """
 
     def __init__(
-        self, kind: str, base_lr: float, *, decay: float, decay_start: int, min_lr: float = 0.0
+        self,
+        kind: str,
+        base_lr: float,
+        *,
+        decay: float,
+        decay_start: int,
+        min_lr: float = 0.0,
+        min_improvement: float = 0.0,
     ) -> None:
         if kind not in SCHEDULES:
             raise ValueError(f"schedule {kind!r} unknown; valid: {', '.join(SCHEDULES)}")
@@ -60,13 +72,23 @@ class LRSchedule:
         self.decay = decay
         self.decay_start = decay_start
         self.min_lr = min_lr
+        self.min_improvement = min_improvement
         self.lr = base_lr
         self.best = math.inf
+        self.annealing = False  # newbob: decaying after every epoch
+        self.done = False  # newbob: no improvement while decaying
 
     def step(self, epoch: int, valid_loss: float) -> float:
         """After ``epoch`` (1-based) ended with ``valid_loss``: the next epoch's rate."""
+        improved = valid_loss < self.best * (1.0 - self.min_improvement)
         if self.kind == "plateau":
-            if valid_loss >= self.best:
+            if not improved:
+                self.lr *= self.decay
+        elif self.kind == "newbob":
+            if not improved:
+                self.done = self.annealing
+                self.annealing = True
+            if self.annealing:
                 self.lr *= self.decay
         elif self.kind == "fixed":
             self.lr = self.base_lr * self.decay ** max(epoch + 1 - self.decay_start, 0)
@@ -75,11 +97,19 @@ class LRSchedule:
         return self.lr
 
     def state_dict(self) -> dict[str, float]:
-        return {"lr": self.lr, "best": self.best}
+        return {
+            "lr": self.lr,
+            "best": self.best,
+            "annealing": float(self.annealing),
+            "done": float(self.done),
+        }
 
     def load_state_dict(self, state: dict[str, float]) -> None:
         self.lr = float(state["lr"])
         self.best = float(state["best"])
+        # checkpoints written before the newbob schedule have neither key
+        self.annealing = bool(state.get("annealing", 0.0))
+        self.done = bool(state.get("done", 0.0))
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

@@ -49,10 +49,11 @@ class TrainConfig:
     lr: float = 1.0
     momentum: float = 0.0
     weight_decay: float = 0.0
-    schedule: str = "plateau"  # plateau | fixed | constant (see elman.train.optim.LRSchedule)
+    schedule: str = "plateau"  # plateau | newbob | fixed | constant (elman.train.optim.LRSchedule)
     lr_decay: float = 0.25
     decay_start: int = 1  # fixed schedule: epochs at the full rate
     min_lr: float = 0.0
+    min_improvement: float = 0.0  # plateau/newbob: relative validation-loss gain that counts
     clip_norm: float | None = None  # global-norm threshold (the lecture's rule)
     clip_value: float | None = None  # element-wise clipping
     patience: int | None = None  # early stopping: epochs without a better validation loss
@@ -79,7 +80,7 @@ class TrainConfig:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule {self.schedule!r} unknown; valid: {', '.join(SCHEDULES)}")
         # torch's optimisers would raise these mid-setup, as a traceback
-        for name in ("lr", "momentum", "weight_decay", "min_lr"):
+        for name in ("lr", "momentum", "weight_decay", "min_lr", "min_improvement"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("lr_decay", "clip_norm", "clip_value"):
@@ -201,6 +202,7 @@ class Trainer:
             decay=config.lr_decay,
             decay_start=config.decay_start,
             min_lr=config.min_lr,
+            min_improvement=config.min_improvement,
         )
         # Position and bookkeeping; all of it goes into the checkpoint.
         self.epoch = 1
@@ -481,6 +483,7 @@ class Trainer:
         self.step_in_epoch = 0
         self.epoch_loss, self.epoch_tokens, self.clip_steps = 0.0, 0, 0
         stop = self.config.patience is not None and self.bad_epochs >= self.config.patience
+        stop = stop or self.schedule.done
         if improved:
             self.save("best.pt")
         self.save("last.pt")
