@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from elman.train.optim import LRSchedule, build_optimizer, clip_grad_norm, clip_grad_value
+from elman.train.optim import (
+    LRSchedule,
+    ParameterAverage,
+    build_optimizer,
+    clip_grad_norm,
+    clip_grad_value,
+)
 
 
 def params_with_grads(seed: int, scale: float) -> list[torch.nn.Parameter]:
@@ -143,6 +149,28 @@ def test_schedule_state_round_trip():
     m = LRSchedule("newbob", 1.0, decay=0.5, decay_start=1)
     m.load_state_dict(n.state_dict())
     assert m.annealing and m.step(3, 5.0) == n.step(3, 5.0) and m.done and n.done
+
+
+def test_parameter_average_is_the_mean_of_the_iterates_and_swap_is_its_own_inverse():
+    torch.manual_seed(0)
+    w = torch.nn.Parameter(torch.randn(3, 2))
+    b = torch.nn.Parameter(torch.randn(2))
+    avg = ParameterAverage([w, b])
+    seen = [(w.detach().clone(), b.detach().clone())]
+    for _ in range(4):
+        with torch.no_grad():
+            w.add_(torch.randn(3, 2))
+            b.mul_(1.5)
+        avg.update()
+        seen.append((w.detach().clone(), b.detach().clone()))
+    assert avg.count == 5
+    torch.testing.assert_close(avg.mean[0], torch.stack([x for x, _ in seen]).mean(0))
+    torch.testing.assert_close(avg.mean[1], torch.stack([y for _, y in seen]).mean(0))
+    last_w = w.detach().clone()
+    avg.swap()
+    torch.testing.assert_close(w.detach(), torch.stack([x for x, _ in seen]).mean(0))
+    avg.swap()
+    assert torch.equal(w.detach(), last_w)
 
 
 def test_unknown_names_list_the_valid_ones():

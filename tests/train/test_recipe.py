@@ -51,7 +51,7 @@ def test_defaults_and_types():
         ({**BASE, "train": {"lr": "fast"}}, r"\[train\] lr = 'fast': expected float"),
         ({**BASE, "train": {"epochs": True}}, r"expected int"),
         ({**BASE, "train": {"optimizer": "rmsprop"}}, r"valid: sgd, adam, adamw"),
-        ({**BASE, "train": {"schedule": "cosine"}}, r"valid: plateau, fixed, constant"),
+        ({**BASE, "train": {"schedule": "cosine"}}, r"valid: plateau, newbob, fixed, constant"),
         ({**BASE, "train": {"device": "tpu"}}, r"valid: auto, cpu"),
         ({**BASE, "data": {"bptt": 0}}, r"\[data\]: bptt must be at least 1"),
         ({**BASE, "model": {"dropout_hidden": 1.0}}, r"\[model\]: dropout_hidden"),

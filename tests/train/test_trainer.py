@@ -7,7 +7,9 @@ import json
 import pytest
 import torch
 
+from elman.data.datasets import resolve as resolve_dataset
 from elman.errors import ElmanError
+from elman.train import lm
 from elman.train.checkpoint import load_checkpoint
 from elman.train.run import train
 
@@ -66,6 +68,34 @@ def test_newbob_ends_training_when_annealing_stops_helping(recipe, tmp_path):
         recipe, overrides=["train.lr=0.0", "train.epochs=10", "train.schedule=newbob"], out=run_dir
     )
     assert s["stopped_early"] and s["epochs"] == 3
+
+
+def test_averaged_weights_are_the_ones_validated_saved_and_evaluated(recipe, tmp_path):
+    run_dir = tmp_path / "run"
+    s = train(recipe, overrides=["train.epochs=3", "train.average_start=2"], out=run_dir)
+    last = load_checkpoint(run_dir / "last.pt")
+    average = last["trainer"]["average"]
+    steps_per_epoch = s["history"][0]["step"]
+    assert average["count"] == 2 * steps_per_epoch  # every step of epochs 2 and 3
+    params = [k for k, v in last["model"].items() if v.is_floating_point()]
+    assert len(average["raw"]) == len(params)
+    assert not all(
+        torch.equal(last["model"][k], r) for k, r in zip(params, average["raw"], strict=True)
+    )
+    # the logged validation loss of the last epoch is that of the saved (averaged) weights
+    loaded = lm.load(last, torch.device("cpu"))
+    data = loaded["recipe"].data
+    dataset = resolve_dataset(data.dataset)
+    valid = lm.evaluate(
+        loaded["model"],
+        loaded["vocab"],
+        dataset,
+        "valid",
+        data.eval_batch_size,
+        torch.device("cpu"),
+        data.bptt,
+    )
+    assert valid["loss"] == pytest.approx(s["history"][-1]["loss"], rel=1e-9)
 
 
 def test_non_finite_loss_is_a_clear_error(recipe, tmp_path, monkeypatch):

@@ -112,6 +112,36 @@ class LRSchedule:
         self.done = bool(state.get("done", 0.0))
 
 
+class ParameterAverage:
+    """The running mean of the weights over training steps (Polyak & Juditsky 1992).
+
+        w̄_n = w̄_{n-1} + (w_n − w̄_{n-1}) / n
+
+    after every optimiser step from the epoch where averaging starts; the model is evaluated and
+    saved with w̄ while the optimiser keeps stepping w. Averaging the last epochs' iterates removes
+    the noise of a constant learning rate: the "A" of Merity et al.'s ASGD for LSTM LMs, and
+    ``torch.optim.swa_utils``' uniform average, without a second model in memory.
+    """
+
+    def __init__(self, params: list[Tensor]) -> None:
+        self.params = params
+        self.mean = [p.detach().clone() for p in params]
+        self.count = 1
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.count += 1
+        torch._foreach_lerp_(self.mean, [p.detach() for p in self.params], 1.0 / self.count)
+
+    @torch.no_grad()
+    def swap(self) -> None:
+        """Exchange the model's weights and the mean (its own inverse)."""
+        for p, m in zip(self.params, self.mean, strict=True):
+            tmp = p.detach().clone()
+            p.copy_(m)
+            m.copy_(tmp)
+
+
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr

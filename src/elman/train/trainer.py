@@ -21,7 +21,8 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from elman.train.optim import (
     OPTIMIZERS,
     SCHEDULES,
     LRSchedule,
+    ParameterAverage,
     build_optimizer,
     clip_grad_norm,
     clip_grad_value,
@@ -54,6 +56,7 @@ class TrainConfig:
     decay_start: int = 1  # fixed schedule: epochs at the full rate
     min_lr: float = 0.0
     min_improvement: float = 0.0  # plateau/newbob: relative validation-loss gain that counts
+    average_start: int | None = None  # evaluate/save the mean weights of the steps from this epoch
     clip_norm: float | None = None  # global-norm threshold (the lecture's rule)
     clip_value: float | None = None  # element-wise clipping
     patience: int | None = None  # early stopping: epochs without a better validation loss
@@ -83,6 +86,8 @@ class TrainConfig:
         for name in ("lr", "momentum", "weight_decay", "min_lr", "min_improvement"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.average_start is not None and self.average_start < 1:
+            raise ValueError(f"average_start must be an epoch >= 1, got {self.average_start}")
         for name in ("lr_decay", "clip_norm", "clip_value"):
             value = getattr(self, name)
             if value is not None and value <= 0:
@@ -215,6 +220,8 @@ class Trainer:
         self.epoch_tokens = 0
         self.clip_steps = 0
         self.history: list[dict[str, Any]] = []
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.average: ParameterAverage | None = None  # train.average_start
         self.finished = False
         self.wall_time = 0.0  # seconds of training over all sessions of this run
         # CPU seconds of this process (all its threads): on a shared machine the wall time
@@ -239,9 +246,20 @@ class Trainer:
         rng = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
+        model_state = self.model.state_dict()
+        average = None
+        if self.average is not None:
+            # "model" holds the weights that evaluate (the mean), so every reader of a
+            # checkpoint uses them; the optimiser's own iterate travels for the resume.
+            average = {
+                "count": self.average.count,
+                "raw": [p.detach().clone() for p in self.params],
+            }
+            with self.averaged():
+                model_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         return {
             **self.meta,
-            "model": self.model.state_dict(),
+            "model": model_state,
             "optimizer": self.optimizer.state_dict(),
             "trainer": {
                 "epoch": self.epoch,
@@ -257,6 +275,7 @@ class Trainer:
                 "finished": self.finished,
                 "wall_time": self.elapsed(),
                 "cpu_time": self.elapsed_cpu(),
+                "average": average,
             },
             "rng": rng,
             "carry": _flatten_state(detach_state(self.carry)),
@@ -273,6 +292,12 @@ class Trainer:
             ) from None
         self.optimizer.load_state_dict(payload["optimizer"])
         t = payload["trainer"]
+        if t.get("average") is not None:
+            self.average = ParameterAverage(self.params)  # the mean: the loaded "model"
+            self.average.count = int(t["average"]["count"])
+            with torch.no_grad():
+                for p, raw in zip(self.params, t["average"]["raw"], strict=True):
+                    p.copy_(raw)
         self.epoch, self.step_in_epoch = int(t["epoch"]), int(t["step_in_epoch"])
         self.global_step = int(t["global_step"])
         self.best_valid, self.bad_epochs = float(t["best_valid"]), int(t["bad_epochs"])
@@ -288,6 +313,18 @@ class Trainer:
         if "cuda" in payload["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(payload["rng"]["cuda"])
         self.carry = _unflatten_state(payload["carry"], self.device)
+
+    @contextmanager
+    def averaged(self) -> Iterator[None]:
+        """The model holds the averaged weights inside the block (a no-op without averaging)."""
+        if self.average is None:
+            yield
+            return
+        self.average.swap()
+        try:
+            yield
+        finally:
+            self.average.swap()
 
     def save(self, name: str) -> Path:
         return save_checkpoint(self.state_dict(), self.run_dir / name)
@@ -313,7 +350,7 @@ class Trainer:
             from torch.utils.tensorboard import SummaryWriter  # optional dependency
 
             self._writer = SummaryWriter(self.run_dir / "tensorboard")
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        params = self.params
         set_lr(self.optimizer, self.schedule.lr)
         stopped_early = False
         while self.epoch <= cfg.epochs and not self.finished:
@@ -373,6 +410,11 @@ class Trainer:
                 win_norm += norm
                 win_fired += fired
             self.optimizer.step()
+            if cfg.average_start is not None and self.epoch >= cfg.average_start:
+                if self.average is None:
+                    self.average = ParameterAverage(self.params)
+                else:
+                    self.average.update()
             self.step_in_epoch += 1
             self.global_step += 1
             win_loss += loss_sum.detach().double()
@@ -451,7 +493,8 @@ class Trainer:
 
     def _end_epoch(self) -> bool:
         """Validate, schedule, checkpoint; True when early stopping ends training."""
-        valid = self.evaluate(self.model)
+        with self.averaged():
+            valid = self.evaluate(self.model)
         train_loss = self.epoch_loss / max(self.epoch_tokens, 1)
         record = {
             "kind": "valid",
