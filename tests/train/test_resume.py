@@ -73,7 +73,7 @@ def elman_subprocess(*args: str) -> subprocess.CompletedProcess:
     [
         pytest.param(["train.schedule=fixed", "train.decay_start=1", *DROPOUT], id="sgd-dropout"),
         pytest.param(["train.optimizer=adam", "train.lr=0.01", *DROPOUT], id="adam-dropout"),
-        pytest.param(["train.average_start=1", *DROPOUT], id="sgd-averaged"),
+        pytest.param(["train.average_start=2", *DROPOUT], id="sgd-averaged"),
     ],
 )
 def test_resume_in_a_fresh_process_is_exact(recipe, tmp_path, overrides):

@@ -98,6 +98,21 @@ def test_averaged_weights_are_the_ones_validated_saved_and_evaluated(recipe, tmp
     assert valid["loss"] == pytest.approx(s["history"][-1]["loss"], rel=1e-9)
 
 
+def test_plateau_average_starts_after_the_first_epoch_without_a_gain(recipe, tmp_path):
+    # lr 0: epoch 2 does not improve on epoch 1, so the steps of epoch 3 (only) are averaged.
+    run_dir = tmp_path / "run"
+    s = train(
+        recipe,
+        overrides=["train.lr=0.0", "train.epochs=3", "train.average_start=plateau"],
+        out=run_dir,
+    )
+    last = load_checkpoint(run_dir / "last.pt")
+    assert last["trainer"]["averaging"]
+    assert last["trainer"]["average"]["count"] == s["history"][0]["step"]
+    with pytest.raises(ElmanError, match="average_start"):
+        train(recipe, overrides=["train.average_start=soon"], out=tmp_path / "bad")
+
+
 def test_non_finite_loss_is_a_clear_error(recipe, tmp_path, monkeypatch):
     from elman.models.rnnlm import RNNLM
 

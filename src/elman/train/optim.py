@@ -75,12 +75,14 @@ class LRSchedule:
         self.min_improvement = min_improvement
         self.lr = base_lr
         self.best = math.inf
+        self.last_improved = True  # did the last epoch improve by min_improvement?
         self.annealing = False  # newbob: decaying after every epoch
         self.done = False  # newbob: no improvement while decaying
 
     def step(self, epoch: int, valid_loss: float) -> float:
         """After ``epoch`` (1-based) ended with ``valid_loss``: the next epoch's rate."""
         improved = valid_loss < self.best * (1.0 - self.min_improvement)
+        self.last_improved = improved
         if self.kind == "plateau":
             if not improved:
                 self.lr *= self.decay

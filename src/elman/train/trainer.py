@@ -56,7 +56,9 @@ class TrainConfig:
     decay_start: int = 1  # fixed schedule: epochs at the full rate
     min_lr: float = 0.0
     min_improvement: float = 0.0  # plateau/newbob: relative validation-loss gain that counts
-    average_start: int | None = None  # evaluate/save the mean weights of the steps from this epoch
+    # evaluate/save the mean of the weights over the steps from this epoch on, or from the epoch
+    # after the first one without a min_improvement gain ("plateau": NT-ASGD's trigger)
+    average_start: int | str | None = None
     clip_norm: float | None = None  # global-norm threshold (the lecture's rule)
     clip_value: float | None = None  # element-wise clipping
     patience: int | None = None  # early stopping: epochs without a better validation loss
@@ -86,8 +88,9 @@ class TrainConfig:
         for name in ("lr", "momentum", "weight_decay", "min_lr", "min_improvement"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.average_start is not None and self.average_start < 1:
-            raise ValueError(f"average_start must be an epoch >= 1, got {self.average_start}")
+        start = self.average_start
+        if isinstance(start, str) and start != "plateau" or isinstance(start, int) and start < 1:
+            raise ValueError(f"average_start must be an epoch >= 1 or 'plateau', got {start!r}")
         for name in ("lr_decay", "clip_norm", "clip_value"):
             value = getattr(self, name)
             if value is not None and value <= 0:
@@ -222,6 +225,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.average: ParameterAverage | None = None  # train.average_start
+        self.averaging = config.average_start == 1  # average after every step from now on
         self.finished = False
         self.wall_time = 0.0  # seconds of training over all sessions of this run
         # CPU seconds of this process (all its threads): on a shared machine the wall time
@@ -276,6 +280,7 @@ class Trainer:
                 "wall_time": self.elapsed(),
                 "cpu_time": self.elapsed_cpu(),
                 "average": average,
+                "averaging": self.averaging,
             },
             "rng": rng,
             "carry": _flatten_state(detach_state(self.carry)),
@@ -308,6 +313,7 @@ class Trainer:
         self.finished = bool(t["finished"])
         self.wall_time = float(t.get("wall_time", 0.0))
         self.cpu_time = float(t.get("cpu_time", 0.0))
+        self.averaging = bool(t.get("averaging", self.averaging))
         set_lr(self.optimizer, self.schedule.lr)
         torch.set_rng_state(payload["rng"]["torch"])
         if "cuda" in payload["rng"] and torch.cuda.is_available():
@@ -410,7 +416,7 @@ class Trainer:
                 win_norm += norm
                 win_fired += fired
             self.optimizer.step()
-            if cfg.average_start is not None and self.epoch >= cfg.average_start:
+            if self.averaging:
                 if self.average is None:
                     self.average = ParameterAverage(self.params)
                 else:
@@ -521,6 +527,9 @@ class Trainer:
         else:
             self.bad_epochs += 1
         lr = self.schedule.step(self.epoch, valid["loss"])
+        start = self.config.average_start
+        if start == "plateau" and not self.schedule.last_improved or start == self.epoch + 1:
+            self.averaging = True
         set_lr(self.optimizer, lr)
         self.epoch += 1
         self.step_in_epoch = 0
