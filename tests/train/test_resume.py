@@ -7,6 +7,7 @@ that lost the data position, the BPTT state, the dropout RNG or the optimiser mo
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -49,7 +50,6 @@ def assert_identical(run_a: Path, run_b: Path) -> None:
 
 def batches_per_epoch(run_dir: Path) -> int:
     """Steps of epoch 1, from the metrics log of a finished run."""
-    import json
 
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     valid = [json.loads(x) for x in lines if '"valid"' in x]
@@ -93,7 +93,12 @@ def test_resume_in_a_fresh_process_is_exact(recipe, tmp_path, overrides):
     proc = elman_subprocess("train", "--resume", str(split))
     assert proc.returncode == 0, proc.stderr
     assert_identical(straight, split)
-    assert (split / "results.json").is_file()
+    # the results name the command that started the run and list both sessions
+    results = json.loads((split / "results.json").read_text())
+    first, second = results["sessions"]
+    assert results["command"] == first["command"] and first["from_step"] == 0
+    assert "--resume" in second["command"] and second["from_step"] == stop
+    assert "sessions" not in json.loads((straight / "results.json").read_text())
 
 
 def test_resume_in_process_over_several_stops(recipe, tmp_path):

@@ -129,7 +129,17 @@ def train(
     )
     if payload is not None:
         trainer.load_state_dict(payload)
+    command = command or "elman " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    trainer.sessions.append(
+        {
+            "command": command,
+            "commit": commit,
+            "from_step": trainer.global_step,
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+    )
     summary = trainer.fit()
+    summary["sessions"] = trainer.sessions
     summary["run_dir"] = str(run_dir)
     if summary["interrupted"]:
         print(
@@ -182,8 +192,11 @@ def final_results(
         "torch": torch.__version__,
         "commit": commit,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": command or "elman " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        # the command that started the run; a resumed run lists every session
+        "command": summary["sessions"][0]["command"] if summary.get("sessions") else command,
     }
+    if len(summary.get("sessions", [])) > 1:
+        record["sessions"] = summary["sessions"]
     (run_dir / "results.json").write_text(json.dumps(record, indent=2) + "\n")
     for split, m in metrics.items():
         if hasattr(task, "summary_line"):  # e.g. a tagger's accuracy instead of perplexity

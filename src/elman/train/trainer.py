@@ -223,6 +223,7 @@ class Trainer:
         self.epoch_tokens = 0
         self.clip_steps = 0
         self.history: list[dict[str, Any]] = []
+        self.sessions: list[dict[str, Any]] = []  # command, commit, first step of each session
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.average: ParameterAverage | None = None  # train.average_start
         self.averaging = config.average_start == 1  # average after every step from now on
@@ -276,6 +277,7 @@ class Trainer:
                 "clip_steps": self.clip_steps,
                 "schedule": self.schedule.state_dict(),
                 "history": self.history,
+                "sessions": self.sessions,
                 "finished": self.finished,
                 "wall_time": self.elapsed(),
                 "cpu_time": self.elapsed_cpu(),
@@ -310,6 +312,7 @@ class Trainer:
         self.clip_steps = int(t["clip_steps"])
         self.schedule.load_state_dict(t["schedule"])
         self.history = list(t["history"])
+        self.sessions = list(t.get("sessions", []))
         self.finished = bool(t["finished"])
         self.wall_time = float(t.get("wall_time", 0.0))
         self.cpu_time = float(t.get("cpu_time", 0.0))
