@@ -34,6 +34,13 @@ def test_one_row_per_file_with_wall_and_cpu_time(tmp_path):
     assert "1.0 min |" in lines[2] and "CPU" not in lines[2]
 
 
+def test_a_resumed_run_shows_its_first_command_and_the_resumes(tmp_path):
+    sessions = [{"command": "elman train d.toml"}, {"command": "elman train --resume runs/d"}]
+    write(tmp_path, "d", recipe="d", metrics={}, command="elman train d.toml", sessions=sessions)
+    row = results_table(tmp_path).splitlines()[2]
+    assert row.endswith("| `elman train d.toml`, resumed 1× (`sessions` in d.json) |")
+
+
 def test_readme_table_is_replaced_between_the_markers(tmp_path):
     write(tmp_path / "results", "a", recipe="a", metrics={})
     readme = tmp_path / "README.md"

@@ -64,10 +64,13 @@ def results_table(folder: str | Path = "results") -> str:
         cpu = r.get("cpu_time_s")  # the process's CPU time: the wall time of idle cores
         if isinstance(cpu, int | float):
             wall_s += f" ({cpu / 60:.1f} CPU min)"
+        command = f"`{r.get('command', '')}`"
+        resumes = len(r.get("sessions", [])) - 1
+        if resumes > 0:  # the run went on with `elman train --resume` (listed in the file)
+            command += f", resumed {resumes}× (`sessions` in {path.name})"
         rows.append(
             f"| {r.get('recipe', path.stem)} | {r.get('aim', '')} | {_metric(metrics.get('valid'))}"
-            f" | {_metric(metrics.get('test'))} | {wall_s} | {r.get('device', '')} "
-            f"| `{r.get('command', '')}` |"
+            f" | {_metric(metrics.get('test'))} | {wall_s} | {r.get('device', '')} | {command} |"
         )
     return "\n".join(rows)
 
