@@ -144,6 +144,26 @@ class BPTTStream:
     def __iter__(self) -> Iterator[Batch]:
         return self.iter_from(0)
 
+    def columns(self, start: int, stop: int) -> BPTTStream:
+        """A copy holding only columns ``start`` … ``stop - 1`` (one rank's share of a batch).
+
+        Every column keeps its place in the stream, so the chunks (and the carried state of
+        each column) are those the full stream has; only the token counts become the share's.
+        """
+        if not 0 <= start < stop <= self.batch_size:
+            raise ValueError(f"columns {start}:{stop} out of range for {self.batch_size}")
+        part = copy.copy(self)
+        part.batch_size = stop - start
+        part.inputs = self.inputs[:, start:stop].contiguous()
+        part.targets = self.targets[:, start:stop].contiguous()
+        part.mask = self.mask[:, start:stop].contiguous()
+        part.total_tokens = int(part.mask.sum())
+        per_row = part.mask.sum(dim=1)
+        part._chunk_tokens = [
+            int(per_row[s : s + self.bptt].sum()) for s in range(0, self.length, self.bptt)
+        ]
+        return part
+
     def to(self, device: torch.device | str) -> BPTTStream:
         """A copy whose tensors live on ``device`` (move once, then batches cost nothing)."""
         moved = copy.copy(self)

@@ -22,6 +22,7 @@ from elman.data.datasets import Dataset, resolve
 from elman.data.vocabulary import Vocabulary
 from elman.errors import ElmanError
 from elman.models.rnnlm import RNNLM, RNNLMConfig
+from elman.train import distributed
 from elman.train.trainer import TrainConfig, evaluate_loss, pick_device
 
 
@@ -162,6 +163,8 @@ def prepare(recipe: Any, vocab: Vocabulary | None = None) -> dict[str, Any]:
     vocab = checked_vocab(dataset, data_cfg, vocab)
     model = build_model(recipe.model, vocab)
     train_stream = make_stream(vocab, dataset, "train", data_cfg.batch_size, data_cfg.bptt)
+    # Under torchrun each process trains on its own columns of the same B-column stream.
+    train_stream = distributed.shard_columns(train_stream, "data.batch_size")
     valid_device = pick_device(recipe.train.device)
 
     def validate(m: RNNLM) -> dict[str, float]:

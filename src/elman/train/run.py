@@ -21,6 +21,7 @@ import torch
 
 from elman.config import read_toml
 from elman.errors import ElmanError
+from elman.train import distributed
 from elman.train.checkpoint import load_checkpoint, resolve_checkpoint
 from elman.train.recipe import parse_recipe, task_table
 from elman.train.trainer import Trainer, pick_device
@@ -109,6 +110,24 @@ def train(
                 f"run folder {run_dir} already holds a run; continue it with --resume {run_dir} "
                 "or choose another folder with --out"
             )
+    # torchrun: join the other processes (a no-op for a plain run)
+    started = distributed.init_from_env(recipe.train.device)
+    try:
+        return _train(recipe, run_dir, payload, results, command, commit)
+    finally:
+        if started:
+            distributed.cleanup()
+
+
+def _train(
+    recipe, run_dir: Path, payload: dict | None, results, command: str | None, commit: str
+) -> dict[str, Any]:
+    """Build the task's parts and the trainer, fit, and (rank 0) write the results."""
+    if distributed.active() and recipe.info.task != "lm":
+        raise ElmanError(
+            f"several processes (WORLD_SIZE={distributed.world_size()}) train only task 'lm' "
+            f"so far, not {recipe.info.task!r}; run it as one process"
+        )
     task = task_table()[recipe.info.task]
     vocab = None
     if payload is not None:
@@ -117,8 +136,10 @@ def train(
         vocab = getattr(task, "vocab_from_dict", Vocabulary.from_dict)(payload["vocab"])
     torch.manual_seed(recipe.train.seed)  # the model's initial weights depend on it
     parts = task.prepare(recipe, vocab=vocab)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "recipe.json").write_text(json.dumps(recipe.raw, indent=2) + "\n")
+    main = distributed.is_main()  # only rank 0 writes and prints
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "recipe.json").write_text(json.dumps(recipe.raw, indent=2) + "\n")
     trainer = Trainer(
         parts["model"],
         recipe.train,
@@ -141,6 +162,8 @@ def train(
     summary = trainer.fit()
     summary["sessions"] = trainer.sessions
     summary["run_dir"] = str(run_dir)
+    if not main:
+        return summary
     if summary["interrupted"]:
         print(
             f"stopped after step {summary['global_step']}; continue with "

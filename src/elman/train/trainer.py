@@ -13,6 +13,9 @@ carried state, clips, steps, logs, evaluates once per epoch, schedules the learn
 Training data is any object with ``len(data)`` (batches per epoch) and ``data.iter_from(i)``
 (the batches of the epoch from index ``i`` on); an optional ``data.set_epoch(epoch)`` lets it
 reshuffle deterministically.
+
+Under ``torchrun`` (elman.train.distributed) the same loop runs in every process: the training
+step goes through a DistributedDataParallel wrapper, rank 0 alone logs, prints and saves.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from elman.errors import ElmanError
+from elman.train import distributed
 from elman.train.checkpoint import save_checkpoint
 from elman.train.optim import (
     OPTIMIZERS,
@@ -192,6 +196,12 @@ class Trainer:
         if config.threads and self.device.type == "cpu":
             torch.set_num_threads(config.threads)
         self.model = model.to(self.device)
+        # Several processes: the step runs model.loss through DDP (which averages gradients);
+        # evaluation and checkpoints keep using the plain model.
+        self.step_model: nn.Module | None = (
+            distributed.wrap(self.model) if distributed.active() else None
+        )
+        self.main = distributed.is_main()
         # Move the whole stream once when it can, so batches cost nothing to fetch.
         self.train_data = train_data.to(self.device) if hasattr(train_data, "to") else train_data
         self.evaluate = evaluate
@@ -321,7 +331,8 @@ class Trainer:
         torch.set_rng_state(payload["rng"]["torch"])
         if "cuda" in payload["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(payload["rng"]["cuda"])
-        self.carry = _unflatten_state(payload["carry"], self.device)
+        # stored in the one-process column layout; each rank takes its own columns
+        self.carry = distributed.shard_state(_unflatten_state(payload["carry"], self.device))
 
     @contextmanager
     def averaged(self) -> Iterator[None]:
@@ -336,10 +347,18 @@ class Trainer:
             self.average.swap()
 
     def save(self, name: str) -> Path:
-        return save_checkpoint(self.state_dict(), self.run_dir / name)
+        """Write a checkpoint (rank 0 only; every rank must call it: the carry is gathered)."""
+        carry = distributed.gather_state(detach_state(self.carry))
+        if not self.main:
+            return self.run_dir / name
+        payload = self.state_dict()
+        payload["carry"] = _flatten_state(carry)
+        return save_checkpoint(payload, self.run_dir / name)
 
     # ----------------------------------------------------------------- logging
     def _log(self, record: dict[str, Any]) -> None:
+        if not self.main:
+            return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with (self.run_dir / "metrics.jsonl").open("a") as f:
             f.write(json.dumps(record) + "\n")
@@ -355,7 +374,7 @@ class Trainer:
         self._fit_start, self._cpu_start = time.perf_counter(), time.process_time()
         if self.global_step == 0 and self.step_in_epoch == 0 and self.epoch == 1:
             torch.manual_seed(cfg.seed)
-        if cfg.tensorboard:
+        if cfg.tensorboard and self.main:
             from torch.utils.tensorboard import SummaryWriter  # optional dependency
 
             self._writer = SummaryWriter(self.run_dir / "tensorboard")
@@ -383,10 +402,10 @@ class Trainer:
         model, device = self.model, self.device
         if hasattr(self.train_data, "set_epoch"):
             self.train_data.set_epoch(self.epoch)
-        model.train()
+        (self.step_model or model).train()  # DDP.train() reaches the model inside
         n_batches = len(self.train_data)
         bar = None
-        if cfg.progress:
+        if cfg.progress and self.main:
             from tqdm.auto import tqdm  # progress bars belong to the training layer
 
             bar = tqdm(
@@ -405,10 +424,14 @@ class Trainer:
         check_every_step = device.type == "cpu"  # a sync costs nothing there
         for batch in self.train_data.iter_from(self.step_in_epoch):
             batch = to_device(batch, device)
-            loss_sum, n_tokens, state = model.loss(batch, state)
-            loss = loss_sum / (
-                n_tokens.clamp(min=1) if isinstance(n_tokens, Tensor) else max(n_tokens, 1)
-            )
+            if self.step_model is not None:
+                loss_sum, n_tokens, state = self.step_model(batch, state)
+                loss = loss_sum / distributed.loss_denominator(n_tokens)
+            else:
+                loss_sum, n_tokens, state = model.loss(batch, state)
+                loss = loss_sum / (
+                    n_tokens.clamp(min=1) if isinstance(n_tokens, Tensor) else max(n_tokens, 1)
+                )
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             state = detach_state(state)
@@ -471,6 +494,8 @@ class Trainer:
         )
 
     def _log_window(self, loss, tokens, norm, fired, steps, start, bar) -> None:
+        distributed.all_reduce_sum(loss)  # every rank logs the global batch's loss
+        distributed.all_reduce_sum(tokens)
         loss_sum, n = float(loss.item()), int(tokens.item())  # one sync per window
         if not math.isfinite(loss_sum):
             self._non_finite()
@@ -503,7 +528,10 @@ class Trainer:
     def _end_epoch(self) -> bool:
         """Validate, schedule, checkpoint; True when early stopping ends training."""
         with self.averaged():
-            valid = self.evaluate(self.model)
+            # rank 0 validates; every rank's schedule and early stopping read its loss
+            valid = self.evaluate(self.model) if self.main else {}
+        if distributed.active():
+            valid["loss"] = distributed.broadcast_float(valid.get("loss", math.nan))
         train_loss = self.epoch_loss / max(self.epoch_tokens, 1)
         record = {
             "kind": "valid",
@@ -517,12 +545,13 @@ class Trainer:
         }
         self._log(record)
         self.history.append(record)
-        print(
-            f"epoch {self.epoch:3d} | lr {self.schedule.lr:.4g} "
-            f"| train ppl {record['train_ppl']:8.2f}"
-            f" | valid " + " ".join(f"{k} {v:.4g}" for k, v in valid.items() if k != "tokens"),
-            flush=True,
-        )
+        if self.main:
+            print(
+                f"epoch {self.epoch:3d} | lr {self.schedule.lr:.4g} "
+                f"| train ppl {record['train_ppl']:8.2f}"
+                f" | valid " + " ".join(f"{k} {v:.4g}" for k, v in valid.items() if k != "tokens"),
+                flush=True,
+            )
         improved = valid["loss"] < self.best_valid
         if improved:
             self.best_valid = valid["loss"]

@@ -1,0 +1,193 @@
+"""Data-parallel training over several processes (``torchrun``), for the BPTT language model.
+
+``torchrun --nproc-per-node W -m elman train RECIPE.toml`` starts W copies of ``elman train``
+with ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK`` set. :func:`init_from_env` joins them into one
+process group (gloo on the CPU, NCCL on CUDA); the trainer wraps the model in
+:class:`~torch.nn.parallel.DistributedDataParallel` through :class:`LossModule`, so that DDP's
+forward hook runs for ``model.loss``; evaluation and checkpoints use the unwrapped model.
+
+What scales: the B columns of the training stream. Rank r reads columns r·B/W … (r+1)·B/W - 1
+of the layout one process would use (:func:`shard_columns`), so the global batch B stays the
+recipe's and the run computes what one process computes, up to float summation order:
+
+* each rank's loss is its summed cross entropy divided by ``global tokens / W``
+  (:func:`loss_denominator`); DDP averages the gradients over the W ranks, so the gradient is
+  that of (sum over all ranks) / (global tokens), the single-process per-token mean. With equal
+  token counts per rank this is each rank's own mean; the shared denominator keeps it exact
+  also for the last, padded chunk.
+* only rank 0 writes (metrics, checkpoints, recipe.json, results.json) and prints; the
+  validation loss it computes is broadcast, so every rank schedules the same learning rate.
+* the carried BPTT state is gathered into the checkpoint in the one-process column layout,
+  so ``--resume`` continues exactly, mid-epoch too (each rank takes its columns back).
+
+Without ``WORLD_SIZE`` > 1 every helper here is a no-op and a run is a plain one-process run.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from elman.errors import ElmanError
+
+STATE_BATCH_DIM = 1  # recurrent states are (layers, B, H)
+
+
+def requested() -> bool:
+    """True when launched by torchrun (or by hand) with ``WORLD_SIZE`` above 1."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def init_from_env(device: str = "auto") -> bool:
+    """Join the process group torchrun describes in the environment; False for a plain run.
+
+    The backend is NCCL when the run trains on CUDA (each process on GPU ``LOCAL_RANK``), else
+    gloo. Calling it again once initialised does nothing.
+    """
+    if not requested():
+        return False
+    if active():
+        return True
+    if not dist.is_available():
+        raise ElmanError("WORLD_SIZE > 1 asks for several processes, but torch.distributed is off")
+    for name in ("RANK", "MASTER_ADDR", "MASTER_PORT"):
+        if name not in os.environ:
+            raise ElmanError(
+                f"WORLD_SIZE > 1 but {name} is not set; start several processes with "
+                "torchrun --nproc-per-node N -m elman train …"
+            )
+    cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend="nccl" if cuda else "gloo")
+    return True
+
+
+def active() -> bool:
+    """True inside a process group of more than one process."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def world_size() -> int:
+    return dist.get_world_size() if active() else 1
+
+
+def rank() -> int:
+    return dist.get_rank() if active() else 0
+
+
+def is_main() -> bool:
+    """The process that writes files and prints: rank 0, or the only one."""
+    return rank() == 0
+
+
+def barrier() -> None:
+    if active():
+        dist.barrier()
+
+
+def cleanup() -> None:
+    """Leave the process group (at the end of ``elman train``)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _comm_device() -> torch.device:
+    return torch.device("cuda") if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
+def broadcast_float(value: float) -> float:
+    """Rank 0's ``value`` on every rank (e.g. the validation loss the LR schedule reads)."""
+    if not active():
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=_comm_device())
+    dist.broadcast(t, src=0)
+    return float(t.item())
+
+
+def all_reduce_sum(t: Tensor) -> Tensor:
+    """The sum of ``t`` over ranks (in place, returned); ``t`` itself in a one-process run."""
+    if active():
+        dist.all_reduce(t)
+    return t
+
+
+def loss_denominator(n_tokens: int | Tensor) -> int | float | Tensor:
+    """What a rank divides its loss sum by: its own token count, or global count / W.
+
+    DDP averages gradients over the W ranks, so dividing each rank's sum by (global tokens / W)
+    gives the gradient of the global per-token mean, exactly as one process over all B columns.
+    """
+    if not active():
+        return n_tokens
+    t = torch.as_tensor(n_tokens, dtype=torch.float64, device=_comm_device()).clone()
+    dist.all_reduce(t)
+    return max(float(t.item()) / world_size(), 1.0)
+
+
+def shard_columns(stream: Any, key: str = "data.batch_size") -> Any:
+    """This rank's columns of a BPTT stream (all of them in a one-process run).
+
+    ``key`` names the recipe key of the global batch for the error when B % W != 0.
+    """
+    w = world_size()
+    if w == 1:
+        return stream
+    if stream.batch_size % w:
+        raise ElmanError(
+            f"{key} = {stream.batch_size} does not split over {w} processes; choose a "
+            f"multiple of the world size {w}"
+        )
+    return stream.columns(rank() * stream.batch_size // w, (rank() + 1) * stream.batch_size // w)
+
+
+def _flat(state: Any) -> list[Tensor]:
+    return [state] if isinstance(state, Tensor) else list(state)
+
+
+def _pack(flat: list[Tensor], like: Any) -> Any:
+    return flat[0] if isinstance(like, Tensor) else type(like)(flat)
+
+
+def gather_state(state: Any) -> Any:
+    """Every rank's carried state joined along the batch (the one-process layout); collective."""
+    if not active() or state is None:
+        return state
+    joined = []
+    for t in _flat(state):
+        parts = [torch.empty_like(t) for _ in range(world_size())]
+        dist.all_gather(parts, t.detach().contiguous())
+        joined.append(torch.cat(parts, dim=STATE_BATCH_DIM))
+    return _pack(joined, state)
+
+
+def shard_state(state: Any) -> Any:
+    """This rank's columns of a carried state stored in the one-process layout."""
+    if not active() or state is None:
+        return state
+    parts = [t.chunk(world_size(), dim=STATE_BATCH_DIM)[rank()].contiguous() for t in _flat(state)]
+    return _pack(parts, state)
+
+
+class LossModule(nn.Module):
+    """``model.loss`` as a forward, so DistributedDataParallel's hooks see the training step."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: Any, state: Any) -> Any:
+        return self.model.loss(batch, state)
+
+
+def wrap(model: nn.Module) -> nn.Module:
+    """A DDP-wrapped :class:`LossModule` around ``model`` (its parameters are ``model``'s)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    # The adaptive softmax leaves a tail cluster without gradient when no target falls in it.
+    unused = getattr(model, "adaptive", None) is not None
+    return DistributedDataParallel(LossModule(model), find_unused_parameters=unused)
