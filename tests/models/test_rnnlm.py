@@ -145,3 +145,55 @@ def test_weight_dropout_reaches_the_recurrence_only_in_training():
     assert not torch.equal(a, model(x)[0])
     with pytest.raises(ValueError, match="weight_dropout"):
         make(weight_dropout=1.5)
+
+
+def adaptive(**kw) -> RNNLM:
+    return make(output="adaptive", adaptive_cutoffs=[3, 7], adaptive_div_value=2.0, **kw)
+
+
+def test_adaptive_softmax_is_a_normalised_distribution_over_every_word():
+    model = adaptive().double().eval()
+    logp, _ = model(torch.randint(V, (5, 3)))
+    assert logp.shape == (5, 3, V)
+    torch.testing.assert_close(logp.exp().sum(-1), torch.ones(5, 3, dtype=torch.float64))
+
+
+def test_adaptive_loss_equals_the_nll_of_its_distribution_and_ignores_padding():
+    # The training loss scores only the target's head entry and cluster; it must equal the
+    # cross entropy of the full distribution that forward() gives for evaluation.
+    model = adaptive().double().eval()
+    g = torch.Generator().manual_seed(2)
+    inputs, targets = torch.randint(V, (6, 2), generator=g), torch.randint(V, (6, 2), generator=g)
+    mask = torch.ones(6, 2, dtype=torch.bool)
+    mask[4:, 1] = False
+    padded = targets.masked_fill(~mask, IGNORE_INDEX)
+    loss_sum, n, _ = model.loss(Batch(inputs, padded, mask, int(mask.sum())))
+    logp, _ = model(inputs)
+    expected = torch.nn.functional.nll_loss(
+        logp.reshape(-1, V), padded.reshape(-1), reduction="sum", ignore_index=IGNORE_INDEX
+    )
+    assert n == 10
+    torch.testing.assert_close(loss_sum, expected)
+
+
+def test_adaptive_softmax_learns_and_rejects_bad_settings():
+    torch.manual_seed(0)
+    ids = torch.tensor([1, 2, 3, 4, 5, 6, 7, 8, 9, 10] * 8)
+    stream = BPTTStream(ids, batch_size=4, bptt=10, start_id=0)
+    model = adaptive(cell="lstm", num_layers=1, embedding_dim=16, hidden_size=16)
+    opt = torch.optim.Adam(model.parameters(), lr=0.03)
+    for _ in range(150):
+        state = None
+        for batch in stream:
+            loss_sum, n, state = model.loss(batch, state)
+            opt.zero_grad()
+            (loss_sum / n).backward()
+            opt.step()
+            state = tuple(s.detach() for s in state)
+    assert loss_sum.item() / n < 0.1
+    with pytest.raises(ValueError, match="tie_weights needs output = softmax"):
+        RNNLMConfig(vocab_size=V, output="adaptive", tie_weights=True)
+    with pytest.raises(ValueError, match="below the vocabulary size"):
+        make(output="adaptive", adaptive_cutoffs=[3, 11])
+    with pytest.raises(ValueError, match="output 'hierarchical' unknown"):
+        RNNLMConfig(vocab_size=V, output="hierarchical")

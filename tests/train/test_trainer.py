@@ -113,6 +113,30 @@ def test_plateau_average_starts_after_the_first_epoch_without_a_gain(recipe, tmp
         train(recipe, overrides=["train.average_start=soon"], out=tmp_path / "bad")
 
 
+def test_an_adaptive_softmax_lm_trains_evaluates_and_samples(recipe, tmp_path):
+    from elman.cli.generate import generate
+
+    run_dir = tmp_path / "run"
+    overrides = [
+        "model.output=adaptive",
+        "model.adaptive_cutoffs=[4, 8]",
+        "model.adaptive_div_value=2.0",
+        "train.lr=0.5",
+    ]
+    s = train(recipe, overrides=overrides, out=run_dir)
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["metrics"]["test"]["ppl"] < 14  # below the uniform model over 14 words
+    assert results["metrics"]["valid"]["loss"] == pytest.approx(s["best_valid_loss"], rel=1e-9)
+    text = generate(str(run_dir), prompt="the cat", tokens=5, seed=1, device="cpu")
+    assert text.startswith("the cat") and len(text) > len("the cat")
+    with pytest.raises(ElmanError, match=r"\[model\].*adaptive_cutoffs"):
+        train(
+            recipe,
+            overrides=["model.output=adaptive", "model.adaptive_cutoffs=[4, 99]"],
+            out=tmp_path / "bad",
+        )
+
+
 def test_non_finite_loss_is_a_clear_error(recipe, tmp_path, monkeypatch):
     from elman.models.rnnlm import RNNLM
 

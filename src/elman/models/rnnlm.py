@@ -14,6 +14,13 @@ and still runs in the fused kernel. With ``tie_weights`` the output matrix W_S i
 matrix C (Press & Wolf 2017).
 The lecture's sigmoid RNN LM is the recipe ``cell = "elman"`` with
 ``cell_options = {nonlinearity = "sigmoid"}``; it needs no special code.
+
+``output = "adaptive"`` replaces the V-way softmax by Grave et al.'s (2017) adaptive softmax
+(``torch.nn.AdaptiveLogSoftmaxWithLoss``): a head over the most frequent words plus one entry per
+tail cluster, each cluster a smaller softmax behind a projection of size H / div_value^k. The
+vocabulary's ids are in descending frequency (``elman.data.vocabulary``), which is what the
+cutoffs assume. It is still a normalised distribution: ``forward`` returns log ŷ_t over all V
+words, so perplexity, mixing and sampling use it as they use the full softmax.
 """
 
 from __future__ import annotations
@@ -46,6 +53,9 @@ class RNNLMConfig:
     tie_weights: bool = False
     init_range: float | None = 0.1  # U(-r, r) for the embedding and W_S; None keeps torch defaults
     recurrent_init_range: float | None = None  # U(-r, r) for every recurrent weight (Zaremba)
+    output: str = "softmax"  # softmax | adaptive (Grave et al. 2017)
+    adaptive_cutoffs: list[int] = field(default_factory=lambda: [2000, 10000])
+    adaptive_div_value: float = 4.0
 
     def __post_init__(self) -> None:
         for name in ("embedding_dim", "hidden_size"):
@@ -55,6 +65,10 @@ class RNNLMConfig:
             p = getattr(self, name)
             if not 0.0 <= p < 1.0:
                 raise ValueError(f"{name} = {p}: must be in [0, 1)")
+        if self.output not in ("softmax", "adaptive"):
+            raise ValueError(f"output {self.output!r} unknown; valid: softmax, adaptive")
+        if self.output == "adaptive" and self.tie_weights:
+            raise ValueError("tie_weights needs output = softmax (the adaptive head is not C)")
         if self.tie_weights and self.embedding_dim != self.hidden_size:
             raise ValueError(
                 f"tie_weights needs embedding_dim == hidden_size "
@@ -83,18 +97,38 @@ class RNNLM(nn.Module):
             **config.cell_options,
         )
         self.drop_output = nn.Dropout(config.dropout_output)
-        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
-        if config.tie_weights:
-            self.decoder.weight = self.embedding.weight
+        self.adaptive: nn.AdaptiveLogSoftmaxWithLoss | None = None
+        if config.output == "adaptive":
+            cutoffs = list(config.adaptive_cutoffs)
+            if not cutoffs or cutoffs != sorted(set(cutoffs)) or not 0 < cutoffs[0]:
+                raise ValueError(f"adaptive_cutoffs {cutoffs}: give increasing word counts > 0")
+            if cutoffs[-1] >= config.vocab_size:
+                raise ValueError(
+                    f"adaptive_cutoffs {cutoffs}: each must be below the vocabulary size "
+                    f"{config.vocab_size}"
+                )
+            if config.hidden_size // config.adaptive_div_value ** len(cutoffs) < 1:
+                raise ValueError(
+                    f"adaptive_div_value {config.adaptive_div_value} leaves the last cluster of "
+                    f"hidden_size {config.hidden_size} no dimension; lower it or add units"
+                )
+            self.adaptive = nn.AdaptiveLogSoftmaxWithLoss(
+                config.hidden_size, config.vocab_size, cutoffs, div_value=config.adaptive_div_value
+            )
+        else:
+            self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+            if config.tie_weights:
+                self.decoder.weight = self.embedding.weight
         self._init_weights()
 
     def _init_weights(self) -> None:
         r = self.config.init_range
         if r is not None:
             nn.init.uniform_(self.embedding.weight, -r, r)
-            if not self.config.tie_weights:
-                nn.init.uniform_(self.decoder.weight, -r, r)
-            nn.init.zeros_(self.decoder.bias)
+            if self.adaptive is None:
+                if not self.config.tie_weights:
+                    nn.init.uniform_(self.decoder.weight, -r, r)
+                nn.init.zeros_(self.decoder.bias)
         rr = self.config.recurrent_init_range
         if rr is not None:
             for p in self.recurrent.parameters():
@@ -103,14 +137,35 @@ class RNNLM(nn.Module):
     def init_state(self, batch_size: int, device: torch.device | None = None) -> State:
         return self.recurrent.init_state(batch_size, device=device)
 
-    def forward(self, inputs: Tensor, state: State = None) -> tuple[Tensor, State]:
-        """inputs: shape (T, B) word ids → logits (T, B, V) and the final state."""
+    def hidden(self, inputs: Tensor, state: State = None) -> tuple[Tensor, State]:
+        """The top layer's h_t after output dropout, (T, B, H), and the final state."""
         x = self.drop_embedding(self.embedding(inputs))  # (T, B, E)
         h, state = self.recurrent(x, state)  # (T, B, H)
-        return self.decoder(self.drop_output(h)), state  # (T, B, V)
+        return self.drop_output(h), state
+
+    def forward(self, inputs: Tensor, state: State = None) -> tuple[Tensor, State]:
+        """inputs: shape (T, B) word ids → logits (T, B, V) and the final state.
+
+        With the adaptive softmax the "logits" are the normalised log ŷ_t themselves (a
+        log_softmax of them changes nothing), so every consumer of logits works unchanged.
+        """
+        h, state = self.hidden(inputs, state)
+        if self.adaptive is not None:
+            T, B, H = h.shape
+            return self.adaptive.log_prob(h.reshape(T * B, H)).view(T, B, -1), state
+        return self.decoder(h), state  # (T, B, V)
 
     def loss(self, batch: Any, state: State = None) -> tuple[Tensor, int, State]:
         """Summed cross entropy over the batch's real targets, their count, the next state."""
+        if self.adaptive is not None:
+            # The adaptive softmax scores only each target's head entry and, for a tail word,
+            # its one cluster: the full V-way distribution is never built while training.
+            h, state = self.hidden(batch.inputs, state)
+            targets = batch.targets.reshape(-1)
+            real = targets != -100  # padded targets (ignore_index) add nothing; masking by
+            # multiplication, not indexing, keeps the step free of host syncs
+            out = self.adaptive(h.reshape(-1, h.size(-1)), targets.clamp(min=0))
+            return -(out.output * real).sum(), batch.num_tokens, state
         logits, state = self(batch.inputs, state)
         # Padded targets hold ignore_index (-100), so padding adds nothing to the sum.
         loss_sum = F.cross_entropy(
