@@ -90,11 +90,10 @@ def test_zero_weights_give_perplexity_equal_to_the_vocabulary_size():
     assert math.exp(total / count) == pytest.approx(V, rel=1e-5)
 
 
-def test_overfits_a_tiny_corpus():
-    torch.manual_seed(0)
-    ids = torch.tensor([1, 2, 3, 4, 5, 6, 7, 8, 9, 10] * 8)  # the next word is always determined
+def fit_counting_corpus(model: RNNLM) -> tuple[BPTTStream, float]:
+    """150 epochs of Adam on 1..10 repeated (the next word is always determined); last loss."""
+    ids = torch.tensor([1, 2, 3, 4, 5, 6, 7, 8, 9, 10] * 8)
     stream = BPTTStream(ids, batch_size=4, bptt=10, start_id=0)
-    model = make(cell="lstm", num_layers=1, embedding_dim=16, hidden_size=16)
     opt = torch.optim.Adam(model.parameters(), lr=0.03)
     for _ in range(150):
         state = None
@@ -104,6 +103,13 @@ def test_overfits_a_tiny_corpus():
             (loss_sum / n).backward()
             opt.step()
             state = tuple(s.detach() for s in state)
+    return stream, loss_sum.item() / n
+
+
+def test_overfits_a_tiny_corpus():
+    torch.manual_seed(0)
+    model = make(cell="lstm", num_layers=1, embedding_dim=16, hidden_size=16)
+    stream, _ = fit_counting_corpus(model)
     model.eval()
     with torch.no_grad():
         total, state = 0.0, None
@@ -178,19 +184,9 @@ def test_adaptive_loss_equals_the_nll_of_its_distribution_and_ignores_padding():
 
 def test_adaptive_softmax_learns_and_rejects_bad_settings():
     torch.manual_seed(0)
-    ids = torch.tensor([1, 2, 3, 4, 5, 6, 7, 8, 9, 10] * 8)
-    stream = BPTTStream(ids, batch_size=4, bptt=10, start_id=0)
     model = adaptive(cell="lstm", num_layers=1, embedding_dim=16, hidden_size=16)
-    opt = torch.optim.Adam(model.parameters(), lr=0.03)
-    for _ in range(150):
-        state = None
-        for batch in stream:
-            loss_sum, n, state = model.loss(batch, state)
-            opt.zero_grad()
-            (loss_sum / n).backward()
-            opt.step()
-            state = tuple(s.detach() for s in state)
-    assert loss_sum.item() / n < 0.1
+    _, last_loss = fit_counting_corpus(model)
+    assert last_loss < 0.1
     with pytest.raises(ValueError, match="tie_weights needs output = softmax"):
         RNNLMConfig(vocab_size=V, output="adaptive", tie_weights=True)
     with pytest.raises(ValueError, match="below the vocabulary size"):
