@@ -147,3 +147,53 @@ def test_config_checks_and_builder() -> None:
         build_nplm(NPLMConfig())
     model = build_nplm(NPLMConfig(vocab_size=V, context_size=2, direct=False))
     assert model.direct is None and model.context_size == 2
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_adaptive_output_is_normalised_and_its_loss_is_the_nll(direct: bool) -> None:
+    model = (
+        NPLM(
+            V,
+            N_CTX,
+            M,
+            H,
+            direct=direct,
+            output="adaptive",
+            adaptive_cutoffs=[3, 7],
+            adaptive_div_value=2.0,
+        )
+        .double()
+        .eval()
+    )
+    ctx = contexts()
+    logp = model(ctx)
+    assert logp.shape == (6, V)
+    torch.testing.assert_close(logp.exp().sum(-1), torch.ones(6, dtype=torch.float64))
+    targets = torch.randint(0, V, (6,), generator=torch.Generator().manual_seed(3))
+    batch = type("B", (), {"contexts": ctx, "targets": targets, "num_tokens": 6})()
+    loss_sum, n, _ = model.loss(batch)
+    torch.testing.assert_close(loss_sum, F.nll_loss(logp, targets, reduction="sum"))
+    # the head reads [a; x] with direct connections, a alone without
+    assert model.adaptive.head.in_features == H + (N_CTX * M if direct else 0)
+
+
+def test_adaptive_output_learns_and_checks_its_settings() -> None:
+    ids = torch.tensor([1, 2, 3, 4, 5, 6, 7, 8, 0] * 6)
+    data = ContextWindows(ids, 2, 16, start_id=0, shuffle=True, seed=0)
+    model = NPLM(9, 2, 8, 16, output="adaptive", adaptive_cutoffs=[4], adaptive_div_value=2.0)
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    for epoch in range(1, 81):
+        data.set_epoch(epoch)
+        for batch in data:
+            loss_sum, n, _ = model.loss(batch, None)
+            opt.zero_grad()
+            (loss_sum / n).backward()
+            opt.step()
+    model.eval()
+    with torch.no_grad():
+        total = sum(model.loss(b)[0].item() for b in ContextWindows(ids, 2, 64, start_id=0))
+    assert total / ids.numel() < 0.05
+    with pytest.raises(ValueError, match="below the vocabulary size"):
+        NPLM(V, N_CTX, M, H, output="adaptive", adaptive_cutoffs=[3, 11])
+    with pytest.raises(ValueError, match="output 'class' unknown"):
+        NPLMConfig(output="class")

@@ -156,3 +156,22 @@ def test_mix_with_an_ngram_model(nplm_recipe: Path, corpus: Path, tmp_path: Path
         loaded["model"], loaded["vocab"], resolve(str(corpus)), "test", 64, cpu
     )
     assert test["neural_ppl"] == pytest.approx(evaluated["ppl"], rel=1e-6)
+
+
+def test_an_adaptive_output_nplm_trains_and_evaluates_the_same_way(
+    nplm_recipe: Path, tmp_path: Path, capsys
+) -> None:
+    run_dir = tmp_path / "run"
+    overrides = [
+        "model.output=adaptive",
+        "model.adaptive_cutoffs=[4, 8]",
+        "model.adaptive_div_value=2.0",
+    ]
+    summary = train(nplm_recipe, out=run_dir, overrides=overrides)
+    record = json.loads((run_dir / "results.json").read_text())
+    assert record["metrics"]["valid"]["loss"] == pytest.approx(summary["best_valid_loss"])
+    assert record["metrics"]["test"]["ppl"] < 14  # below the uniform model over 14 words
+    capsys.readouterr()
+    assert main(["eval", str(run_dir), "--split", "test", "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["ppl"] == pytest.approx(record["metrics"]["test"]["ppl"], rel=1e-6)

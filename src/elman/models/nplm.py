@@ -25,16 +25,24 @@ hidden layer tanh(W1 x + b1) (``dropout``).
 weights, the softmax and the loss stay float32); evaluation always computes in float32, so the
 reported perplexities are the float32 model's. On CPUs with AVX-512 BF16 the V-way output layer,
 which dominates the cost, runs several times faster.
+
+``output = "adaptive"`` replaces the V-way output layer by Grave et al.'s (2017) adaptive softmax
+(``torch.nn.AdaptiveLogSoftmaxWithLoss``) over the features [tanh(W1 x + b1); x] (only the first
+part without direct connections): its head on those features is exactly W2 a + W3 x + b3
+restricted to the frequent words and the cluster entries. ``forward`` then returns the normalised
+log ŷ over all V words, so evaluation and mixing are unchanged.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from elman.nn.output import adaptive_softmax
 
 TRAIN_DTYPES = {"float32": None, "bfloat16": torch.bfloat16}
 
@@ -50,8 +58,13 @@ class NPLMConfig:
     dropout_embedding: float = 0.0  # on x, the concatenated embeddings
     init_range: float | None = 0.1  # U(−r, r) for C, W2 and W3; None keeps torch defaults
     train_dtype: str = "float32"  # float32 | bfloat16 (matmuls of training steps; eval float32)
+    output: str = "softmax"  # softmax | adaptive (Grave et al. 2017)
+    adaptive_cutoffs: list[int] = field(default_factory=lambda: [2000, 10000])
+    adaptive_div_value: float = 4.0
 
     def __post_init__(self) -> None:
+        if self.output not in ("softmax", "adaptive"):
+            raise ValueError(f"output {self.output!r} unknown; valid: softmax, adaptive")
         for name in ("dropout", "dropout_embedding"):
             p = getattr(self, name)
             if not 0.0 <= p < 1.0:
@@ -80,6 +93,9 @@ class NPLM(nn.Module):
         dropout_embedding: float = 0.0,
         init_range: float | None = 0.1,
         train_dtype: str = "float32",
+        output: str = "softmax",
+        adaptive_cutoffs: list[int] | None = None,
+        adaptive_div_value: float = 4.0,
     ) -> None:
         super().__init__()
         if vocab_size <= 0:
@@ -95,22 +111,46 @@ class NPLM(nn.Module):
         self.drop_embedding = nn.Dropout(dropout_embedding)
         self.hidden = nn.Linear(inputs, hidden_size)  # W1, b1
         self.drop_hidden = nn.Dropout(dropout)
-        self.output = nn.Linear(hidden_size, vocab_size)  # W2, b3
-        self.direct = nn.Linear(inputs, vocab_size, bias=False) if direct else None  # W3
+        self.adaptive: nn.AdaptiveLogSoftmaxWithLoss | None = None
+        self.use_direct = direct
+        if output == "adaptive":
+            features = hidden_size + (inputs if direct else 0)
+            self.adaptive = adaptive_softmax(
+                features, vocab_size, adaptive_cutoffs, adaptive_div_value
+            )
+            self.output = self.direct = None
+        else:
+            self.output = nn.Linear(hidden_size, vocab_size)  # W2, b3
+            self.direct = nn.Linear(inputs, vocab_size, bias=False) if direct else None  # W3
         if init_range is not None:
             nn.init.uniform_(self.embedding.weight, -init_range, init_range)
+        if init_range is not None and self.output is not None:
             nn.init.uniform_(self.output.weight, -init_range, init_range)
             nn.init.zeros_(self.output.bias)
             if self.direct is not None:
                 nn.init.uniform_(self.direct.weight, -init_range, init_range)
 
-    def forward(self, contexts: Tensor) -> Tensor:
-        """contexts: shape (B, n − 1) word ids, oldest first → logits, shape (B, V)."""
+    def _autocast(self, contexts: Tensor):
         dtype = TRAIN_DTYPES[self.train_dtype] if self.training else None
-        with torch.autocast(contexts.device.type, dtype=dtype, enabled=dtype is not None):
-            x = self.embedding(contexts).flatten(1)  # (B, n−1, m) -> (B, (n−1)·m)
-            x = self.drop_embedding(x)
-            a = self.drop_hidden(torch.tanh(self.hidden(x)))  # (B, h)
+        return torch.autocast(contexts.device.type, dtype=dtype, enabled=dtype is not None)
+
+    def features(self, contexts: Tensor) -> tuple[Tensor, Tensor]:
+        """x = the concatenated embeddings and a = tanh(W1 x + b1), after their dropouts."""
+        x = self.embedding(contexts).flatten(1)  # (B, n−1, m) -> (B, (n−1)·m)
+        x = self.drop_embedding(x)
+        return x, self.drop_hidden(torch.tanh(self.hidden(x)))  # (B, h)
+
+    def forward(self, contexts: Tensor) -> Tensor:
+        """contexts: shape (B, n − 1) word ids, oldest first → logits, shape (B, V).
+
+        With the adaptive softmax these are the normalised log ŷ (log_softmax leaves them as
+        they are), so every consumer of logits works unchanged.
+        """
+        with self._autocast(contexts):
+            x, a = self.features(contexts)
+            if self.adaptive is not None:
+                f = torch.cat([a, x], dim=1) if self.use_direct else a
+                return self.adaptive.log_prob(f).to(self.embedding.weight.dtype)
             logits = self.output(a)  # W2 a + b3, (B, V)
             if self.direct is not None:
                 logits = logits + self.direct(x)  # + W3 x
@@ -118,6 +158,13 @@ class NPLM(nn.Module):
 
     def loss(self, batch: Any, state: None = None) -> tuple[Tensor, int, None]:
         """Summed cross entropy over the batch's targets, their count, and no state."""
+        if self.adaptive is not None:
+            # only each target's head entry and, for a rare word, its cluster are computed
+            with self._autocast(batch.contexts):
+                x, a = self.features(batch.contexts)
+                f = torch.cat([a, x], dim=1) if self.use_direct else a
+                out = self.adaptive(f, batch.targets)
+            return -out.output.to(self.embedding.weight.dtype).sum(), batch.num_tokens, None
         logits = self(batch.contexts)
         loss_sum = F.cross_entropy(logits, batch.targets, reduction="sum")
         return loss_sum, batch.num_tokens, None
@@ -135,4 +182,7 @@ def build_nplm(config: NPLMConfig) -> NPLM:
         dropout_embedding=config.dropout_embedding,
         init_range=config.init_range,
         train_dtype=config.train_dtype,
+        output=config.output,
+        adaptive_cutoffs=config.adaptive_cutoffs,
+        adaptive_div_value=config.adaptive_div_value,
     )

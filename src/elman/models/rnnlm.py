@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from elman.nn import Recurrent
+from elman.nn.output import adaptive_softmax
 
 State = Tensor | tuple[Tensor, Tensor] | None
 
@@ -99,21 +100,11 @@ class RNNLM(nn.Module):
         self.drop_output = nn.Dropout(config.dropout_output)
         self.adaptive: nn.AdaptiveLogSoftmaxWithLoss | None = None
         if config.output == "adaptive":
-            cutoffs = list(config.adaptive_cutoffs)
-            if not cutoffs or cutoffs != sorted(set(cutoffs)) or not 0 < cutoffs[0]:
-                raise ValueError(f"adaptive_cutoffs {cutoffs}: give increasing word counts > 0")
-            if cutoffs[-1] >= config.vocab_size:
-                raise ValueError(
-                    f"adaptive_cutoffs {cutoffs}: each must be below the vocabulary size "
-                    f"{config.vocab_size}"
-                )
-            if config.hidden_size // config.adaptive_div_value ** len(cutoffs) < 1:
-                raise ValueError(
-                    f"adaptive_div_value {config.adaptive_div_value} leaves the last cluster of "
-                    f"hidden_size {config.hidden_size} no dimension; lower it or add units"
-                )
-            self.adaptive = nn.AdaptiveLogSoftmaxWithLoss(
-                config.hidden_size, config.vocab_size, cutoffs, div_value=config.adaptive_div_value
+            self.adaptive = adaptive_softmax(
+                config.hidden_size,
+                config.vocab_size,
+                config.adaptive_cutoffs,
+                config.adaptive_div_value,
             )
         else:
             self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
