@@ -117,13 +117,13 @@ def all_reduce_sum(t: Tensor) -> Tensor:
 
 
 def loss_denominator(n_tokens: int | Tensor) -> int | float | Tensor:
-    """What a rank divides its loss sum by: its own token count, or global count / W.
+    """What a rank divides its loss sum by: its own token count (at least 1), or global count / W.
 
     DDP averages gradients over the W ranks, so dividing each rank's sum by (global tokens / W)
     gives the gradient of the global per-token mean, exactly as one process over all B columns.
     """
     if not active():
-        return n_tokens
+        return n_tokens.clamp(min=1) if isinstance(n_tokens, Tensor) else max(n_tokens, 1)
     t = torch.as_tensor(n_tokens, dtype=torch.float64, device=_comm_device()).clone()
     dist.all_reduce(t)
     return max(float(t.item()) / world_size(), 1.0)

@@ -422,16 +422,12 @@ class Trainer:
         win_fired = torch.zeros((), dtype=torch.int64, device=device)
         win_steps, win_start = 0, time.perf_counter()
         check_every_step = device.type == "cpu"  # a sync costs nothing there
+        # several processes: model.loss through the DDP wrapper, which averages the gradients
+        step = self.step_model if self.step_model is not None else model.loss
         for batch in self.train_data.iter_from(self.step_in_epoch):
             batch = to_device(batch, device)
-            if self.step_model is not None:
-                loss_sum, n_tokens, state = self.step_model(batch, state)
-                loss = loss_sum / distributed.loss_denominator(n_tokens)
-            else:
-                loss_sum, n_tokens, state = model.loss(batch, state)
-                loss = loss_sum / (
-                    n_tokens.clamp(min=1) if isinstance(n_tokens, Tensor) else max(n_tokens, 1)
-                )
+            loss_sum, n_tokens, state = step(batch, state)
+            loss = loss_sum / distributed.loss_denominator(n_tokens)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             state = detach_state(state)
