@@ -153,22 +153,16 @@ def test_config_checks_and_builder() -> None:
     assert model.direct is None and model.context_size == 2
 
 
+FACTORED = {
+    "adaptive": {"adaptive_cutoffs": [3, 7], "adaptive_div_value": 2.0},
+    "class": {"output_classes": 3, "counts": torch.arange(V, 0, -1) ** 2},
+}
+
+
+@pytest.mark.parametrize("output", FACTORED)
 @pytest.mark.parametrize("direct", [True, False])
-def test_adaptive_output_is_normalised_and_its_loss_is_the_nll(direct: bool) -> None:
-    model = (
-        NPLM(
-            V,
-            N_CTX,
-            M,
-            H,
-            direct=direct,
-            output="adaptive",
-            adaptive_cutoffs=[3, 7],
-            adaptive_div_value=2.0,
-        )
-        .double()
-        .eval()
-    )
+def test_factored_output_is_normalised_and_its_loss_is_the_nll(output: str, direct: bool) -> None:
+    model = NPLM(V, N_CTX, M, H, direct=direct, output=output, **FACTORED[output]).double().eval()
     ctx = contexts()
     logp = model(ctx)
     assert logp.shape == (6, V)
@@ -177,14 +171,24 @@ def test_adaptive_output_is_normalised_and_its_loss_is_the_nll(direct: bool) -> 
     batch = type("B", (), {"contexts": ctx, "targets": targets, "num_tokens": 6})()
     loss_sum, n, _ = model.loss(batch)
     torch.testing.assert_close(loss_sum, F.nll_loss(logp, targets, reduction="sum"))
-    # the head reads [a; x] with direct connections, a alone without
-    assert model.adaptive.head.in_features == H + (N_CTX * M if direct else 0)
+    # the output layer reads [a; x] with direct connections, a alone without
+    first = model.factored.head if output == "adaptive" else model.factored.classes
+    assert first.in_features == H + (N_CTX * M if direct else 0)
 
 
-def test_adaptive_output_learns_and_checks_its_settings() -> None:
-    model = NPLM(9, 2, 8, 16, output="adaptive", adaptive_cutoffs=[4], adaptive_div_value=2.0)
+@pytest.mark.parametrize(
+    "output, settings",
+    [("adaptive", {"adaptive_cutoffs": [4], "adaptive_div_value": 2.0}), ("class", {})],
+)
+def test_factored_output_learns(output: str, settings: dict) -> None:
+    model = NPLM(9, 2, 8, 16, output=output, **settings)
     assert fit_tiny_corpus(model) < 0.05
+
+
+def test_factored_outputs_check_their_settings() -> None:
     with pytest.raises(ValueError, match="below the vocabulary size"):
         NPLM(V, N_CTX, M, H, output="adaptive", adaptive_cutoffs=[3, 11])
-    with pytest.raises(ValueError, match="output 'class' unknown"):
-        NPLMConfig(output="class")
+    with pytest.raises(ValueError, match="output 'hierarchical' unknown"):
+        NPLMConfig(output="hierarchical")
+    with pytest.raises(ValueError, match="output_classes must be 0"):
+        NPLMConfig(output="class", output_classes=-2)

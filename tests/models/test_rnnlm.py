@@ -153,21 +153,33 @@ def test_weight_dropout_reaches_the_recurrence_only_in_training():
         make(weight_dropout=1.5)
 
 
-def adaptive(**kw) -> RNNLM:
-    return make(output="adaptive", adaptive_cutoffs=[3, 7], adaptive_div_value=2.0, **kw)
+FACTORED = {
+    "adaptive": {"adaptive_cutoffs": [3, 7], "adaptive_div_value": 2.0},
+    "class": {"output_classes": 3},
+}
 
 
-def test_adaptive_softmax_is_a_normalised_distribution_over_every_word():
-    model = adaptive().double().eval()
+def factored(output: str, **kw) -> RNNLM:
+    """An RNNLM with the adaptive or the class softmax (frequency bins of a Zipf-like count)."""
+    torch.manual_seed(0)
+    counts = torch.arange(V, 0, -1) ** 2 if output == "class" else None
+    cfg = {"vocab_size": V, "embedding_dim": 6, "hidden_size": 6, "num_layers": 2, **kw}
+    return RNNLM(RNNLMConfig(**cfg, output=output, **FACTORED[output]), counts)
+
+
+@pytest.mark.parametrize("output", FACTORED)
+def test_factored_output_is_a_normalised_distribution_over_every_word(output):
+    model = factored(output).double().eval()
     logp, _ = model(torch.randint(V, (5, 3)))
     assert logp.shape == (5, 3, V)
     torch.testing.assert_close(logp.exp().sum(-1), torch.ones(5, 3, dtype=torch.float64))
 
 
-def test_adaptive_loss_equals_the_nll_of_its_distribution_and_ignores_padding():
-    # The training loss scores only the target's head entry and cluster; it must equal the
-    # cross entropy of the full distribution that forward() gives for evaluation.
-    model = adaptive().double().eval()
+@pytest.mark.parametrize("output", FACTORED)
+def test_factored_loss_equals_the_nll_of_its_distribution_and_ignores_padding(output):
+    # The training loss scores only the target's cluster (and the adaptive head); it must equal
+    # the cross entropy of the full distribution that forward() gives for evaluation.
+    model = factored(output).double().eval()
     g = torch.Generator().manual_seed(2)
     inputs, targets = torch.randint(V, (6, 2), generator=g), torch.randint(V, (6, 2), generator=g)
     mask = torch.ones(6, 2, dtype=torch.bool)
@@ -182,13 +194,21 @@ def test_adaptive_loss_equals_the_nll_of_its_distribution_and_ignores_padding():
     torch.testing.assert_close(loss_sum, expected)
 
 
-def test_adaptive_softmax_learns_and_rejects_bad_settings():
+@pytest.mark.parametrize("output", FACTORED)
+def test_factored_output_learns(output):
     torch.manual_seed(0)
-    model = adaptive(cell="lstm", num_layers=1, embedding_dim=16, hidden_size=16)
+    model = factored(output, cell="lstm", num_layers=1, embedding_dim=16, hidden_size=16)
     _, last_loss = fit_counting_corpus(model)
     assert last_loss < 0.1
+
+
+def test_factored_outputs_reject_bad_settings():
     with pytest.raises(ValueError, match="tie_weights needs output = softmax"):
-        RNNLMConfig(vocab_size=V, output="adaptive", tie_weights=True)
+        RNNLMConfig(vocab_size=V, output="class", tie_weights=True)
+    with pytest.raises(ValueError, match="output_classes must be 0"):
+        RNNLMConfig(vocab_size=V, output="class", output_classes=-1)
+    with pytest.raises(ValueError, match="output_classes 12"):
+        make(output="class", output_classes=12)
     with pytest.raises(ValueError, match="below the vocabulary size"):
         make(output="adaptive", adaptive_cutoffs=[3, 11])
     with pytest.raises(ValueError, match="output 'hierarchical' unknown"):

@@ -158,15 +158,18 @@ def test_mix_with_an_ngram_model(nplm_recipe: Path, corpus: Path, tmp_path: Path
     assert test["neural_ppl"] == pytest.approx(evaluated["ppl"], rel=1e-6)
 
 
-def test_an_adaptive_output_nplm_trains_and_evaluates_the_same_way(
-    nplm_recipe: Path, tmp_path: Path, capsys
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["model.output=adaptive", "model.adaptive_cutoffs=[4, 8]", "model.adaptive_div_value=2.0"],
+        ["model.output=class", "model.output_classes=4"],
+    ],
+    ids=["adaptive", "class"],
+)
+def test_a_factored_output_nplm_trains_and_evaluates_the_same_way(
+    nplm_recipe: Path, tmp_path: Path, capsys, overrides: list[str]
 ) -> None:
     run_dir = tmp_path / "run"
-    overrides = [
-        "model.output=adaptive",
-        "model.adaptive_cutoffs=[4, 8]",
-        "model.adaptive_div_value=2.0",
-    ]
     summary = train(nplm_recipe, out=run_dir, overrides=overrides)
     record = json.loads((run_dir / "results.json").read_text())
     assert record["metrics"]["valid"]["loss"] == pytest.approx(summary["best_valid_loss"])

@@ -113,16 +113,18 @@ def test_plateau_average_starts_after_the_first_epoch_without_a_gain(recipe, tmp
         train(recipe, overrides=["train.average_start=soon"], out=tmp_path / "bad")
 
 
-def test_an_adaptive_softmax_lm_trains_evaluates_and_samples(recipe, tmp_path):
+FACTORED = {
+    "adaptive": ["model.adaptive_cutoffs=[4, 8]", "model.adaptive_div_value=2.0"],
+    "class": ["model.output_classes=4"],
+}
+
+
+@pytest.mark.parametrize("output", FACTORED)
+def test_a_factored_output_lm_trains_evaluates_and_samples(recipe, tmp_path, output):
     from elman.cli.generate import generate
 
     run_dir = tmp_path / "run"
-    overrides = [
-        "model.output=adaptive",
-        "model.adaptive_cutoffs=[4, 8]",
-        "model.adaptive_div_value=2.0",
-        "train.lr=0.5",
-    ]
+    overrides = [f"model.output={output}", *FACTORED[output], "train.lr=0.5"]
     s = train(recipe, overrides=overrides, out=run_dir)
     results = json.loads((run_dir / "results.json").read_text())
     assert results["metrics"]["test"]["ppl"] < 14  # below the uniform model over 14 words

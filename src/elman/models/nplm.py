@@ -29,8 +29,11 @@ which dominates the cost, runs several times faster.
 ``output = "adaptive"`` replaces the V-way output layer by Grave et al.'s (2017) adaptive softmax
 (``torch.nn.AdaptiveLogSoftmaxWithLoss``) over the features [tanh(W1 x + b1); x] (only the first
 part without direct connections): its head on those features is exactly W2 a + W3 x + b3
-restricted to the frequent words and the cluster entries. ``forward`` then returns the normalised
-log ŷ over all V words, so evaluation and mixing are unchanged.
+restricted to the frequent words and the cluster entries. ``output = "class"`` is Mikolov et
+al.'s (2011) class-based softmax over the same features: ŷ_w = P(c(w) | a, x) · P(w | c(w), a, x),
+where the second factor is W2 a + W3 x + b3 restricted to the words of class c(w)
+(``elman.nn.output``). ``forward`` then returns the normalised log ŷ over all V words, so
+evaluation and mixing are unchanged.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from elman.nn.output import adaptive_softmax
+from elman.nn.output import OUTPUTS, factored_output
 
 TRAIN_DTYPES = {"float32": None, "bfloat16": torch.bfloat16}
 
@@ -58,13 +61,16 @@ class NPLMConfig:
     dropout_embedding: float = 0.0  # on x, the concatenated embeddings
     init_range: float | None = 0.1  # U(−r, r) for C, W2 and W3; None keeps torch defaults
     train_dtype: str = "float32"  # float32 | bfloat16 (matmuls of training steps; eval float32)
-    output: str = "softmax"  # softmax | adaptive (Grave et al. 2017)
+    output: str = "softmax"  # softmax | adaptive (Grave et al. 2017) | class (Mikolov et al. 2011)
     adaptive_cutoffs: list[int] = field(default_factory=lambda: [2000, 10000])
     adaptive_div_value: float = 4.0
+    output_classes: int = 0  # classes of output = "class"; 0 = ⌈√V⌉
 
     def __post_init__(self) -> None:
-        if self.output not in ("softmax", "adaptive"):
-            raise ValueError(f"output {self.output!r} unknown; valid: softmax, adaptive")
+        if self.output not in OUTPUTS:
+            raise ValueError(f"output {self.output!r} unknown; valid: {', '.join(OUTPUTS)}")
+        if self.output_classes < 0:
+            raise ValueError(f"output_classes must be 0 (⌈√V⌉) or more, got {self.output_classes}")
         for name in ("dropout", "dropout_embedding"):
             p = getattr(self, name)
             if not 0.0 <= p < 1.0:
@@ -96,6 +102,8 @@ class NPLM(nn.Module):
         output: str = "softmax",
         adaptive_cutoffs: list[int] | None = None,
         adaptive_div_value: float = 4.0,
+        output_classes: int = 0,
+        counts: Tensor | None = None,
     ) -> None:
         super().__init__()
         if vocab_size <= 0:
@@ -111,13 +119,18 @@ class NPLM(nn.Module):
         self.drop_embedding = nn.Dropout(dropout_embedding)
         self.hidden = nn.Linear(inputs, hidden_size)  # W1, b1
         self.drop_hidden = nn.Dropout(dropout)
-        self.adaptive: nn.AdaptiveLogSoftmaxWithLoss | None = None
         self.use_direct = direct
-        if output == "adaptive":
-            features = hidden_size + (inputs if direct else 0)
-            self.adaptive = adaptive_softmax(
-                features, vocab_size, adaptive_cutoffs, adaptive_div_value
-            )
+        # the adaptive or class softmax over [a; x]; None for the full W2 a + W3 x + b3
+        self.factored = factored_output(
+            output,
+            hidden_size + (inputs if direct else 0),
+            vocab_size,
+            adaptive_cutoffs=adaptive_cutoffs,
+            adaptive_div_value=adaptive_div_value,
+            output_classes=output_classes,
+            counts=counts,
+        )
+        if self.factored is not None:
             self.output = self.direct = None
         else:
             self.output = nn.Linear(hidden_size, vocab_size)  # W2, b3
@@ -143,14 +156,14 @@ class NPLM(nn.Module):
     def forward(self, contexts: Tensor) -> Tensor:
         """contexts: shape (B, n − 1) word ids, oldest first → logits, shape (B, V).
 
-        With the adaptive softmax these are the normalised log ŷ (log_softmax leaves them as
+        With a factored output these are the normalised log ŷ (log_softmax leaves them as
         they are), so every consumer of logits works unchanged.
         """
         with self._autocast(contexts):
             x, a = self.features(contexts)
-            if self.adaptive is not None:
+            if self.factored is not None:
                 f = torch.cat([a, x], dim=1) if self.use_direct else a
-                return self.adaptive.log_prob(f).to(self.embedding.weight.dtype)
+                return self.factored.log_prob(f).to(self.embedding.weight.dtype)
             logits = self.output(a)  # W2 a + b3, (B, V)
             if self.direct is not None:
                 logits = logits + self.direct(x)  # + W3 x
@@ -158,20 +171,20 @@ class NPLM(nn.Module):
 
     def loss(self, batch: Any, state: None = None) -> tuple[Tensor, int, None]:
         """Summed cross entropy over the batch's targets, their count, and no state."""
-        if self.adaptive is not None:
-            # only each target's head entry and, for a rare word, its cluster are computed
+        if self.factored is not None:
+            # only each target's cluster (and the adaptive head) is scored
             with self._autocast(batch.contexts):
                 x, a = self.features(batch.contexts)
                 f = torch.cat([a, x], dim=1) if self.use_direct else a
-                out = self.adaptive(f, batch.targets)
+                out = self.factored(f, batch.targets)
             return -out.output.to(self.embedding.weight.dtype).sum(), batch.num_tokens, None
         logits = self(batch.contexts)
         loss_sum = F.cross_entropy(logits, batch.targets, reduction="sum")
         return loss_sum, batch.num_tokens, None
 
 
-def build_nplm(config: NPLMConfig) -> NPLM:
-    """The model a recipe's ``[model]`` section describes."""
+def build_nplm(config: NPLMConfig, counts: Tensor | None = None) -> NPLM:
+    """The model a recipe's ``[model]`` section describes (``counts``: see ``ClassSoftmax``)."""
     return NPLM(
         config.vocab_size,
         config.context_size,
@@ -185,4 +198,6 @@ def build_nplm(config: NPLMConfig) -> NPLM:
         output=config.output,
         adaptive_cutoffs=config.adaptive_cutoffs,
         adaptive_div_value=config.adaptive_div_value,
+        output_classes=config.output_classes,
+        counts=counts,
     )

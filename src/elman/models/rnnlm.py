@@ -17,10 +17,13 @@ The lecture's sigmoid RNN LM is the recipe ``cell = "elman"`` with
 
 ``output = "adaptive"`` replaces the V-way softmax by Grave et al.'s (2017) adaptive softmax
 (``torch.nn.AdaptiveLogSoftmaxWithLoss``): a head over the most frequent words plus one entry per
-tail cluster, each cluster a smaller softmax behind a projection of size H / div_value^k. The
-vocabulary's ids are in descending frequency (``elman.data.vocabulary``), which is what the
-cutoffs assume. It is still a normalised distribution: ``forward`` returns log ŷ_t over all V
-words, so perplexity, mixing and sampling use it as they use the full softmax.
+tail cluster, each cluster a smaller softmax behind a projection of size H / div_value^k.
+``output = "class"`` is Mikolov et al.'s (2011) class-based softmax,
+ŷ_t,w = P(c(w) | h_t) · P(w | c(w), h_t) over ``output_classes`` frequency classes (default ⌈√V⌉;
+``elman.nn.output``). The vocabulary's ids are in descending frequency
+(``elman.data.vocabulary``), which is what the cutoffs and classes assume. Both are still a
+normalised distribution: ``forward`` returns log ŷ_t over all V words, so perplexity, mixing and
+sampling use them as they use the full softmax.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from elman.nn import Recurrent
-from elman.nn.output import adaptive_softmax
+from elman.nn.output import OUTPUTS, factored_output
 
 State = Tensor | tuple[Tensor, Tensor] | None
 
@@ -54,9 +57,10 @@ class RNNLMConfig:
     tie_weights: bool = False
     init_range: float | None = 0.1  # U(-r, r) for the embedding and W_S; None keeps torch defaults
     recurrent_init_range: float | None = None  # U(-r, r) for every recurrent weight (Zaremba)
-    output: str = "softmax"  # softmax | adaptive (Grave et al. 2017)
+    output: str = "softmax"  # softmax | adaptive (Grave et al. 2017) | class (Mikolov et al. 2011)
     adaptive_cutoffs: list[int] = field(default_factory=lambda: [2000, 10000])
     adaptive_div_value: float = 4.0
+    output_classes: int = 0  # classes of output = "class"; 0 = ⌈√V⌉
 
     def __post_init__(self) -> None:
         for name in ("embedding_dim", "hidden_size"):
@@ -66,10 +70,12 @@ class RNNLMConfig:
             p = getattr(self, name)
             if not 0.0 <= p < 1.0:
                 raise ValueError(f"{name} = {p}: must be in [0, 1)")
-        if self.output not in ("softmax", "adaptive"):
-            raise ValueError(f"output {self.output!r} unknown; valid: softmax, adaptive")
-        if self.output == "adaptive" and self.tie_weights:
-            raise ValueError("tie_weights needs output = softmax (the adaptive head is not C)")
+        if self.output not in OUTPUTS:
+            raise ValueError(f"output {self.output!r} unknown; valid: {', '.join(OUTPUTS)}")
+        if self.output != "softmax" and self.tie_weights:
+            raise ValueError(f"tie_weights needs output = softmax, not {self.output!r}")
+        if self.output_classes < 0:
+            raise ValueError(f"output_classes must be 0 (⌈√V⌉) or more, got {self.output_classes}")
         if self.tie_weights and self.embedding_dim != self.hidden_size:
             raise ValueError(
                 f"tie_weights needs embedding_dim == hidden_size "
@@ -78,9 +84,13 @@ class RNNLMConfig:
 
 
 class RNNLM(nn.Module):
-    """Embedding → Recurrent → W_S; ``forward`` gives logits and the next state."""
+    """Embedding → Recurrent → W_S; ``forward`` gives logits and the next state.
 
-    def __init__(self, config: RNNLMConfig) -> None:
+    ``counts`` (training-token count per word id) places the class softmax's frequency bins;
+    a model about to load a checkpoint needs none (the bins are saved with the weights).
+    """
+
+    def __init__(self, config: RNNLMConfig, counts: Tensor | None = None) -> None:
         super().__init__()
         if config.vocab_size <= 0:
             raise ValueError(f"vocab_size must be positive, got {config.vocab_size}")
@@ -98,15 +108,17 @@ class RNNLM(nn.Module):
             **config.cell_options,
         )
         self.drop_output = nn.Dropout(config.dropout_output)
-        self.adaptive: nn.AdaptiveLogSoftmaxWithLoss | None = None
-        if config.output == "adaptive":
-            self.adaptive = adaptive_softmax(
-                config.hidden_size,
-                config.vocab_size,
-                config.adaptive_cutoffs,
-                config.adaptive_div_value,
-            )
-        else:
+        # the adaptive or class softmax; None for the full softmax W_S (``decoder``)
+        self.factored = factored_output(
+            config.output,
+            config.hidden_size,
+            config.vocab_size,
+            adaptive_cutoffs=config.adaptive_cutoffs,
+            adaptive_div_value=config.adaptive_div_value,
+            output_classes=config.output_classes,
+            counts=counts,
+        )
+        if self.factored is None:
             self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
             if config.tie_weights:
                 self.decoder.weight = self.embedding.weight
@@ -116,7 +128,7 @@ class RNNLM(nn.Module):
         r = self.config.init_range
         if r is not None:
             nn.init.uniform_(self.embedding.weight, -r, r)
-            if self.adaptive is None:
+            if self.factored is None:
                 if not self.config.tie_weights:
                     nn.init.uniform_(self.decoder.weight, -r, r)
                 nn.init.zeros_(self.decoder.bias)
@@ -137,25 +149,25 @@ class RNNLM(nn.Module):
     def forward(self, inputs: Tensor, state: State = None) -> tuple[Tensor, State]:
         """inputs: shape (T, B) word ids → logits (T, B, V) and the final state.
 
-        With the adaptive softmax the "logits" are the normalised log ŷ_t themselves (a
+        With a factored output the "logits" are the normalised log ŷ_t themselves (a
         log_softmax of them changes nothing), so every consumer of logits works unchanged.
         """
         h, state = self.hidden(inputs, state)
-        if self.adaptive is not None:
+        if self.factored is not None:
             T, B, H = h.shape
-            return self.adaptive.log_prob(h.reshape(T * B, H)).view(T, B, -1), state
+            return self.factored.log_prob(h.reshape(T * B, H)).view(T, B, -1), state
         return self.decoder(h), state  # (T, B, V)
 
     def loss(self, batch: Any, state: State = None) -> tuple[Tensor, int, State]:
         """Summed cross entropy over the batch's real targets, their count, the next state."""
-        if self.adaptive is not None:
-            # The adaptive softmax scores only each target's head entry and, for a tail word,
-            # its one cluster: the full V-way distribution is never built while training.
+        if self.factored is not None:
+            # A factored output scores only each target's cluster (and the adaptive head):
+            # the full V-way distribution is never built while training.
             h, state = self.hidden(batch.inputs, state)
             targets = batch.targets.reshape(-1)
             real = targets != -100  # padded targets (ignore_index) add nothing; masking by
             # multiplication, not indexing, keeps the step free of host syncs
-            out = self.adaptive(h.reshape(-1, h.size(-1)), targets.clamp(min=0))
+            out = self.factored(h.reshape(-1, h.size(-1)), targets.clamp(min=0))
             return -(out.output * real).sum(), batch.num_tokens, state
         logits, state = self(batch.inputs, state)
         # Padded targets hold ignore_index (-100), so padding adds nothing to the sum.

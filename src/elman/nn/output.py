@@ -1,17 +1,36 @@
-"""Output layers over a large vocabulary.
+"""Factored output layers over a large vocabulary.
 
-``adaptive_softmax`` builds Grave et al.'s (2017) adaptive softmax, torch's
-``nn.AdaptiveLogSoftmaxWithLoss``: a head softmax over the ``cutoffs[0]`` most frequent words and
-one entry per tail cluster; cluster k (words cutoffs[k-1] .. cutoffs[k]) is a softmax behind a
-projection to features / div_value^k dimensions. The word ids must run from the most to the least
-frequent (elman's vocabularies do). ``log_prob`` gives the normalised log-probabilities of all V
-words, so a model using it evaluates and samples exactly like one with a full softmax; training
-computes only the target's head entry and cluster.
+Both split P(w | h) through a cluster of words, so that training scores only the target's
+cluster instead of all V words, and both still give the exact normalised distribution over all V
+words (``log_prob``) for evaluation, mixing and sampling:
+
+* ``adaptive_softmax`` builds Grave et al.'s (2017) adaptive softmax, torch's
+  ``nn.AdaptiveLogSoftmaxWithLoss``: a head softmax over the ``cutoffs[0]`` most frequent words
+  and one entry per tail cluster; cluster k (words cutoffs[k-1] .. cutoffs[k]) is a softmax
+  behind a projection to features / div_value^k dimensions.
+* :class:`ClassSoftmax` is Mikolov et al.'s (2011) class-based output layer of the RNNLM toolkit:
+
+      P(w | h) = P(c(w) | h) · P(w | c(w), h)
+      P(c | h) = softmax(U h + d)_c            over the C classes
+      P(w | c, h) = softmax(W h + b)_w          over the words of class c only
+
+  with frequency binning: the words, most frequent first, are cut into C runs that each hold
+  about 1/C of the training tokens, so frequent words sit in small classes and rare ones share
+  large ones. Training costs C + |c(w)| scores per token instead of V (C ≈ √V).
+
+Word ids must run from the most to the least frequent (elman's vocabularies do), which is what
+the cutoffs and the frequency bins assume.
 """
 
 from __future__ import annotations
 
-from torch import nn
+import math
+from itertools import pairwise
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 
 def adaptive_softmax(
@@ -31,3 +50,129 @@ def adaptive_softmax(
             "dimension; lower it or use more units"
         )
     return nn.AdaptiveLogSoftmaxWithLoss(features, vocab_size, cutoffs, div_value=div_value)
+
+
+class FactoredOutput(NamedTuple):
+    """What a factored layer's forward gives, as torch's adaptive softmax does."""
+
+    output: Tensor  # log P(target | h) per row, (N,)
+    loss: Tensor  # their negative mean
+
+
+def frequency_bins(counts: Tensor, num_classes: int) -> Tensor:
+    """Class starts (C + 1,) cutting ids 0 … V-1 into C runs of about equal token mass.
+
+    Run k ends at the first word whose cumulative share of the tokens reaches (k + 1) / C; a
+    word more frequent than 1/C (e.g. "the") fills its class alone and the runs after it each
+    keep at least one word.
+    """
+    V, C = counts.numel(), num_classes
+    mass = counts.double().clamp(min=0).cumsum(0)
+    mass = mass / mass[-1] if mass[-1] > 0 else torch.arange(1, V + 1, dtype=torch.double) / V
+    ends = torch.searchsorted(mass, torch.arange(1, C, dtype=torch.double) / C) + 1
+    starts = [0] + ends.tolist() + [V]
+    for k in range(1, C):  # strictly increasing: no empty class …
+        starts[k] = max(starts[k], starts[k - 1] + 1)
+    for k in range(C - 1, 0, -1):  # … and room for one word in each class after k
+        starts[k] = min(starts[k], starts[k + 1] - 1)
+    return torch.tensor(starts, dtype=torch.long)
+
+
+class ClassSoftmax(nn.Module):
+    """Mikolov's class-factored softmax: log P(w | h) = log P(c(w) | h) + log P(w | c(w), h).
+
+    ``classes`` is U, d (``classes.weight``, ``classes.bias``); ``words`` is W, b, one row per
+    word as in a full softmax. The class boundaries ``starts`` are a buffer saved with the
+    weights; without ``counts`` (a model about to load a checkpoint) they start as equal runs.
+    """
+
+    def __init__(
+        self, features: int, vocab_size: int, num_classes: int, counts: Tensor | None = None
+    ) -> None:
+        super().__init__()
+        if not 1 <= num_classes <= vocab_size:
+            raise ValueError(
+                f"output_classes {num_classes}: give 1 … the vocabulary size {vocab_size}"
+            )
+        self.vocab_size = vocab_size
+        self.classes = nn.Linear(features, num_classes)  # U, d
+        self.words = nn.Linear(features, vocab_size)  # W, b
+        if counts is None:
+            counts = torch.ones(vocab_size)
+        elif counts.numel() != vocab_size:
+            raise ValueError(f"counts has {counts.numel()} entries for {vocab_size} words")
+        self.register_buffer("starts", frequency_bins(counts, num_classes))
+
+    @property
+    def num_classes(self) -> int:
+        return self.starts.numel() - 1
+
+    def word_class(self, words: Tensor) -> Tensor:
+        """c(w) for each word id."""
+        return torch.bucketize(words, self.starts[1:], right=True)
+
+    def forward(self, h: Tensor, target: Tensor) -> FactoredOutput:
+        """log P(target | h) for each row of h (N, features): only the target's class is scored."""
+        cls = self.word_class(target)
+        logp = F.log_softmax(self.classes(h), dim=-1).gather(1, cls[:, None]).squeeze(1)
+        # Rows grouped by class: one matrix product per class present in the batch.
+        order = torch.argsort(cls)
+        sizes = torch.bincount(cls, minlength=self.num_classes).tolist()
+        starts = self.starts.tolist()
+        pieces = []
+        for c, rows in enumerate(torch.split(order, sizes)):
+            if rows.numel() == 0:
+                continue
+            s, e = starts[c], starts[c + 1]
+            scores = F.linear(h[rows], self.words.weight[s:e], self.words.bias[s:e])
+            within = (target[rows] - s)[:, None]
+            pieces.append(F.log_softmax(scores, dim=-1).gather(1, within).squeeze(1))
+        if not pieces:  # an empty batch
+            return FactoredOutput(logp, -logp.sum())
+        in_class = torch.empty_like(logp).index_copy(0, order, torch.cat(pieces))
+        output = logp + in_class
+        return FactoredOutput(output, -output.mean())
+
+    def log_prob(self, h: Tensor) -> Tensor:
+        """The normalised log P(w | h) of all V words, (N, V)."""
+        class_logp = F.log_softmax(self.classes(h), dim=-1)
+        scores = self.words(h)
+        starts = self.starts.tolist()
+        return torch.cat(
+            [
+                F.log_softmax(scores[:, s:e], dim=-1) + class_logp[:, c : c + 1]
+                for c, (s, e) in enumerate(pairwise(starts))
+            ],
+            dim=1,
+        )
+
+
+def default_classes(vocab_size: int) -> int:
+    """C = ⌈√V⌉, the RNNLM toolkit's usual choice (it balances C against the class sizes)."""
+    return math.ceil(math.sqrt(vocab_size))
+
+
+OUTPUTS = ("softmax", "adaptive", "class")
+
+
+def factored_output(
+    kind: str,
+    features: int,
+    vocab_size: int,
+    *,
+    adaptive_cutoffs: list[int] | None = None,
+    adaptive_div_value: float = 4.0,
+    output_classes: int = 0,
+    counts: Tensor | None = None,
+) -> nn.Module | None:
+    """The output layer a model's ``output`` names: None for the full softmax (the model's own
+    V-way linear layer), else the adaptive or the class softmax over ``features``."""
+    if kind == "adaptive":
+        return adaptive_softmax(features, vocab_size, adaptive_cutoffs, adaptive_div_value)
+    if kind == "class":
+        return ClassSoftmax(
+            features, vocab_size, output_classes or default_classes(vocab_size), counts
+        )
+    if kind != "softmax":
+        raise ValueError(f"output {kind!r} unknown; valid: {', '.join(OUTPUTS)}")
+    return None

@@ -1,4 +1,4 @@
-"""Data-parallel training over several processes (``torchrun``), for the BPTT language model.
+"""Data-parallel training over several processes (``torchrun``), for every trained task.
 
 ``torchrun --nproc-per-node W -m elman train RECIPE.toml`` starts W copies of ``elman train``
 with ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK`` set. :func:`init_from_env` joins them into one
@@ -6,15 +6,21 @@ process group (gloo on the CPU, NCCL on CUDA); the trainer wraps the model in
 :class:`~torch.nn.parallel.DistributedDataParallel` through :class:`LossModule`, so that DDP's
 forward hook runs for ``model.loss``; evaluation and checkpoints use the unwrapped model.
 
-What scales: the B columns of the training stream. Rank r reads columns r·B/W … (r+1)·B/W - 1
-of the layout one process would use (:func:`shard_columns`), so the global batch B stays the
-recipe's and the run computes what one process computes, up to float summation order:
+What scales: the B rows of every global batch, which stays the recipe's. The BPTT language
+model's rank r reads columns r·B/W … (r+1)·B/W - 1 of the stream layout one process would use
+(:func:`shard_columns`); the other tasks' rank r takes its consecutive slice of the rows of each
+batch the one-process data yields (:func:`shard_rows`; the batch order depends on the seed and
+the epoch only, so every rank sees the same global batches). The run computes what one process
+computes, up to float summation order:
 
 * each rank's loss is its summed cross entropy divided by ``global tokens / W``
   (:func:`loss_denominator`); DDP averages the gradients over the W ranks, so the gradient is
   that of (sum over all ranks) / (global tokens), the single-process per-token mean. With equal
   token counts per rank this is each rank's own mean; the shared denominator keeps it exact
-  also for the last, padded chunk.
+  also for the last, padded chunk and for slices of unequal sizes.
+* a rank whose slice would be empty (a global batch of fewer rows than processes, e.g. a lone
+  long sentence pair) steps on a stand-in: the batch's last row with ``num_tokens`` = 0, whose
+  loss :class:`LossModule` multiplies by 0. It joins DDP's gradient all-reduce and adds nothing.
 * only rank 0 writes (metrics, checkpoints, recipe.json, results.json) and prints; the
   validation loss it computes is broadcast, so every rank schedules the same learning rate.
 * the carried BPTT state is gathered into the checkpoint in the one-process column layout,
@@ -25,7 +31,9 @@ Without ``WORLD_SIZE`` > 1 every helper here is a no-op and a run is a plain one
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -145,6 +153,70 @@ def shard_columns(stream: Any, key: str = "data.batch_size") -> Any:
     return stream.columns(rank() * stream.batch_size // w, (rank() + 1) * stream.batch_size // w)
 
 
+def row_span(n: int, rank: int, world: int) -> tuple[int, int]:
+    """The rows ``start, end`` of an n-row global batch that ``rank`` of ``world`` takes.
+
+    Consecutive slices whose sizes differ by at most one, larger ones first (the rule of
+    ``torch.tensor_split``); r·n/W … (r+1)·n/W when W divides n, empty for the last ranks when
+    n < W.
+    """
+    size, extra = divmod(n, world)
+    start = rank * size + min(rank, extra)
+    return start, start + size + int(rank < extra)
+
+
+class RowShards:
+    """This rank's rows of every global batch of ``data``, under the trainer's data contract.
+
+    ``data`` yields the one-process batches (``len``, ``iter_from``, optional ``set_epoch`` and
+    ``to``); each batch has ``len(batch)`` rows and ``batch.rows(start, end)``.
+    """
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.data, "set_epoch"):
+            self.data.set_epoch(epoch)
+
+    def to(self, device: torch.device | str) -> RowShards:
+        return RowShards(self.data.to(device)) if hasattr(self.data, "to") else self
+
+    def iter_from(self, i: int) -> Iterator[Any]:
+        r, w = rank(), world_size()
+        for batch in self.data.iter_from(i):
+            n = len(batch)
+            start, end = row_span(n, r, w)
+            if start == end:  # fewer rows than ranks: a stand-in that scores nothing
+                yield dataclasses.replace(batch.rows(n - 1, n), num_tokens=0)
+            else:
+                yield batch.rows(start, end)
+
+    def __iter__(self) -> Iterator[Any]:
+        return self.iter_from(0)
+
+
+def shard_rows(data: Any, batch_size: int | None = None, key: str = "data.batch_size") -> Any:
+    """This rank's rows of each batch of ``data`` (``data`` itself in a one-process run).
+
+    ``batch_size``: the recipe's rows per global batch, where it fixes them; fewer than the
+    processes is an ElmanError, as some rank would step on a stand-in at every step. ``key``
+    names it in the error.
+    """
+    w = world_size()
+    if w == 1:
+        return data
+    if batch_size is not None and batch_size < w:
+        raise ElmanError(
+            f"{key} = {batch_size} gives some of the {w} processes no rows; "
+            f"choose at least the world size {w}"
+        )
+    return RowShards(data)
+
+
 def _flat(state: Any) -> list[Tensor]:
     return [state] if isinstance(state, Tensor) else list(state)
 
@@ -181,13 +253,19 @@ class LossModule(nn.Module):
         self.model = model
 
     def forward(self, batch: Any, state: Any) -> Any:
-        return self.model.loss(batch, state)
+        loss_sum, n_tokens, state = self.model.loss(batch, state)
+        if isinstance(n_tokens, int) and n_tokens == 0:
+            # a stand-in row (RowShards) or a batch without targets: it still runs backward,
+            # so this rank joins the gradient all-reduce, but it adds nothing to the loss
+            loss_sum = loss_sum * 0.0
+        return loss_sum, n_tokens, state
 
 
 def wrap(model: nn.Module) -> nn.Module:
     """A DDP-wrapped :class:`LossModule` around ``model`` (its parameters are ``model``'s)."""
     from torch.nn.parallel import DistributedDataParallel
 
-    # The adaptive softmax leaves a tail cluster without gradient when no target falls in it.
-    unused = getattr(model, "adaptive", None) is not None
+    # A factored output (adaptive or class softmax) leaves a cluster without gradient when no
+    # target falls in it.
+    unused = getattr(model, "factored", None) is not None
     return DistributedDataParallel(LossModule(model), find_unused_parameters=unused)

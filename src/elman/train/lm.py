@@ -93,10 +93,13 @@ def make_stream(
     return BPTTStream(ids, batch_size, bptt, start_id=vocab.eos_index)
 
 
-def build_model(model_cfg: RNNLMConfig, vocab: Vocabulary) -> RNNLM:
+def build_model(
+    model_cfg: RNNLMConfig, vocab: Vocabulary, counts: torch.Tensor | None = None
+) -> RNNLM:
+    """The recipe's model over ``vocab``; ``counts`` places the class softmax's bins."""
     model_cfg.vocab_size = len(vocab)
     try:
-        return RNNLM(model_cfg)
+        return RNNLM(model_cfg, counts)
     except ValueError as err:
         raise ElmanError(f"[model]: {err}") from None
 
@@ -161,8 +164,9 @@ def prepare(recipe: Any, vocab: Vocabulary | None = None) -> dict[str, Any]:
     for split in ("valid", "test"):
         dataset.tokens(split)
     vocab = checked_vocab(dataset, data_cfg, vocab)
-    model = build_model(recipe.model, vocab)
     train_stream = make_stream(vocab, dataset, "train", data_cfg.batch_size, data_cfg.bptt)
+    targets = train_stream.targets[train_stream.targets >= 0]  # the training tokens
+    model = build_model(recipe.model, vocab, torch.bincount(targets, minlength=len(vocab)))
     # Under torchrun each process trains on its own columns of the same B-column stream.
     train_stream = distributed.shard_columns(train_stream, "data.batch_size")
     valid_device = pick_device(recipe.train.device)

@@ -21,6 +21,7 @@ from elman.data.vocabulary import Vocabulary
 from elman.data.windows import ContextWindows
 from elman.errors import ElmanError
 from elman.models.nplm import NPLM, NPLMConfig, build_nplm
+from elman.train import distributed
 from elman.train.lm import checked_vocab, encode_split, metrics_from_loss
 from elman.train.trainer import TrainConfig, evaluate_loss, pick_device
 
@@ -50,10 +51,13 @@ class NPLMDataConfig:
 SECTIONS = {"data": NPLMDataConfig, "model": NPLMConfig, "train": TrainConfig}
 
 
-def build_model(model_cfg: NPLMConfig, vocab: Vocabulary) -> NPLM:
+def build_model(
+    model_cfg: NPLMConfig, vocab: Vocabulary, counts: torch.Tensor | None = None
+) -> NPLM:
+    """The recipe's model over ``vocab``; ``counts`` places the class softmax's bins."""
     model_cfg.vocab_size = len(vocab)
     try:
-        return build_nplm(model_cfg)
+        return build_nplm(model_cfg, counts)
     except ValueError as err:
         raise ElmanError(f"[model]: {err}") from None
 
@@ -104,7 +108,6 @@ def prepare(recipe: Any, vocab: Vocabulary | None = None) -> dict[str, Any]:
     data_cfg: NPLMDataConfig = recipe.data
     dataset = resolve(data_cfg.dataset)
     vocab = checked_vocab(dataset, data_cfg, vocab)
-    model = build_model(recipe.model, vocab)
     train_windows = make_windows(
         vocab,
         dataset,
@@ -115,6 +118,10 @@ def prepare(recipe: Any, vocab: Vocabulary | None = None) -> dict[str, Any]:
         seed=recipe.train.seed,
         epoch_size=data_cfg.epoch_size,
     )
+    # the windows' order has its own generator: the model's initial weights are as before
+    model = build_model(
+        recipe.model, vocab, torch.bincount(train_windows.ids, minlength=len(vocab))
+    )
     valid_device = pick_device(recipe.train.device)
 
     def validate(m: NPLM) -> dict[str, float]:
@@ -122,7 +129,8 @@ def prepare(recipe: Any, vocab: Vocabulary | None = None) -> dict[str, Any]:
 
     return {
         "model": model,
-        "train_data": train_windows,
+        # under torchrun each process trains on its own windows of every global batch
+        "train_data": distributed.shard_rows(train_windows, data_cfg.batch_size),
         "evaluate": validate,
         "meta": {
             "task": "nplm",
