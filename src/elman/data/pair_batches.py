@@ -66,6 +66,29 @@ class PairBatch:
             self.index.to(device),
         )
 
+    def __len__(self) -> int:
+        """B, the pairs of the batch."""
+        return self.src.size(0)
+
+    def rows(self, start: int, end: int) -> PairBatch:
+        """Pairs ``start`` … ``end`` − 1 (at least one; one process's share of a global batch).
+
+        The columns that are padding in every chosen pair are dropped: padding never changes
+        what a model computes, and the narrower batch costs less.
+        """
+        src_lengths = self.src_lengths[start:end]
+        tgt_out = self.tgt_out[start:end]
+        real = tgt_out != IGNORE_INDEX
+        S, T = int(src_lengths.max()), int(real.sum(dim=1).max())
+        return PairBatch(
+            self.src[start:end, :S],
+            src_lengths,
+            self.tgt_in[start:end, :T],
+            tgt_out[:, :T],
+            num_tokens=int(real.sum()),
+            index=self.index[start:end],
+        )
+
 
 def pad_sources(seqs: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:
     """Source id lists -> (src (B, S) with ``</s>`` appended and 0-padded, lengths (B,))."""

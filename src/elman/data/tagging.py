@@ -231,6 +231,36 @@ class TagBatch:
         moved = {k: v.to(device) for k, v in vars(self).items() if isinstance(v, torch.Tensor)}
         return TagBatch(**moved, num_tokens=self.num_tokens)
 
+    def __len__(self) -> int:
+        """B, the sentences of the batch."""
+        return self.lengths.size(0)
+
+    def rows(self, start: int, end: int) -> TagBatch:
+        """Sentences ``start`` … ``end`` − 1 (at least one; one process's share of a batch).
+
+        Trimmed to the longest chosen sentence and to the forms the chosen sentences spell
+        (renumbered), so a share costs what a batch of its own would.
+        """
+        lengths = self.lengths[start:end]
+        T = int(lengths.max())
+        real = torch.arange(T, device=lengths.device) < lengths[:, None]  # (b, T)
+        forms = self.forms[start:end, :T]
+        used = forms[real].unique()  # the chars rows still needed, in their order
+        renumber = torch.zeros_like(self.char_lengths)
+        renumber[used] = torch.arange(used.numel(), device=used.device)
+        char_lengths = self.char_lengths[used]
+        tags = self.tags[start:end, :T]
+        return TagBatch(
+            words=self.words[start:end, :T],
+            forms=torch.where(real, renumber[forms], 0),
+            chars=self.chars[used, : int(char_lengths.max())],
+            char_lengths=char_lengths,
+            tags=tags,
+            lengths=lengths,
+            index=self.index[start:end],
+            num_tokens=int((tags != IGNORE_INDEX).sum()),
+        )
+
 
 def make_batch(
     sentences: Sequence[Sequence[str]],

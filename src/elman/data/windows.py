@@ -57,6 +57,15 @@ class WindowBatch:
     targets: Tensor
     num_tokens: int
 
+    def __len__(self) -> int:
+        """B, the windows of the batch."""
+        return self.targets.size(0)
+
+    def rows(self, start: int, end: int) -> WindowBatch:
+        """Windows ``start`` … ``end`` − 1 (one process's share of a global batch)."""
+        targets = self.targets[start:end]
+        return WindowBatch(self.contexts[start:end], targets, targets.size(0))
+
 
 class ContextWindows:
     """The windows of ``ids`` in batches of ``batch_size``, shuffled or in order.
