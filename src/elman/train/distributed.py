@@ -129,12 +129,14 @@ def loss_denominator(n_tokens: int | Tensor) -> int | float | Tensor:
 
     DDP averages gradients over the W ranks, so dividing each rank's sum by (global tokens / W)
     gives the gradient of the global per-token mean, exactly as one process over all B columns.
+    The global count is clamped to 1, not the quotient: a global batch of fewer tokens than
+    ranks (one row, a stand-in beside it) must still divide by count / W.
     """
     if not active():
         return n_tokens.clamp(min=1) if isinstance(n_tokens, Tensor) else max(n_tokens, 1)
     t = torch.as_tensor(n_tokens, dtype=torch.float64, device=_comm_device()).clone()
     dist.all_reduce(t)
-    return max(float(t.item()) / world_size(), 1.0)
+    return max(float(t.item()), 1.0) / world_size()
 
 
 def shard_columns(stream: Any, key: str = "data.batch_size") -> Any:
