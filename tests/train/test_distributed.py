@@ -3,6 +3,8 @@
 The tiny LM recipe (B = 4 columns) runs 3 steps under ``torchrun --nproc-per-node 2``, stops
 mid-epoch, and resumes to the end; one process does the same. The weights must agree (up to
 float summation order), the two ranks must hold the same weights, and only rank 0 writes.
+The tiny NPLM, tagger and translation recipes run 3 steps each the same way, with global
+batches that split unevenly over the two ranks (and, for the NPLM, one a single row long).
 """
 
 from __future__ import annotations
@@ -18,11 +20,18 @@ import pytest
 import torch
 import torch.distributed as dist
 
+from elman.config import read_toml
+from elman.data import pair_batches, tagging
 from elman.data.batching import BPTTStream
+from elman.data.windows import ContextWindows
 from elman.errors import ElmanError
 from elman.train import distributed
 from elman.train.checkpoint import load_checkpoint
+from elman.train.recipe import parse_recipe, task_table
 from elman.train.run import train
+from train.mttoy import write_parallel_corpus, write_translation_recipe
+from train.tagtoy import write_tagged_corpus, write_tagger_recipe
+from train.test_nplm_task import RECIPE as NPLM_RECIPE
 
 pytestmark = pytest.mark.skipif(
     not (dist.is_available() and dist.is_gloo_available()),
@@ -30,7 +39,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 # torchrun runs this script in each process: elman's CLI, plus a dump of the rank's weights
-# after training (only rank 0 writes checkpoints, so the others are otherwise invisible).
+# after training (only rank 0 writes checkpoints, so the others are otherwise invisible) and of
+# the tokens its share of one epoch's batches scores.
 WORKER = """\
 import os, sys
 import torch
@@ -43,6 +53,9 @@ def fit_and_dump(self):
     summary = fit(self)
     state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
     torch.save(state, os.path.join(dump, f"rank{os.environ['RANK']}.pt"))
+    tokens = sum(b.num_tokens for b in self.train_data.iter_from(0))
+    with open(os.path.join(dump, f"rank{os.environ['RANK']}.tokens"), "w") as f:
+        f.write(str(tokens))
     return summary
 
 trainer.Trainer.fit = fit_and_dump
@@ -111,6 +124,127 @@ def test_two_processes_train_what_one_process_trains(tmp_path: Path, recipe: Pat
         assert b["loss"] == pytest.approx(a["loss"], abs=1e-4)  # global-batch train loss
 
 
+def write_nplm(tmp_path: Path, corpus: Path) -> Path:
+    path = tmp_path / "nplm.toml"
+    path.write_text(NPLM_RECIPE.format(corpus=corpus.as_posix()))
+    return path
+
+
+def write_tagger(tmp_path: Path, corpus: Path) -> Path:
+    return write_tagger_recipe(tmp_path / "tagger.toml", write_tagged_corpus(tmp_path / "ud"))
+
+
+def write_translation(tmp_path: Path, corpus: Path) -> Path:
+    folder = write_parallel_corpus(tmp_path / "mt", sizes=(120, 10, 10))
+    return write_translation_recipe(tmp_path / "mt.toml", folder)
+
+
+# task -> (recipe writer, overrides); dropout off: each rank draws its own masks
+TASKS = {
+    # windows 15, 15, 1: slices of 8 and 7, then a rank stepping on a stand-in
+    "nplm": (write_nplm, ["model.dropout=0", "data.batch_size=15", "data.epoch_size=31"]),
+    "tagger": (write_tagger, ["data.batch_size=7"]),  # 4 + 3 sentences a step
+    "translation": (write_translation, []),  # a budget of tokens: any number of pairs
+}
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_every_task_trains_on_two_processes_what_one_trains(
+    tmp_path: Path, corpus: Path, task: str
+) -> None:
+    write, overrides = TASKS[task]
+    recipe = write(tmp_path, corpus)
+    overrides = [*overrides, "train.max_steps=3"]
+    one, two, dump = tmp_path / "one", tmp_path / "two", tmp_path / "dump"
+    train(recipe, overrides=overrides, out=one)
+    sets = [a for o in overrides for a in ("--set", o)]
+    out = torchrun(tmp_path, dump, str(recipe), "--out", str(two), *sets)
+    assert out.stdout.count("stopped after step 3") == 1  # rank 0 alone prints
+    one_w, two_w = (
+        load_checkpoint(one / "last.pt")["model"],
+        load_checkpoint(two / "last.pt")["model"],
+    )
+    assert_close(two_w, one_w, atol=1e-5)
+    assert_close(torch.load(dump / "rank1.pt"), torch.load(dump / "rank0.pt"), 0)
+    assert sorted(p.name for p in two.iterdir()) == sorted(p.name for p in one.iterdir())
+    # each rank scored its own share of the batches: together, once every token of the epoch
+    parts = task_table()[task].prepare(parse_recipe(read_toml(recipe), overrides))
+    total = sum(b.num_tokens for b in parts["train_data"].iter_from(0))
+    shares = [int((dump / f"rank{r}.tokens").read_text()) for r in (0, 1)]
+    assert sum(shares) == total and min(shares) > 0
+    lines = [(run / "metrics.jsonl").read_text().splitlines() for run in (one, two)]
+    for a, b in zip(*(map(json.loads, x) for x in lines), strict=True):
+        assert (b["kind"], b["step"]) == (a["kind"], a["step"])
+        assert b["loss"] == pytest.approx(a["loss"], abs=1e-5)  # the global batch's loss
+
+
+def shares(data, world: int, monkeypatch: pytest.MonkeyPatch) -> list[list]:
+    """The batches every rank of ``world`` takes from ``data``, rank by rank."""
+    monkeypatch.setattr(distributed, "world_size", lambda: world)
+    out = []
+    for r in range(world):
+        monkeypatch.setattr(distributed, "rank", lambda r=r: r)
+        out.append(list(distributed.shard_rows(data)))
+    return out
+
+
+def test_row_span_is_tensor_splits_rule() -> None:
+    for n in range(7):
+        for w in (1, 2, 3, 4):
+            sizes = [len(part) for part in torch.arange(n).tensor_split(w)]
+            spans = [distributed.row_span(n, r, w) for r in range(w)]
+            assert [end - start for start, end in spans] == sizes
+            assert [s for s, _ in spans[1:]] == [e for _, e in spans[:-1]]  # consecutive
+
+
+def test_window_rows_and_the_stand_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = ContextWindows(torch.arange(1, 12), 2, 5, 0, shuffle=True, seed=3)  # 5, 5, 1
+    ranks = shares(data, 2, monkeypatch)
+    for i, whole in enumerate(data):
+        left, right = ranks[0][i], ranks[1][i]
+        if len(whole) == 1:  # rank 1 steps on the last row, scoring nothing
+            assert torch.equal(right.contexts, whole.contexts) and right.num_tokens == 0
+            right = left.rows(0, 0)
+        assert torch.equal(torch.cat([left.contexts, right.contexts]), whole.contexts)
+        assert torch.equal(torch.cat([left.targets, right.targets]), whole.targets)
+        assert left.num_tokens + right.num_tokens == whole.num_tokens
+
+
+def test_tag_rows_keep_each_sentences_words_and_spellings(tmp_path: Path) -> None:
+    sentences = tagging.resolve_tagging(str(write_tagged_corpus(tmp_path))).sentences("train")
+    vocab = tagging.TaggerVocab.build(sentences)
+    whole = tagging.make_batch(
+        [s.forms for s in sentences[:5]], vocab, [s.tags for s in sentences[:5]]
+    )
+    parts = [whole.rows(0, 3), whole.rows(3, 5)]
+    assert sum(p.num_tokens for p in parts) == whole.num_tokens
+    for part, start in zip(parts, (0, 3), strict=True):
+        for b, n in enumerate(part.lengths.tolist()):
+            row = start + b
+            assert part.words.size(1) == int(part.lengths.max())  # trimmed
+            assert torch.equal(part.words[b, :n], whole.words[row, :n])
+            assert torch.equal(part.tags[b, :n], whole.tags[row, :n])
+            spelt = part.chars[part.forms[b, :n]]
+            assert torch.equal(spelt, whole.chars[whole.forms[row, :n], : spelt.size(1)])
+        distinct = {f for s in sentences[start : start + len(part)] for f in s.forms}
+        assert part.chars.size(0) == len(distinct)  # only the forms these sentences spell
+
+
+def test_pair_rows_drop_the_padding_of_the_chosen_pairs() -> None:
+    whole = pair_batches.make_batch([[5, 6, 7, 8], [5], [6, 7]], [[9], [9, 9, 9], [4]])
+    part = whole.rows(2, 3)  # source 6 7 </s>, target 4 </s>
+    assert part.src.size(1) == 3 and part.tgt_in.size(1) == 2 and part.num_tokens == 2
+    assert torch.equal(part.tgt_out, whole.tgt_out[2:, :2]) and part.index.tolist() == [2]
+    both = [whole.rows(0, 2), part]
+    assert sum(p.num_tokens for p in both) == whole.num_tokens
+
+
+def test_a_fixed_batch_must_give_every_process_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(distributed, "world_size", lambda: 4)
+    with pytest.raises(ElmanError, match=r"data.batch_size = 3 .* world size 4"):
+        distributed.shard_rows([], batch_size=3)
+
+
 def test_columns_are_the_one_process_layout() -> None:
     stream = BPTTStream(torch.arange(1, 24), batch_size=4, bptt=3, start_id=0)
     left, right = stream.columns(0, 2), stream.columns(2, 4)
@@ -136,4 +270,5 @@ def test_one_process_is_untouched(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not distributed.active() and distributed.is_main()
     stream = BPTTStream(torch.arange(1, 24), batch_size=3, bptt=3, start_id=0)
     assert distributed.shard_columns(stream) is stream
+    assert distributed.shard_rows(stream, batch_size=1) is stream
     assert distributed.broadcast_float(1.5) == 1.5

@@ -123,11 +123,6 @@ def _train(
     recipe, run_dir: Path, payload: dict | None, results, command: str | None, commit: str
 ) -> dict[str, Any]:
     """Build the task's parts and the trainer, fit, and (rank 0) write the results."""
-    if distributed.active() and recipe.info.task != "lm":
-        raise ElmanError(
-            f"several processes (WORLD_SIZE={distributed.world_size()}) train only task 'lm' "
-            f"so far, not {recipe.info.task!r}; run it as one process"
-        )
     task = task_table()[recipe.info.task]
     vocab = None
     if payload is not None:

@@ -28,7 +28,7 @@ from elman.data.tagging import (
 from elman.data.vectors import lookup, read_vectors
 from elman.errors import ElmanError
 from elman.models.tagger import Tagger, TaggerConfig, build_tagger
-from elman.train import tagging_metrics
+from elman.train import distributed, tagging_metrics
 from elman.train.trainer import TrainConfig, pick_device
 
 
@@ -272,7 +272,8 @@ def prepare(recipe: Any, vocab: TaggerVocab | None = None) -> dict[str, Any]:
 
     return {
         "model": model,
-        "train_data": batches,
+        # under torchrun each process trains on its own sentences of every global batch
+        "train_data": distributed.shard_rows(batches, data_cfg.batch_size),
         "evaluate": validate,
         "meta": {"task": "tagger", "recipe": recipe.raw, "vocab": vocab.to_dict()},
         "dataset": corpus,

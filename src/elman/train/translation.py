@@ -29,6 +29,7 @@ from elman.errors import ElmanError
 from elman.inference.search import DecodeConfig
 from elman.inference.translate import translate_lines
 from elman.models.seq2seq import Seq2Seq, Seq2SeqConfig, build_seq2seq
+from elman.train import distributed
 from elman.train.trainer import TrainConfig, evaluate_loss, pick_device
 
 EVAL_MAX_TOKENS = 8000  # padded tokens per batch when scoring a split's cross entropy
@@ -181,7 +182,8 @@ def prepare(recipe: Any, vocab: SubwordVocab | None = None) -> dict[str, Any]:
 
     return {
         "model": model,
-        "train_data": train_data,
+        # under torchrun each process trains on its own pairs of every global batch
+        "train_data": distributed.shard_rows(train_data),
         "evaluate": validate,
         "meta": {"task": "translation", "recipe": recipe.raw, "vocab": vocab.to_dict()},
         "dataset": corpus,
