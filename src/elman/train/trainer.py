@@ -69,6 +69,7 @@ class TrainConfig:
     seed: int = 1
     device: str = "auto"  # auto | cpu | cuda | mps
     threads: int | None = None  # torch.set_num_threads on CPU
+    compile: bool = False  # torch.compile the training step's model.loss (not evaluation)
     log_every: int = 100
     save_every: int | None = None  # steps between mid-epoch checkpoints
     max_steps: int | None = None  # stop (resumably) after this many steps in all
@@ -201,6 +202,10 @@ class Trainer:
         self.step_model: nn.Module | None = (
             distributed.wrap(self.model) if distributed.active() else None
         )
+        # the training step's loss: through DDP under several processes, compiled on request
+        # (torch.compile of the bound method leaves the state_dict keys as they are)
+        loss_fn = self.step_model if self.step_model is not None else self.model.loss
+        self.loss_fn = torch.compile(loss_fn) if config.compile else loss_fn
         self.main = distributed.is_main()
         # Move the whole stream once when it can, so batches cost nothing to fetch.
         self.train_data = train_data.to(self.device) if hasattr(train_data, "to") else train_data
@@ -422,11 +427,9 @@ class Trainer:
         win_fired = torch.zeros((), dtype=torch.int64, device=device)
         win_steps, win_start = 0, time.perf_counter()
         check_every_step = device.type == "cpu"  # a sync costs nothing there
-        # several processes: model.loss through the DDP wrapper, which averages the gradients
-        step = self.step_model if self.step_model is not None else model.loss
         for batch in self.train_data.iter_from(self.step_in_epoch):
             batch = to_device(batch, device)
-            loss_sum, n_tokens, state = step(batch, state)
+            loss_sum, n_tokens, state = self.loss_fn(batch, state)
             loss = loss_sum / distributed.loss_denominator(n_tokens)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
