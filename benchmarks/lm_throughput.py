@@ -1,11 +1,19 @@
 """Training throughput of elman's LM trainer vs a plain-PyTorch reference loop, side by side.
 
 Both train the same model (nn.Embedding → LSTM → nn.Linear, cross entropy, SGD, global-norm
-clipping) on the same PTB stream for the same number of steps. Each measurement runs in its own
-child process (so peak memory is per run), alternating elman / reference, and reports training
-tokens per second over the timed steps (after warm-up steps) and the process's peak RSS.
+clipping) on the same PTB stream for the same number of steps; tests/train/test_reference_loop.py
+checks that they take the same steps (1e-5). Each measurement runs in its own child process (so
+peak memory is per run), alternating the contenders, and reports training tokens per second over
+the timed steps (after warm-up steps) and the process's peak RSS. ``--compile`` adds elman with
+``train.compile = true`` (torch.compile of the training step; its compile time is in the warm-up).
+
+Model FLOP utilisation (MFU) is the model's training FLOPs per second (forward + backward, 3×
+the forward's multiply-adds ×2: 6·H·V per token for the output layer, 6·4H·(in + H) per token and
+LSTM layer) over the machine's SGEMM peak, measured in the same run, in a child process with the
+same thread count: the best of a 2048³ product and the output layer's own three products.
 
     python benchmarks/lm_throughput.py [--config small|medium|both] [--steps 100] [--rounds 3]
+        [--compile]
 
 Writes benchmarks/results/lm_throughput.json. The machine is shared and noisy: read the ratio
 of medians, not absolute numbers.
@@ -30,6 +38,35 @@ CONFIGS = {  # Zaremba et al. 2014
     "medium": {"hidden": 650, "layers": 2, "bptt": 35, "batch": 20, "lr": 35.0, "clip": 0.14},
 }
 WARMUP = 10
+
+
+def flops_per_token(cfg: dict, vocab_size: int) -> float:
+    """Training FLOPs per token: 3 × the forward's 2·(multiply-adds) (the backward costs 2×)."""
+    H = cfg["hidden"]
+    lstm = sum(2 * 4 * H * (H + H) for _ in range(cfg["layers"]))  # input size H at every layer
+    output = 2 * H * vocab_size
+    return 3.0 * (lstm + output)
+
+
+def sgemm_peak(cfg: dict, vocab_size: int) -> dict:
+    """Best float32 matmul rate (FLOP/s) here: a square product and the output layer's three."""
+    import torch
+
+    N, H, V = cfg["bptt"] * cfg["batch"], cfg["hidden"], vocab_size
+    shapes = {"2048^3": (2048, 2048, 2048), "logits": (N, H, V), "dh": (N, V, H), "dW": (V, N, H)}
+    rates = {}
+    for name, (m, k, n) in shapes.items():
+        a, b = torch.randn(m, k), torch.randn(k, n)
+        for _ in range(3):
+            a @ b
+        best = float("inf")
+        for _ in range(5):
+            start = time.perf_counter()
+            for _ in range(3):
+                a @ b
+            best = min(best, (time.perf_counter() - start) / 3)
+        rates[name] = 2.0 * m * k * n / best
+    return {"flops_per_s": max(rates.values()), "by_shape": rates}
 
 
 def ptb_ids():
@@ -86,7 +123,7 @@ def run_reference(cfg: dict, steps: int) -> dict:
     return {"tokens_per_s": steps * T * B / elapsed}
 
 
-def run_elman(cfg: dict, steps: int) -> dict:
+def run_elman(cfg: dict, steps: int, compile: bool = False) -> dict:
     import tempfile
 
     import torch
@@ -131,6 +168,7 @@ def run_elman(cfg: dict, steps: int) -> dict:
             max_steps=WARMUP + steps,
             progress=False,
             log_every=10**9,
+            compile=compile,
         )
         trainer = Trainer(model, tc, Timed(), lambda m: {"loss": 0.0}, tmp, meta={})
         trainer.save = lambda name: None  # time training, not checkpoint writes
@@ -143,9 +181,27 @@ def child(which: str, config: str, steps: int, threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    result = (run_elman if which == "elman" else run_reference)(CONFIGS[config], steps)
+    cfg = CONFIGS[config]
+    if which == "sgemm":
+        result = sgemm_peak(cfg, len(ptb_ids()[0]))
+    elif which == "reference":
+        result = run_reference(cfg, steps)
+    else:
+        result = run_elman(cfg, steps, compile=which == "elman-compiled")
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
+
+
+def spawn(which: str, config: str, steps: int, threads: int) -> dict:
+    """One measurement in a fresh child process; its last stdout line is the JSON result."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", which, config]
+        + ["--steps", str(steps), "--threads", str(threads)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -159,59 +215,59 @@ def main() -> None:
         default=1,
         help="torch threads of each run (1 is steadiest on a shared machine)",
     )
+    ap.add_argument("--compile", action="store_true", help="also time elman with train.compile")
     ap.add_argument("--child", nargs=2, metavar=("WHICH", "CONFIG"), help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "lm_throughput.json"))
     args = ap.parse_args()
     if args.child:
         child(args.child[0], args.child[1], args.steps, args.threads)
         return
+    import torch
+
     configs = ["small", "medium"] if args.config == "both" else [args.config]
+    contenders = ["elman", "reference"] + (["elman-compiled"] if args.compile else [])
     report = {
         "command": "python " + " ".join(sys.argv),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cpus",
+        "machine": f"{platform.machine()} {platform.processor()}".strip()
+        + f", {os.cpu_count()} cpus",
+        "torch": torch.__version__,
         "steps": args.steps,
         "rounds": args.rounds,
         "threads": args.threads,
         "load_average_before": os.getloadavg(),
         "results": {},
     }
+    vocab_size = len(ptb_ids()[0])
     for config in configs:
-        runs = {"elman": [], "reference": []}
+        cfg = CONFIGS[config]
+        runs: dict[str, list[dict]] = {w: [] for w in contenders}
+        peaks = []
         for _ in range(args.rounds):
-            for which in ("elman", "reference"):
-                out = subprocess.run(
-                    [
-                        sys.executable,
-                        __file__,
-                        "--child",
-                        which,
-                        config,
-                        "--steps",
-                        str(args.steps),
-                        "--threads",
-                        str(args.threads),
-                    ],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                )
-                runs[which].append(json.loads(out.stdout.strip().splitlines()[-1]))
+            peaks.append(spawn("sgemm", config, 0, args.threads))
+            for which in contenders:
+                runs[which].append(spawn(which, config, args.steps, args.threads))
+        peak = max(p["flops_per_s"] for p in peaks)
+        flops = flops_per_token(cfg, vocab_size)
         med = {w: statistics.median(r["tokens_per_s"] for r in rs) for w, rs in runs.items()}
         rss = {w: max(r["peak_rss_mb"] for r in rs) for w, rs in runs.items()}
-        ratio = med["elman"] / med["reference"]
-        report["results"][config] = {
-            "elman_tokens_per_s": med["elman"],
-            "reference_tokens_per_s": med["reference"],
-            "ratio": ratio,
-            "elman_peak_rss_mb": rss["elman"],
-            "reference_peak_rss_mb": rss["reference"],
+        result = {
+            "model_flops_per_token": flops,
+            "sgemm_peak_gflops": peak / 1e9,
+            "sgemm_runs": peaks,
+            "tokens_per_s": med,
+            "mfu": {w: med[w] * flops / peak for w in contenders},
+            "ratio_to_reference": {w: med[w] / med["reference"] for w in contenders},
+            "peak_rss_mb": rss,
             "runs": runs,
         }
-        print(
-            f"{config:6s} elman {med['elman']:8.0f} tok/s | reference {med['reference']:8.0f} "
-            f"tok/s | ratio {ratio:.3f} | peak RSS {rss['elman']:.0f} / {rss['reference']:.0f} MB"
+        report["results"][config] = result
+        line = " | ".join(
+            f"{w} {med[w]:7.0f} tok/s ×{result['ratio_to_reference'][w]:.3f} "
+            f"MFU {result['mfu'][w]:.0%} {rss[w]:.0f} MB"
+            for w in contenders
         )
+        print(f"{config:6s} SGEMM peak {peak / 1e9:.0f} GFLOP/s | {line}", flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
 

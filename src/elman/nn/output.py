@@ -115,21 +115,23 @@ class ClassSoftmax(nn.Module):
         """log P(target | h) for each row of h (N, features): only the target's class is scored."""
         cls = self.word_class(target)
         logp = F.log_softmax(self.classes(h), dim=-1).gather(1, cls[:, None]).squeeze(1)
-        # Rows grouped by class: one matrix product per class present in the batch.
+        # Rows sorted by class, one matrix product per class present in the batch. Splitting
+        # (not slicing or indexing per class) keeps the backward to one V × H gradient buffer.
         order = torch.argsort(cls)
-        sizes = torch.bincount(cls, minlength=self.num_classes).tolist()
+        rows = h[order].split(torch.bincount(cls, minlength=self.num_classes).tolist())
+        targets = target[order].split([r.shape[0] for r in rows])
         starts = self.starts.tolist()
+        sizes = [e - s for s, e in pairwise(starts)]
+        weights, biases = self.words.weight.split(sizes), self.words.bias.split(sizes)
         pieces = []
-        for c, rows in enumerate(torch.split(order, sizes)):
-            if rows.numel() == 0:
+        for c, (hc, tc) in enumerate(zip(rows, targets, strict=True)):
+            if hc.shape[0] == 0:
                 continue
-            s, e = starts[c], starts[c + 1]
-            scores = F.linear(h[rows], self.words.weight[s:e], self.words.bias[s:e])
-            within = (target[rows] - s)[:, None]
-            pieces.append(F.log_softmax(scores, dim=-1).gather(1, within).squeeze(1))
+            scores = F.linear(hc, weights[c], biases[c])
+            pieces.append(F.log_softmax(scores, dim=-1).gather(1, (tc - starts[c])[:, None]))
         if not pieces:  # an empty batch
             return FactoredOutput(logp, -logp.sum())
-        in_class = torch.empty_like(logp).index_copy(0, order, torch.cat(pieces))
+        in_class = torch.empty_like(logp).index_copy(0, order, torch.cat(pieces).squeeze(1))
         output = logp + in_class
         return FactoredOutput(output, -output.mean())
 
