@@ -192,3 +192,20 @@ def test_factored_outputs_check_their_settings() -> None:
         NPLMConfig(output="hierarchical")
     with pytest.raises(ValueError, match="output_classes must be 0"):
         NPLMConfig(output="class", output_classes=-2)
+
+
+@pytest.mark.parametrize("output", FACTORED)
+def test_factored_output_trains_under_bfloat16_with_a_float32_loss(output: str) -> None:
+    # Regression: with train_dtype = "bfloat16" the adaptive softmax met [a; x] in mixed dtypes
+    # and torch's index_copy_ raised; the factored layer now runs in float32 after the hidden layer.
+    settings = dict(FACTORED[output])
+    bf16 = NPLM(V, N_CTX, M, H, output=output, train_dtype="bfloat16", **settings).train()
+    fp32 = NPLM(V, N_CTX, M, H, output=output, **settings).train()
+    fp32.load_state_dict(bf16.state_dict())
+    ctx = contexts()
+    targets = torch.randint(0, V, (6,), generator=torch.Generator().manual_seed(4))
+    batch = type("B", (), {"contexts": ctx, "targets": targets, "num_tokens": 6})()
+    loss, _, _ = bf16.loss(batch)
+    assert loss.dtype == torch.float32
+    loss.backward()
+    torch.testing.assert_close(loss, fp32.loss(batch)[0], rtol=2e-2, atol=0)

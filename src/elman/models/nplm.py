@@ -153,17 +153,27 @@ class NPLM(nn.Module):
         x = self.drop_embedding(x)
         return x, self.drop_hidden(torch.tanh(self.hidden(x)))  # (B, h)
 
+    def _factored_features(self, contexts: Tensor) -> Tensor:
+        """[a; x] (a alone without direct connections) for a factored output, in float32.
+
+        Only the hidden layer runs under a bfloat16 autocast: torch's adaptive softmax cannot
+        mix dtypes (its index_copy_ fails) and the factored layers are cheap anyway.
+        """
+        with self._autocast(contexts):
+            x, a = self.features(contexts)
+        dtype = self.embedding.weight.dtype
+        return torch.cat([a.to(dtype), x.to(dtype)], dim=1) if self.use_direct else a.to(dtype)
+
     def forward(self, contexts: Tensor) -> Tensor:
         """contexts: shape (B, n − 1) word ids, oldest first → logits, shape (B, V).
 
         With a factored output these are the normalised log ŷ (log_softmax leaves them as
         they are), so every consumer of logits works unchanged.
         """
+        if self.factored is not None:
+            return self.factored.log_prob(self._factored_features(contexts))
         with self._autocast(contexts):
             x, a = self.features(contexts)
-            if self.factored is not None:
-                f = torch.cat([a, x], dim=1) if self.use_direct else a
-                return self.factored.log_prob(f).to(self.embedding.weight.dtype)
             logits = self.output(a)  # W2 a + b3, (B, V)
             if self.direct is not None:
                 logits = logits + self.direct(x)  # + W3 x
@@ -173,11 +183,8 @@ class NPLM(nn.Module):
         """Summed cross entropy over the batch's targets, their count, and no state."""
         if self.factored is not None:
             # only each target's cluster (and the adaptive head) is scored
-            with self._autocast(batch.contexts):
-                x, a = self.features(batch.contexts)
-                f = torch.cat([a, x], dim=1) if self.use_direct else a
-                out = self.factored(f, batch.targets)
-            return -out.output.to(self.embedding.weight.dtype).sum(), batch.num_tokens, None
+            out = self.factored(self._factored_features(batch.contexts), batch.targets)
+            return -out.output.sum(), batch.num_tokens, None
         logits = self(batch.contexts)
         loss_sum = F.cross_entropy(logits, batch.targets, reduction="sum")
         return loss_sum, batch.num_tokens, None
