@@ -176,6 +176,13 @@ def test_every_task_trains_on_two_processes_what_one_trains(
     for a, b in zip(*(map(json.loads, x) for x in lines), strict=True):
         assert (b["kind"], b["step"]) == (a["kind"], a["step"])
         assert b["loss"] == pytest.approx(a["loss"], abs=1e-5)  # the global batch's loss
+    # --resume with the same number of processes continues mid-epoch like one process does
+    train(resume=one)
+    torchrun(tmp_path, tmp_path / "dump-resumed", "--resume", str(two))
+    assert load_checkpoint(two / "last.pt")["trainer"]["global_step"] > 3
+    assert_close(
+        load_checkpoint(two / "last.pt")["model"], load_checkpoint(one / "last.pt")["model"], 1e-4
+    )
 
 
 def shares(data, world: int, monkeypatch: pytest.MonkeyPatch) -> list[list]:
