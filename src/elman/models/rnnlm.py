@@ -83,6 +83,12 @@ class RNNLMConfig:
             )
 
 
+def float32(h: Tensor) -> torch.autocast:
+    """No autocast for a factored output (it gets h in the weights' dtype): torch's adaptive
+    softmax cannot mix dtypes, and the factored layers are cheap anyway."""
+    return torch.autocast(h.device.type, enabled=False)
+
+
 class RNNLM(nn.Module):
     """Embedding → Recurrent → W_S; ``forward`` gives logits and the next state.
 
@@ -155,7 +161,9 @@ class RNNLM(nn.Module):
         h, state = self.hidden(inputs, state)
         if self.factored is not None:
             T, B, H = h.shape
-            return self.factored.log_prob(h.reshape(T * B, H)).view(T, B, -1), state
+            with float32(h):
+                logp = self.factored.log_prob(h.reshape(T * B, H).to(self.embedding.weight.dtype))
+            return logp.view(T, B, -1), state
         return self.decoder(h), state  # (T, B, V)
 
     def loss(self, batch: Any, state: State = None) -> tuple[Tensor, int, State]:
@@ -167,7 +175,9 @@ class RNNLM(nn.Module):
             targets = batch.targets.reshape(-1)
             real = targets != -100  # padded targets (ignore_index) add nothing; masking by
             # multiplication, not indexing, keeps the step free of host syncs
-            out = self.factored(h.reshape(-1, h.size(-1)), targets.clamp(min=0))
+            with float32(h):
+                h = h.reshape(-1, h.size(-1)).to(self.embedding.weight.dtype)
+                out = self.factored(h, targets.clamp(min=0))
             return -(out.output * real).sum(), batch.num_tokens, state
         logits, state = self(batch.inputs, state)
         # Padded targets hold ignore_index (-100), so padding adds nothing to the sum.

@@ -310,7 +310,8 @@ class Recurrent(nn.Module):
                 f"x has shape {tuple(x.shape)}; expected {want} with input_size={self.input_size}"
             )
         dtype = self.cells[0].weight_hh.dtype
-        if x.dtype != dtype:
+        # under torch.autocast a layer's input may already be bfloat16: autocast casts it anyway
+        if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
             raise ValueError(f"x has dtype {x.dtype}; expected the parameters' dtype {dtype}")
 
     def _check_state(self, state: RecurrentState | None, B: int, x: Tensor) -> State:
@@ -320,6 +321,8 @@ class Recurrent(nn.Module):
                 for _ in range(self.state_size)
             )
         parts = (state,) if isinstance(state, Tensor) else tuple(state)
+        if torch.is_autocast_enabled(x.device.type):  # a state carried out of a bfloat16 step
+            parts = tuple(p.to(x.dtype) if isinstance(p, Tensor) else p for p in parts)
         shape = (self.num_layers * self.num_directions, B, self.hidden_size)
         kind = "a pair (h, c)" if self.state_size == 2 else "a tensor h"
         if len(parts) != self.state_size or any(

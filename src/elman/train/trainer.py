@@ -47,6 +47,8 @@ from elman.train.optim import (
     set_lr,
 )
 
+AUTOCAST = {None: None, "bfloat16": torch.bfloat16}
+
 
 @dataclass
 class TrainConfig:
@@ -70,6 +72,9 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | mps
     threads: int | None = None  # torch.set_num_threads on CPU
     compile: bool = False  # torch.compile the training step's model.loss (not evaluation)
+    # "bfloat16": training steps run under torch.autocast (weights, optimiser and loss stay
+    # float32); evaluation always computes in float32
+    autocast: str | None = None
     log_every: int = 100
     save_every: int | None = None  # steps between mid-epoch checkpoints
     max_steps: int | None = None  # stop (resumably) after this many steps in all
@@ -77,6 +82,8 @@ class TrainConfig:
     tensorboard: bool = False
 
     def __post_init__(self) -> None:
+        if self.autocast not in AUTOCAST:
+            raise ValueError(f"autocast {self.autocast!r} unknown; valid: bfloat16 (or none)")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(
                 f"optimizer {self.optimizer!r} unknown; valid: {', '.join(OPTIMIZERS)}"
@@ -426,11 +433,13 @@ class Trainer:
         win_norm = torch.zeros((), device=device)
         win_fired = torch.zeros((), dtype=torch.int64, device=device)
         win_steps, win_start = 0, time.perf_counter()
+        autocast = AUTOCAST[cfg.autocast]
         check_every_step = device.type == "cpu"  # a sync costs nothing there
         for batch in self.train_data.iter_from(self.step_in_epoch):
             batch = to_device(batch, device)
-            loss_sum, n_tokens, state = self.loss_fn(batch, state)
-            loss = loss_sum / distributed.loss_denominator(n_tokens)
+            with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+                loss_sum, n_tokens, state = self.loss_fn(batch, state)
+            loss = loss_sum.float() / distributed.loss_denominator(n_tokens)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             state = detach_state(state)
