@@ -2,10 +2,12 @@
 
 Both train the same model (nn.Embedding → LSTM → nn.Linear, cross entropy, SGD, global-norm
 clipping) on the same PTB stream for the same number of steps; tests/train/test_reference_loop.py
-checks that they take the same steps (1e-5). Each measurement runs in its own child process (so
-peak memory is per run), alternating the contenders, and reports training tokens per second over
-the timed steps (after warm-up steps) and the process's peak RSS. ``--compile`` adds elman with
-``train.compile = true`` (torch.compile of the training step; its compile time is in the warm-up).
+checks that they take the same steps (1e-5). Each measurement runs in its own child process,
+alternating the contenders, and reports training tokens per second over the timed steps (after
+warm-up steps) and the process's peak memory (RSS on the CPU, allocated memory on CUDA).
+``--compile`` adds elman with ``train.compile = true`` (torch.compile of the training step; its
+compile time is in the warm-up), ``--bf16`` elman with ``train.autocast = "bfloat16"`` (not the
+same math: its MFU counts the same FLOPs against the float32 peak).
 
 Model FLOP utilisation (MFU) is the model's training FLOPs per second (forward + backward, 3×
 the forward's multiply-adds ×2: 6·H·V per token for the output layer, 6·4H·(in + H) per token and
@@ -13,7 +15,7 @@ LSTM layer) over the machine's SGEMM peak, measured in the same run, in a child 
 same thread count: the best of a 2048³ product and the output layer's own three products.
 
     python benchmarks/lm_throughput.py [--config small|medium|both] [--steps 100] [--rounds 3]
-        [--compile]
+        [--compile] [--bf16] [--device cpu|cuda]
 
 Writes benchmarks/results/lm_throughput.json. The machine is shared and noisy: read the ratio
 of medians, not absolute numbers.
@@ -48,7 +50,7 @@ def flops_per_token(cfg: dict, vocab_size: int) -> float:
     return 3.0 * (lstm + output)
 
 
-def sgemm_peak(cfg: dict, vocab_size: int) -> dict:
+def sgemm_peak(cfg: dict, vocab_size: int, device: str = "cpu") -> dict:
     """Best float32 matmul rate (FLOP/s) here: a square product and the output layer's three."""
     import torch
 
@@ -56,14 +58,16 @@ def sgemm_peak(cfg: dict, vocab_size: int) -> dict:
     shapes = {"2048^3": (2048, 2048, 2048), "logits": (N, H, V), "dh": (N, V, H), "dW": (V, N, H)}
     rates = {}
     for name, (m, k, n) in shapes.items():
-        a, b = torch.randn(m, k), torch.randn(k, n)
+        a, b = torch.randn(m, k, device=device), torch.randn(k, n, device=device)
         for _ in range(3):
             a @ b
         best = float("inf")
         for _ in range(5):
+            sync(device)
             start = time.perf_counter()
             for _ in range(3):
                 a @ b
+            sync(device)
             best = min(best, (time.perf_counter() - start) / 3)
         rates[name] = 2.0 * m * k * n / best
     return {"flops_per_s": max(rates.values()), "by_shape": rates}
@@ -78,7 +82,24 @@ def ptb_ids():
     return vocab, vocab.encode(ds.tokens("train"))
 
 
-def run_reference(cfg: dict, steps: int) -> dict:
+def sync(device: str) -> None:
+    """Wait for the GPU's queued work, so that a clock reading covers it."""
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def peak_memory_mb(device: str) -> float:
+    """The process's peak RSS on the CPU; the peak allocated GPU memory on CUDA."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_reference(cfg: dict, steps: int, device: str = "cpu") -> dict:
     """The plain loop of pytorch/examples word_language_model, with the same math."""
     import torch
     from torch import nn
@@ -87,7 +108,7 @@ def run_reference(cfg: dict, steps: int) -> dict:
     vocab, ids = ptb_ids()
     V, H, T, B = len(vocab), cfg["hidden"], cfg["bptt"], cfg["batch"]
     n = ids.numel() // B
-    data = ids[: n * B].view(B, n).t().contiguous()  # (n, B) batchify
+    data = ids[: n * B].view(B, n).t().contiguous().to(device)  # (n, B) batchify
 
     class Model(nn.Module):
         def __init__(self):
@@ -100,13 +121,14 @@ def run_reference(cfg: dict, steps: int) -> dict:
             y, h = self.rnn(self.emb(x), h)
             return self.out(y), h
 
-    model = Model()
+    model = Model().to(device)
     opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"])
     crit = nn.CrossEntropyLoss()
     h = None
     start = None
     for step in range(WARMUP + steps):
         if step == WARMUP:
+            sync(device)
             start = time.perf_counter()
         i = (step * T) % (n - T - 1)
         x, y = data[i : i + T], data[i + 1 : i + 1 + T]
@@ -119,11 +141,18 @@ def run_reference(cfg: dict, steps: int) -> dict:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["clip"])
         opt.step()
         loss.item()  # the reference logs its loss every step
+    sync(device)
     elapsed = time.perf_counter() - start
     return {"tokens_per_s": steps * T * B / elapsed}
 
 
-def run_elman(cfg: dict, steps: int, compile: bool = False) -> dict:
+def run_elman(
+    cfg: dict,
+    steps: int,
+    compile: bool = False,
+    autocast: str | None = None,
+    device: str = "cpu",
+) -> dict:
     import tempfile
 
     import torch
@@ -155,6 +184,7 @@ def run_elman(cfg: dict, steps: int, compile: bool = False) -> dict:
         def iter_from(self, i):
             for k, batch in enumerate(stream.iter_from(i)):
                 if k == WARMUP:
+                    sync(device)
                     times["start"] = time.perf_counter()
                 yield batch
 
@@ -164,39 +194,43 @@ def run_elman(cfg: dict, steps: int, compile: bool = False) -> dict:
             lr=cfg["lr"],
             schedule="constant",
             clip_norm=cfg["clip"],
-            device="cpu",
+            device=device,
             max_steps=WARMUP + steps,
             progress=False,
             log_every=10**9,
             compile=compile,
+            autocast=autocast,
         )
         trainer = Trainer(model, tc, Timed(), lambda m: {"loss": 0.0}, tmp, meta={})
         trainer.save = lambda name: None  # time training, not checkpoint writes
         trainer.fit()
+        sync(device)
         elapsed = time.perf_counter() - times["start"]
     return {"tokens_per_s": steps * cfg["bptt"] * cfg["batch"] / elapsed}
 
 
-def child(which: str, config: str, steps: int, threads: int) -> None:
+def child(which: str, config: str, steps: int, threads: int, device: str) -> None:
     import torch
 
     torch.set_num_threads(threads)
     cfg = CONFIGS[config]
     if which == "sgemm":
-        result = sgemm_peak(cfg, len(ptb_ids()[0]))
+        result = sgemm_peak(cfg, len(ptb_ids()[0]), device)
     elif which == "reference":
-        result = run_reference(cfg, steps)
+        result = run_reference(cfg, steps, device)
     else:
-        result = run_elman(cfg, steps, compile=which == "elman-compiled")
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        autocast = "bfloat16" if which == "elman-bf16" else None
+        compile = which == "elman-compiled"
+        result = run_elman(cfg, steps, compile=compile, autocast=autocast, device=device)
+    result["peak_rss_mb"] = peak_memory_mb(device)
     print(json.dumps(result))
 
 
-def spawn(which: str, config: str, steps: int, threads: int) -> dict:
+def spawn(which: str, config: str, steps: int, threads: int, device: str) -> dict:
     """One measurement in a fresh child process; its last stdout line is the JSON result."""
     out = subprocess.run(
         [sys.executable, __file__, "--child", which, config]
-        + ["--steps", str(steps), "--threads", str(threads)],
+        + ["--steps", str(steps), "--threads", str(threads), "--device", device],
         capture_output=True,
         text=True,
         check=True,
@@ -216,16 +250,21 @@ def main() -> None:
         help="torch threads of each run (1 is steadiest on a shared machine)",
     )
     ap.add_argument("--compile", action="store_true", help="also time elman with train.compile")
+    ap.add_argument(
+        "--bf16", action="store_true", help="also time elman with train.autocast = bfloat16"
+    )
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (float32 matmuls, no TF32)")
     ap.add_argument("--child", nargs=2, metavar=("WHICH", "CONFIG"), help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "lm_throughput.json"))
     args = ap.parse_args()
     if args.child:
-        child(args.child[0], args.child[1], args.steps, args.threads)
+        child(args.child[0], args.child[1], args.steps, args.threads, args.device)
         return
     import torch
 
     configs = ["small", "medium"] if args.config == "both" else [args.config]
     contenders = ["elman", "reference"] + (["elman-compiled"] if args.compile else [])
+    contenders += ["elman-bf16"] if args.bf16 else []
     report = {
         "command": "python " + " ".join(sys.argv),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -235,6 +274,8 @@ def main() -> None:
         "steps": args.steps,
         "rounds": args.rounds,
         "threads": args.threads,
+        "device": args.device
+        + (f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else ""),
         "load_average_before": os.getloadavg(),
         "results": {},
     }
@@ -244,9 +285,9 @@ def main() -> None:
         runs: dict[str, list[dict]] = {w: [] for w in contenders}
         peaks = []
         for _ in range(args.rounds):
-            peaks.append(spawn("sgemm", config, 0, args.threads))
+            peaks.append(spawn("sgemm", config, 0, args.threads, args.device))
             for which in contenders:
-                runs[which].append(spawn(which, config, args.steps, args.threads))
+                runs[which].append(spawn(which, config, args.steps, args.threads, args.device))
         peak = max(p["flops_per_s"] for p in peaks)
         flops = flops_per_token(cfg, vocab_size)
         med = {w: statistics.median(r["tokens_per_s"] for r in rs) for w, rs in runs.items()}
