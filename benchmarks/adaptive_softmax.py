@@ -101,6 +101,8 @@ def main() -> None:
     ap.add_argument("--classes", type=int, default=0, help="output_classes (0: ⌈√V⌉)")
     ap.add_argument("--out", default="benchmarks/results/adaptive_softmax.json")
     args = ap.parse_args()
+    from elman.train.run import git_commit
+
     settings = {
         "adaptive": {
             "adaptive_cutoffs": [int(c) for c in args.cutoffs.split(",")],
@@ -129,6 +131,7 @@ def main() -> None:
     med = {k: statistics.median(v) for k, v in speed.items() if v}
     record = {
         "benchmark": "adaptive_softmax",
+        "commit": git_commit(),
         "model": BODY,
         "settings": {k: v for k, v in settings.items() if k in speed or k in quality},
         "batch": BATCH,

@@ -257,6 +257,8 @@ def main() -> None:
     ap.add_argument("--child", nargs=2, metavar=("WHICH", "CONFIG"), help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "lm_throughput.json"))
     args = ap.parse_args()
+    from elman.train.run import git_commit
+
     if args.child:
         child(args.child[0], args.child[1], args.steps, args.threads, args.device)
         return
@@ -267,6 +269,7 @@ def main() -> None:
     contenders += ["elman-bf16"] if args.bf16 else []
     report = {
         "command": "python " + " ".join(sys.argv),
+        "commit": git_commit(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()} {platform.processor()}".strip()
         + f", {os.cpu_count()} cpus",
