@@ -213,3 +213,21 @@ def test_factored_outputs_reject_bad_settings():
         make(output="adaptive", adaptive_cutoffs=[3, 11])
     with pytest.raises(ValueError, match="output 'hierarchical' unknown"):
         RNNLMConfig(vocab_size=V, output="hierarchical")
+
+
+def test_the_training_loss_without_logits_equals_the_evaluation_loss():
+    # With gradients on, loss() takes the blockwise linear + cross entropy (no (T·B, V) logits);
+    # under no_grad it takes F.cross_entropy of the logits. Same sum, padding ignored in both.
+    model = make(tie_weights=False).double()
+    g = torch.Generator().manual_seed(5)
+    inputs, targets = torch.randint(V, (6, 2), generator=g), torch.randint(V, (6, 2), generator=g)
+    targets[4:, 1] = IGNORE_INDEX
+    mask = targets != IGNORE_INDEX
+    batch = Batch(inputs, targets, mask, int(mask.sum()))
+    train_loss, _, _ = model.loss(batch)
+    assert (
+        train_loss.grad_fn is not None and "LinearCrossEntropy" in type(train_loss.grad_fn).__name__
+    )
+    with torch.no_grad():
+        eval_loss, _, _ = model.loss(batch)
+    torch.testing.assert_close(train_loss.detach(), eval_loss, rtol=1e-12, atol=1e-12)

@@ -1,12 +1,19 @@
-"""The class-based softmax (Mikolov et al. 2011) against an independent NumPy implementation."""
+"""Output layers: the class-based softmax against NumPy, the blockwise linear + cross entropy."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
-from elman.nn.output import ClassSoftmax, default_classes, factored_output, frequency_bins
+from elman.nn.output import (
+    ClassSoftmax,
+    default_classes,
+    factored_output,
+    frequency_bins,
+    linear_cross_entropy,
+)
 
 
 def numpy_class_softmax(m: ClassSoftmax, h: np.ndarray) -> np.ndarray:
@@ -85,3 +92,36 @@ def test_class_bins_travel_with_the_weights_and_settings_are_checked() -> None:
     assert factored_output("softmax", 4, 100) is None
     with pytest.raises(ValueError, match="output 'hierarchical' unknown"):
         factored_output("hierarchical", 4, 100)
+
+
+@pytest.mark.parametrize("rows", [1, 8, 37, 256])
+def test_linear_cross_entropy_equals_torchs_loss_and_gradients(rows: int) -> None:
+    torch.manual_seed(0)
+    N, H, V = 37, 5, 11
+    h = torch.randn(N, H, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(V, H, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(V, dtype=torch.float64, requires_grad=True)
+    target = torch.randint(V, (N,))
+    target[[3, 20]] = -100  # padding: ignore_index
+    results = []
+    for loss_fn in (
+        lambda: F.cross_entropy(F.linear(h, w, b), target, reduction="sum"),
+        lambda: linear_cross_entropy(h, w, b, target, rows=rows),
+    ):
+        for p in (h, w, b):
+            p.grad = None
+        loss = loss_fn()
+        (0.7 * loss).backward()  # the backward scales by the incoming gradient
+        results.append((loss.detach(), [p.grad.clone() for p in (h, w, b)]))
+    (want, want_grads), (got, got_grads) = results
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    for a, g in zip(got_grads, want_grads, strict=True):
+        torch.testing.assert_close(a, g, rtol=1e-12, atol=1e-12)
+
+
+def test_linear_cross_entropy_stays_finite_far_below_the_top_logit() -> None:
+    # exp(z_target − max) underflows to 0 in float32 here; the loss must still be ~200 nats
+    h = torch.tensor([[1.0]])
+    w = torch.tensor([[0.0], [200.0]])
+    loss = linear_cross_entropy(h, w, torch.zeros(2), torch.tensor([0]))
+    torch.testing.assert_close(loss, torch.tensor(200.0))

@@ -7,6 +7,8 @@ The lecture's RNN LM, with any of elman's cells and any depth:
     ŷ_t = softmax(W_S h_t + b)                   (distribution over the next word)
 
 trained on the cross entropy J = −(1/T) Σ_t log ŷ_{t, w_{t+1}} and reported as perplexity exp(J).
+A training step computes J block by block without keeping the (T·B, V) logits
+(``elman.nn.output.linear_cross_entropy``); evaluation uses the plain logits.
 Dropout (Zaremba et al. 2014) applies to the embeddings, between layers and to the top layer's
 outputs; ``weight_dropout`` is DropConnect on every W_hh (one mask per batch, shared by all its
 time steps: the weight-dropped RNN of Merity et al. 2018), which regularises the recurrence itself
@@ -36,7 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from elman.nn import Recurrent
-from elman.nn.output import OUTPUTS, factored_output
+from elman.nn.output import OUTPUTS, factored_output, linear_cross_entropy
 
 State = Tensor | tuple[Tensor, Tensor] | None
 
@@ -179,9 +181,13 @@ class RNNLM(nn.Module):
                 h = h.reshape(-1, h.size(-1)).to(self.embedding.weight.dtype)
                 out = self.factored(h, targets.clamp(min=0))
             return -(out.output * real).sum(), batch.num_tokens, state
-        logits, state = self(batch.inputs, state)
         # Padded targets hold ignore_index (-100), so padding adds nothing to the sum.
-        loss_sum = F.cross_entropy(
-            logits.reshape(-1, logits.size(-1)), batch.targets.reshape(-1), reduction="sum"
-        )
+        targets = batch.targets.reshape(-1)
+        h, state = self.hidden(batch.inputs, state)
+        h = h.reshape(-1, h.size(-1))
+        if torch.is_grad_enabled() and not torch.is_autocast_enabled(h.device.type):
+            # a training step: the same sum, without keeping the (T·B, V) logits
+            w, b = self.decoder.weight, self.decoder.bias
+            return linear_cross_entropy(h, w, b, targets), batch.num_tokens, state
+        loss_sum = F.cross_entropy(self.decoder(h), targets, reduction="sum")
         return loss_sum, batch.num_tokens, state

@@ -20,6 +20,10 @@ words (``log_prob``) for evaluation, mixing and sampling:
 
 Word ids must run from the most to the least frequent (elman's vocabularies do), which is what
 the cutoffs and the frequency bins assume.
+
+For the full softmax, :func:`linear_cross_entropy` computes the training loss
+Σ_t −log softmax(W_S h_t + b)_{w_t} block by block, forming each block's gradient
+(ŷ − onehot) in the forward, so no (N, V) logits tensor lives until the backward.
 """
 
 from __future__ import annotations
@@ -50,6 +54,54 @@ def adaptive_softmax(
             "dimension; lower it or use more units"
         )
     return nn.AdaptiveLogSoftmaxWithLoss(features, vocab_size, cutoffs, div_value=div_value)
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    """Σ −log softmax(h Wᵀ + b)[target] over rows with target ≥ 0; gradients made in forward.
+
+    Per block of rows: z = h Wᵀ + b, p = softmax(z), loss = log Σ exp(z) − z_target, and
+    ∂loss/∂z = p − onehot(target), from which ∂h = (p − onehot) W, ∂W += (p − onehot)ᵀ h and
+    ∂b += Σ (p − onehot) follow at once, while the block is still in cache. The backward only
+    scales them by the incoming gradient (so it runs once: no retain_graph).
+    """
+
+    @staticmethod
+    def forward(ctx, h: Tensor, weight: Tensor, bias: Tensor, target: Tensor, rows: int) -> Tensor:
+        grad_h = torch.empty_like(h)
+        grad_w, grad_b = torch.zeros_like(weight), torch.zeros_like(bias)
+        total = torch.zeros((), dtype=torch.float64, device=h.device)
+        for s in range(0, h.shape[0], rows):
+            hb, tb = h[s : s + rows], target[s : s + rows]
+            real = (tb >= 0).to(h.dtype)[:, None]  # ignore_index rows add nothing
+            t = tb.clamp(min=0)[:, None]
+            z = torch.addmm(bias, hb, weight.t())
+            z_target, top = z.gather(1, t), z.amax(1, keepdim=True)
+            z.sub_(top).exp_()  # exp(z − max), in place
+            norm = z.sum(1, keepdim=True)
+            total += ((norm.log() + top - z_target) * real).sum()  # log Σ exp(z) − z_target
+            z.div_(norm).scatter_add_(1, t, -real).mul_(real)  # p − onehot, 0 on padding
+            torch.mm(z, weight, out=grad_h[s : s + rows])
+            grad_w.addmm_(z.t(), hb)
+            grad_b.add_(z.sum(0))
+        ctx.save_for_backward(grad_h, grad_w, grad_b)
+        return total.to(h.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        grad_h, grad_w, grad_b = ctx.saved_tensors
+        return grad_h.mul_(grad), grad_w.mul_(grad), grad_b.mul_(grad), None, None
+
+
+def linear_cross_entropy(
+    h: Tensor, weight: Tensor, bias: Tensor, target: Tensor, rows: int = 256
+) -> Tensor:
+    """``F.cross_entropy(F.linear(h, weight, bias), target, reduction="sum")`` (ignore_index
+    −100), computed ``rows`` rows at a time without keeping the logits; h: (N, H), target: (N,).
+
+    Only for training steps (it spends the backward's products in the forward): under no_grad
+    use the plain expression.
+    """
+    return _LinearCrossEntropy.apply(h, weight, bias, target, rows)
 
 
 class FactoredOutput(NamedTuple):
