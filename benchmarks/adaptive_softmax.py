@@ -114,7 +114,7 @@ def main() -> None:
     from elman.train.trainer import evaluate_loss
 
     vocab_size, counts, train, valid = data()
-    speed: dict[str, list[float]] = {k: [] for k in args.speed.split(",")}
+    speed: dict[str, list[float]] = {k: [] for k in args.speed.split(",") if k}
     for r in range(args.rounds):
         for output in speed:
             model = build(vocab_size, counts, output, settings)
@@ -122,7 +122,7 @@ def main() -> None:
             speed[output].append(tps)
             print(f"round {r + 1} {output:8s} {tps:8.0f} tokens/s", flush=True)
     quality = {}
-    for output in args.outputs.split(","):
+    for output in filter(None, args.outputs.split(",")):
         model = build(vocab_size, counts, output, settings)
         train_steps(model, train, args.train_steps)
         loss = evaluate_loss(model, valid, torch.device("cpu"))["loss"]
