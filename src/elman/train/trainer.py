@@ -439,7 +439,9 @@ class Trainer:
             batch = to_device(batch, device)
             with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
                 loss_sum, n_tokens, state = self.loss_fn(batch, state)
-            loss = loss_sum.float() / distributed.loss_denominator(n_tokens)
+            if autocast is not None:  # a bfloat16 sum would round the per-token mean
+                loss_sum = loss_sum.float()
+            loss = loss_sum / distributed.loss_denominator(n_tokens)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             state = detach_state(state)
