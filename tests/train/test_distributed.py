@@ -111,6 +111,13 @@ def test_two_processes_train_what_one_process_trains(tmp_path: Path, recipe: Pat
     assert_close(load_checkpoint(two / "last.pt")["model"], one_end, atol=1e-4)
     assert_close(torch.load(dump / "b" / "rank1.pt"), torch.load(dump / "b" / "rank0.pt"), 0)
 
+    # another world size: stopped under 2 processes, resumed as 1 (the carried state is saved
+    # in the one-process layout)
+    three = tmp_path / "three"
+    torchrun(tmp_path, dump / "c", str(recipe), "--out", str(three), "--set", "train.max_steps=3")
+    train(resume=three)
+    assert_close(load_checkpoint(three / "last.pt")["model"], one_end, atol=1e-4)
+
     # one writer: the same records as one process, a single results.json, no stray files
     def records(run: Path) -> list[tuple]:
         lines = (run / "metrics.jsonl").read_text().splitlines()
