@@ -203,8 +203,8 @@ def test_factored_output_learns(output):
 
 
 def test_factored_outputs_reject_bad_settings():
-    with pytest.raises(ValueError, match="tie_weights needs output = softmax"):
-        RNNLMConfig(vocab_size=V, output="class", tie_weights=True)
+    with pytest.raises(ValueError, match="tie_weights needs output = softmax or class"):
+        RNNLMConfig(vocab_size=V, output="adaptive", tie_weights=True)
     with pytest.raises(ValueError, match="output_classes must be 0"):
         RNNLMConfig(vocab_size=V, output="class", output_classes=-1)
     with pytest.raises(ValueError, match="output_classes 12"):
@@ -231,3 +231,22 @@ def test_the_training_loss_without_logits_equals_the_evaluation_loss():
     with torch.no_grad():
         eval_loss, _, _ = model.loss(batch)
     torch.testing.assert_close(train_loss.detach(), eval_loss, rtol=1e-12, atol=1e-12)
+
+
+def test_a_class_softmax_ties_its_word_matrix_to_the_embeddings():
+    model = factored("class", tie_weights=True)
+    assert model.factored.words.weight is model.embedding.weight
+    loss_sum, n, _ = model.loss(
+        Batch(
+            torch.randint(V, (4, 2)),
+            torch.randint(V, (4, 2)),
+            torch.ones(4, 2, dtype=torch.bool),
+            8,
+        )
+    )
+    loss_sum.backward()
+    assert model.embedding.weight.grad is not None
+    fresh = factored("class", tie_weights=True)
+    fresh.load_state_dict(model.state_dict())  # a checkpoint restores the tie's one matrix
+    assert fresh.factored.words.weight is fresh.embedding.weight
+    torch.testing.assert_close(fresh.embedding.weight, model.embedding.weight)

@@ -13,7 +13,7 @@ Dropout (Zaremba et al. 2014) applies to the embeddings, between layers and to t
 outputs; ``weight_dropout`` is DropConnect on every W_hh (one mask per batch, shared by all its
 time steps: the weight-dropped RNN of Merity et al. 2018), which regularises the recurrence itself
 and still runs in the fused kernel. With ``tie_weights`` the output matrix W_S is the embedding
-matrix C (Press & Wolf 2017).
+matrix C (Press & Wolf 2017); with ``output = "class"`` it is the class softmax's word matrix W.
 The lecture's sigmoid RNN LM is the recipe ``cell = "elman"`` with
 ``cell_options = {nonlinearity = "sigmoid"}``; it needs no special code.
 
@@ -74,8 +74,11 @@ class RNNLMConfig:
                 raise ValueError(f"{name} = {p}: must be in [0, 1)")
         if self.output not in OUTPUTS:
             raise ValueError(f"output {self.output!r} unknown; valid: {', '.join(OUTPUTS)}")
-        if self.output != "softmax" and self.tie_weights:
-            raise ValueError(f"tie_weights needs output = softmax, not {self.output!r}")
+        if self.output == "adaptive" and self.tie_weights:
+            raise ValueError(
+                "tie_weights needs output = softmax or class (the adaptive tails hold no V × H "
+                "matrix to tie)"
+            )
         if self.output_classes < 0:
             raise ValueError(f"output_classes must be 0 (⌈√V⌉) or more, got {self.output_classes}")
         if self.tie_weights and self.embedding_dim != self.hidden_size:
@@ -130,6 +133,8 @@ class RNNLM(nn.Module):
             self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
             if config.tie_weights:
                 self.decoder.weight = self.embedding.weight
+        elif config.tie_weights:  # the class softmax's W, like W_S, holds one row per word
+            self.factored.words.weight = self.embedding.weight
         self._init_weights()
 
     def _init_weights(self) -> None:
