@@ -104,6 +104,51 @@ def linear_cross_entropy(
     return _LinearCrossEntropy.apply(h, weight, bias, target, rows)
 
 
+class _InClassLogProb(torch.autograd.Function):
+    """log P(w | c(w), h) = log softmax(W_c h + b_c)[w] for rows sorted by class.
+
+    ``sizes[c]`` rows belong to class c, whose words are ``starts[c]`` … ``starts[c+1]`` − 1;
+    ``local`` is each target's place in its class. Written out (not through autograd's slices)
+    so that the backward fills one V × H gradient in place: ∂/∂z = g · (onehot − p) per class.
+    """
+
+    @staticmethod
+    def forward(ctx, h, weight, bias, local, sizes: list[int], starts: list[int]) -> Tensor:
+        out = h.new_empty(h.shape[0])
+        probs = []
+        row = 0
+        for c, n in enumerate(sizes):
+            if n:
+                s, e = starts[c], starts[c + 1]
+                logp = torch.log_softmax(
+                    torch.addmm(bias[s:e], h[row : row + n], weight[s:e].t()), 1
+                )
+                out[row : row + n] = logp.gather(1, local[row : row + n, None]).squeeze(1)
+                probs.append(logp.exp_())
+            row += n
+        ctx.save_for_backward(h, weight, local, *probs)
+        ctx.sizes, ctx.starts = sizes, starts
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        h, weight, local, *probs = ctx.saved_tensors
+        grad_h = torch.zeros_like(h)
+        grad_w, grad_b = torch.zeros_like(weight), weight.new_zeros(weight.shape[0])
+        row, k = 0, 0
+        for c, n in enumerate(ctx.sizes):
+            if n:
+                s, e, rows = ctx.starts[c], ctx.starts[c + 1], slice(row, row + n)
+                g = grad[rows, None]
+                gz = (probs[k] * -g).scatter_add_(1, local[rows, None], g)  # g(onehot − p)
+                torch.mm(gz, weight[s:e], out=grad_h[rows])
+                grad_w[s:e].addmm_(gz.t(), h[rows])
+                grad_b[s:e] += gz.sum(0)
+                k += 1
+            row += n
+        return grad_h, grad_w, grad_b, None, None, None
+
+
 class FactoredOutput(NamedTuple):
     """What a factored layer's forward gives, as torch's adaptive softmax does."""
 
@@ -167,24 +212,17 @@ class ClassSoftmax(nn.Module):
         """log P(target | h) for each row of h (N, features): only the target's class is scored."""
         cls = self.word_class(target)
         logp = F.log_softmax(self.classes(h), dim=-1).gather(1, cls[:, None]).squeeze(1)
-        # Rows sorted by class, one matrix product per class present in the batch. Splitting
-        # (not slicing or indexing per class) keeps the backward to one V × H gradient buffer.
-        order = torch.argsort(cls)
-        rows = h[order].split(torch.bincount(cls, minlength=self.num_classes).tolist())
-        targets = target[order].split([r.shape[0] for r in rows])
-        starts = self.starts.tolist()
-        sizes = [e - s for s, e in pairwise(starts)]
-        weights, biases = self.words.weight.split(sizes), self.words.bias.split(sizes)
-        pieces = []
-        for c, (hc, tc) in enumerate(zip(rows, targets, strict=True)):
-            if hc.shape[0] == 0:
-                continue
-            scores = F.linear(hc, weights[c], biases[c])
-            pieces.append(F.log_softmax(scores, dim=-1).gather(1, (tc - starts[c])[:, None]))
-        if not pieces:  # an empty batch
+        if target.numel() == 0:
             return FactoredOutput(logp, -logp.sum())
-        in_class = torch.empty_like(logp).index_copy(0, order, torch.cat(pieces).squeeze(1))
-        output = logp + in_class
+        # Rows sorted by class, one matrix product per class present in the batch.
+        order = torch.argsort(cls)
+        sizes = torch.bincount(cls, minlength=self.num_classes).tolist()
+        starts = self.starts.tolist()
+        local = target[order] - self.starts[cls[order]]  # the target's place in its class
+        in_class = _InClassLogProb.apply(
+            h[order], self.words.weight, self.words.bias, local, sizes, starts
+        )
+        output = logp + torch.empty_like(logp).index_copy(0, order, in_class)
         return FactoredOutput(output, -output.mean())
 
     def log_prob(self, h: Tensor) -> Tensor:
