@@ -123,8 +123,13 @@ class BPTTStream:
             F.pad(targets, (0, pad), value=IGNORE_INDEX).view(batch_size, -1).t().contiguous()
         )
         self.mask = mask.view(batch_size, -1).t().contiguous()  # (L, B)
+        self._count_chunk_tokens()
+
+    def _count_chunk_tokens(self) -> None:
+        """The scored tokens of each BPTT chunk, from ``mask``."""
         per_row = self.mask.sum(dim=1)  # (L,)
-        self._chunk_tokens = [int(per_row[s : s + bptt].sum()) for s in range(0, self.length, bptt)]
+        steps = range(0, self.length, self.bptt)
+        self._chunk_tokens = [int(per_row[s : s + self.bptt].sum()) for s in steps]
 
     def __len__(self) -> int:
         return len(self._chunk_tokens)
@@ -158,10 +163,7 @@ class BPTTStream:
         part.targets = self.targets[:, start:stop].contiguous()
         part.mask = self.mask[:, start:stop].contiguous()
         part.total_tokens = int(part.mask.sum())
-        per_row = part.mask.sum(dim=1)
-        part._chunk_tokens = [
-            int(per_row[s : s + self.bptt].sum()) for s in range(0, self.length, self.bptt)
-        ]
+        part._count_chunk_tokens()
         return part
 
     def to(self, device: torch.device | str) -> BPTTStream:

@@ -269,7 +269,8 @@ class Trainer:
         return self.cpu_time + time.process_time() - self._cpu_start
 
     # ----------------------------------------------------------------- checkpoints
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self, carry: Any) -> dict[str, Any]:
+        """Everything a resume needs; ``carry`` is the carried state in the one-process layout."""
         rng = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
@@ -307,7 +308,7 @@ class Trainer:
                 "averaging": self.averaging,
             },
             "rng": rng,
-            "carry": _flatten_state(detach_state(self.carry)),
+            "carry": _flatten_state(carry),
         }
 
     def load_state_dict(self, payload: dict[str, Any]) -> None:
@@ -363,9 +364,7 @@ class Trainer:
         carry = distributed.gather_state(detach_state(self.carry))
         if not self.main:
             return self.run_dir / name
-        payload = self.state_dict()
-        payload["carry"] = _flatten_state(carry)
-        return save_checkpoint(payload, self.run_dir / name)
+        return save_checkpoint(self.state_dict(carry), self.run_dir / name)
 
     # ----------------------------------------------------------------- logging
     def _log(self, record: dict[str, Any]) -> None:
