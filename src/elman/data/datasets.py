@@ -23,8 +23,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from elman.data.specials import EOS, UNK
 from elman.data.text import read_text, split_lines
-from elman.data.vocabulary import EOS, UNK
 from elman.errors import ElmanError
 
 SPLITS = ("train", "valid", "test")

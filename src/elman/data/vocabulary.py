@@ -14,10 +14,8 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
+from elman.data.specials import EOS, UNK
 from elman.errors import ElmanError
-
-UNK = "<unk>"
-EOS = "<eos>"
 
 _FORMAT = 1  # version of the to_dict() layout
 
