@@ -87,3 +87,12 @@ def test_download_rejects_a_changed_upstream_file(fake_table, monkeypatch, tmp_p
 def test_download_unknown_name(fake_table):
     with pytest.raises(ElmanError, match="known: toy, toychar, toypar"):
         cli_data.download("nope")
+
+
+def test_list_names_the_task_as_the_recipes_do(tmp_path, capsys):
+    infos = {i.name: i for i in cli_data.list_datasets(tmp_path)}  # nothing present there
+    assert {i.task for i in infos.values()} == {"lm", "translation", "tagger"}
+    assert infos["ud-en-lines"].task == infos["ud-en-atis"].task == "tagger"
+    assert run(["data", "list", "--root", str(tmp_path)]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert ["ud-en-atis", "tagger", "word", "missing"] == rows[-2][:4]

@@ -1,10 +1,12 @@
+import dataclasses
+import json
 import re
 from pathlib import Path
 
 import pytest
 
 from elman.data import datasets
-from elman.data.datasets import DATASETS, data_root, resolve, sha256_of
+from elman.data.datasets import DATASETS, DatasetSpec, FileSpec, data_root, resolve, sha256_of
 from elman.data.vocabulary import Vocabulary
 from elman.errors import ElmanError
 
@@ -127,6 +129,115 @@ def test_table_is_consistent():
         if spec.task == "lm":
             assert set(spec.splits) == {"train", "valid", "test"}
             assert set(spec.splits.values()) <= set(spec.files)
+
+
+# --- the table in datasets.json ----------------------------------------------------------
+def test_table_file_has_every_field():
+    raw = json.loads(datasets.TABLE.read_text())
+    assert (
+        list(raw)
+        == list(DATASETS)
+        == [
+            *("ptb", "ptb-char", "wikitext-2", "tinyshakespeare"),
+            *("multi30k", "ud-en-lines", "ud-en-atis"),
+        ]
+    )
+    for name, spec in DATASETS.items():
+        assert isinstance(spec, DatasetSpec) and spec.name == name
+        assert spec.task in ("lm", "translation", "tagger")  # the recipes' task names
+        assert spec.tokenizer in ("whitespace", "characters")
+        assert spec.description and spec.origin
+        for f in spec.files.values():
+            assert isinstance(f, FileSpec) and isinstance(f.size, int) and f.size > 0
+            assert not Path(f.relpath).is_absolute() and ".." not in Path(f.relpath).parts
+    assert DATASETS["tinyshakespeare"].fractions == (0.90, 0.05, 0.05)
+    assert DATASETS["ptb"].fractions is None and DATASETS["multi30k"].splits == {}
+    assert len(DATASETS["multi30k"].files) == 24
+    assert DATASETS["ud-en-atis"].files["dev"] == FileSpec(
+        "ud/UD_English-Atis/en_atis-ud-dev.conllu",
+        365475,
+        "ba9ed59a6cf862c695043b64053194277023270ac46ad7b5182b90baee7cfee0",
+        "https://raw.githubusercontent.com/UniversalDependencies/UD_English-Atis/"
+        "d1b43fe134cae17f65147e69accdf57c521d8af8/en_atis-ud-dev.conllu",
+    )
+
+
+def test_table_is_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        DATASETS["ptb"].task = "tagger"  # type: ignore[misc]
+
+
+def table_with(tmp_path: Path, edit) -> Path:
+    """A copy of the shipped table with ``edit(raw)`` applied, written under tmp_path."""
+    raw = json.loads(datasets.TABLE.read_text())
+    edit(raw)
+    path = tmp_path / "datasets.json"
+    path.write_text(json.dumps(raw))
+    return path
+
+
+def test_table_roundtrips_through_load_table(tmp_path):
+    assert datasets.load_table(table_with(tmp_path, lambda raw: None)) == DATASETS
+
+
+@pytest.mark.parametrize(
+    ("edit", "where", "what"),
+    [
+        (
+            lambda r: r["ptb"].update(sizes=1),
+            "dataset 'ptb'",
+            "unknown key 'sizes'; the keys are task, level, tokenizer",
+        ),
+        (lambda r: r["wikitext-2"].pop("origin"), "dataset 'wikitext-2'", "missing key 'origin'"),
+        (
+            lambda r: r["ptb"]["files"]["valid"].pop("sha256"),
+            "dataset 'ptb', file 'valid'",
+            "missing key 'sha256'",
+        ),
+        (
+            lambda r: r["ptb"]["files"]["test"].update(md5="x"),
+            "dataset 'ptb', file 'test'",
+            "unknown key 'md5'",
+        ),
+        (
+            lambda r: r["ptb"]["files"]["test"].update(size="449945"),
+            "dataset 'ptb', file 'test'",
+            "size must be a JSON integer",
+        ),
+        (
+            lambda r: r["ud-en-atis"].update(task="tagging"),
+            "dataset 'ud-en-atis'",
+            "task 'tagging' is not one of lm, translation, tagger",
+        ),
+        (
+            lambda r: r["ptb"]["splits"].update(valid="dev"),
+            "dataset 'ptb'",
+            "splits maps 'valid' to 'dev'",
+        ),
+        (
+            lambda r: r["tinyshakespeare"].update(fractions=[0.9, 0.1]),
+            "dataset 'tinyshakespeare'",
+            "fractions must be three numbers",
+        ),
+        (lambda r: r.update(toy=[]), "dataset 'toy'", "expected an object, got list"),
+    ],
+)
+def test_malformed_table_entry_is_one_line_naming_file_and_entry(tmp_path, edit, where, what):
+    path = table_with(tmp_path, edit)
+    with pytest.raises(ElmanError) as err:
+        datasets.load_table(path)
+    msg = str(err.value)
+    assert msg.startswith(f"{path}: {where}: ") and what in msg and "\n" not in msg
+
+
+def test_table_that_is_not_json_or_not_an_object(tmp_path):
+    path = tmp_path / "datasets.json"
+    path.write_text('{"ptb": {')
+    with pytest.raises(ElmanError, match=f"^{re.escape(str(path))}: not valid JSON"):
+        datasets.load_table(path)
+    path.write_text("[]")
+    with pytest.raises(ElmanError, match="expected an object mapping dataset names"):
+        datasets.load_table(path)
 
 
 # --- the real corpora ------------------------------------------------------------------

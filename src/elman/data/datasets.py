@@ -1,7 +1,8 @@
 """The named corpora, where they live, how they are checked, and how they become tokens.
 
 A dataset is either a name from :data:`DATASETS` (files under :func:`data_root`, each
-checked against its recorded sha256) or any directory holding ``train.txt``,
+checked against its recorded sha256; the table itself is ``datasets.json`` next to this
+module, read by :func:`load_table`) or any directory holding ``train.txt``,
 ``valid.txt`` and ``test.txt`` (not checked).  :func:`resolve` turns either into a
 :class:`Dataset`, whose :meth:`Dataset.tokens` is THE token convention behind every
 perplexity elman reports (docs/data.md):
@@ -19,9 +20,11 @@ perplexity elman reports (docs/data.md):
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from elman.data.specials import EOS, UNK
 from elman.data.text import read_text, split_lines
@@ -29,6 +32,9 @@ from elman.errors import ElmanError
 
 SPLITS = ("train", "valid", "test")
 LEVELS = ("word", "char")
+TASKS = ("lm", "translation", "tagger")  # the recipe's task names
+TOKENIZERS = ("whitespace", "characters")
+TABLE = Path(__file__).with_name("datasets.json")  # the table, shipped as package data
 
 
 def data_root() -> Path:
@@ -60,7 +66,7 @@ class DatasetSpec:
     """
 
     name: str
-    task: str  # "lm", "translation" or "tagging"
+    task: str  # "lm", "translation" or "tagger"
     level: str  # "word" or "char"
     tokenizer: str  # "whitespace" (words + <eos> per line) or "characters"
     description: str
@@ -70,346 +76,108 @@ class DatasetSpec:
     fractions: tuple[float, float, float] | None = None
 
 
-def _github(repo: str, commit: str, path: str) -> str:
-    return f"https://raw.githubusercontent.com/{repo}/{commit}/{path}"
+def _keys(obj: object, where: str, cls: type, skip: tuple[str, ...] = ()) -> dict:
+    """``obj`` as a dict whose keys are the fields of dataclass ``cls`` (minus ``skip``):
+    every field without a default present, no other key."""
+    if not isinstance(obj, dict):
+        raise ElmanError(f"{where}: expected an object, got {type(obj).__name__}")
+    names = [f.name for f in fields(cls) if f.name not in skip]
+    unknown = [k for k in obj if k not in names]
+    if unknown:
+        raise ElmanError(f"{where}: unknown key {unknown[0]!r}; the keys are {', '.join(names)}")
+    required = [f.name for f in fields(cls) if f.name in names and _no_default(f)]
+    missing = [k for k in required if k not in obj]
+    if missing:
+        raise ElmanError(f"{where}: missing key {missing[0]!r}")
+    return obj
 
 
-# Mikolov's simple-examples.tgz, mirrored file by file on GitHub (same git blobs).
-_PTB_MIRROR = (
-    "townie/PTB-dataset-from-Tomas-Mikolov-s-webpage",
-    "06529ac968955ffc29a4668d68b93dadcfe55f2e",
-)
-_PTB_ORIGIN = "Mikolov's simple-examples.tgz, http://www.fit.vutbr.cz/~imikolov/rnnlm/"
-_WT2 = ("pytorch/examples", "77f55b912142e11fcfdf5b530231fb9c52f181e8")
-_M30K = ("multi30k/dataset", "a3d2e0d26b56f3846f66a952536ffed4e401d05a")
-_ATIS = ("UniversalDependencies/UD_English-Atis", "d1b43fe134cae17f65147e69accdf57c521d8af8")
-_LINES = ("UniversalDependencies/UD_English-LinES", "30927439b9d383d21d0c86e647ba493cd89adf8c")
+def _no_default(f: Field) -> bool:
+    return f.default is MISSING and f.default_factory is MISSING
 
 
-def _ptb(name: str, size: int, sha: str) -> FileSpec:
-    return FileSpec(f"ptb/{name}", size, sha, _github(*_PTB_MIRROR, f"data/{name}"))
+_JSON_TYPE = {str: "string", int: "integer", dict: "object"}
 
 
-def _wt2(split: str, size: int, sha: str) -> FileSpec:
-    path = f"word_language_model/data/wikitext-2/{split}.txt"
-    return FileSpec(f"wikitext-2/{split}.txt", size, sha, _github(*_WT2, path))
+def _check(value: Any, kind: type, where: str, key: str) -> Any:
+    """``value`` if it is a ``kind`` (a bool is no int here), else an ElmanError."""
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ElmanError(f"{where}: {key} must be a JSON {_JSON_TYPE[kind]}, got {value!r}")
+    return value
 
 
-def _m30k(sub: str, name: str, size: int, sha: str) -> FileSpec:
-    return FileSpec(
-        f"multi30k/{sub}/{name}", size, sha, _github(*_M30K, f"data/task1/{sub}/{name}")
+def _is_number(x: object) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _file(entry: object, where: str) -> FileSpec:
+    e = _keys(entry, where, FileSpec)
+    for key in ("relpath", "sha256", "url"):
+        _check(e[key], str, where, key)
+    return FileSpec(e["relpath"], _check(e["size"], int, where, "size"), e["sha256"], e["url"])
+
+
+def _dataset(name: str, entry: object, where: str) -> DatasetSpec:
+    e = _keys(entry, where, DatasetSpec, skip=("name",))
+    for key, choices in (("task", TASKS), ("level", LEVELS), ("tokenizer", TOKENIZERS)):
+        if e[key] not in choices:
+            raise ElmanError(f"{where}: {key} {e[key]!r} is not one of {', '.join(choices)}")
+    for key in ("description", "origin"):
+        _check(e[key], str, where, key)
+    files = {
+        role: _file(f, f"{where}, file {role!r}")
+        for role, f in _check(e["files"], dict, where, "files").items()
+    }
+    splits = _check(e.get("splits", {}), dict, where, "splits")
+    for split, role in splits.items():
+        if split not in SPLITS or role not in files:
+            raise ElmanError(
+                f"{where}: splits maps {split!r} to {role!r}; expected one of "
+                f"{', '.join(SPLITS)} mapped to one of its files ({', '.join(files)})"
+            )
+    fractions = e.get("fractions")
+    if fractions is not None:
+        ok = isinstance(fractions, list) and len(fractions) == 3
+        if not ok or not all(_is_number(x) and x >= 0 for x in fractions):
+            raise ElmanError(
+                f"{where}: fractions must be three numbers >= 0 (train, valid, test), "
+                f"got {fractions!r}"
+            )
+        fractions = (float(fractions[0]), float(fractions[1]), float(fractions[2]))
+    return DatasetSpec(
+        name=name,
+        task=e["task"],
+        level=e["level"],
+        tokenizer=e["tokenizer"],
+        description=e["description"],
+        origin=e["origin"],
+        files=files,
+        splits=dict(splits),
+        fractions=fractions,
     )
 
 
-def _ud(mirror: tuple[str, str], folder: str, name: str, size: int, sha: str) -> FileSpec:
-    return FileSpec(f"ud/{folder}/{name}", size, sha, _github(*mirror, name))
+def load_table(path: str | Path = TABLE) -> dict[str, DatasetSpec]:
+    """The dataset table in the JSON file ``path`` (default: ``datasets.json`` next to this
+    module), as name -> :class:`DatasetSpec`.
+
+    The file is one object mapping each name to an entry whose keys are the fields of
+    :class:`DatasetSpec` but ``name`` (``splits`` and ``fractions`` may be left out);
+    ``files`` maps a role to an object with the fields of :class:`FileSpec`.  Invalid
+    JSON, an unknown or missing key, a value of the wrong type, or a split mapped to no
+    file is an ElmanError naming the file and the entry.
+    """
+    path = Path(path)
+    try:
+        table = json.loads(read_text(path))
+    except json.JSONDecodeError as err:
+        raise ElmanError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(table, dict):
+        raise ElmanError(f"{path}: expected an object mapping dataset names to entries")
+    return {name: _dataset(name, e, f"{path}: dataset {name!r}") for name, e in table.items()}
 
 
-_IDENTITY = {s: s for s in SPLITS}
-
-DATASETS: dict[str, DatasetSpec] = {
-    "ptb": DatasetSpec(
-        name="ptb",
-        task="lm",
-        level="word",
-        tokenizer="whitespace",
-        description="Penn Treebank, Mikolov's preprocessing (10k words, one sentence a line)",
-        origin=_PTB_ORIGIN,
-        files={
-            "train": _ptb(
-                "ptb.train.txt",
-                5101618,
-                "fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf",
-            ),
-            "valid": _ptb(
-                "ptb.valid.txt",
-                399782,
-                "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2",
-            ),
-            "test": _ptb(
-                "ptb.test.txt",
-                449945,
-                "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0",
-            ),
-        },
-        splits=_IDENTITY,
-    ),
-    "ptb-char": DatasetSpec(
-        name="ptb-char",
-        task="lm",
-        level="char",
-        tokenizer="whitespace",
-        description="Penn Treebank as characters (space-separated, `_` between words)",
-        origin=_PTB_ORIGIN,
-        files={
-            "train": _ptb(
-                "ptb.char.train.txt",
-                10034964,
-                "e313d91425e06c4f0a8fb6e881dcce0c291f2a0e9f4dda54833069b122f91da9",
-            ),
-            "valid": _ptb(
-                "ptb.char.valid.txt",
-                786084,
-                "21661f63ec355085879458b6524644d4add5573541b4be14fb52ab2e2e995eb8",
-            ),
-            "test": _ptb(
-                "ptb.char.test.txt",
-                884846,
-                "1ef5607ac3c463b16e38bfe7900dd3bfc91de5a96e0f21e7eab5188b465b8ebe",
-            ),
-        },
-        splits=_IDENTITY,
-    ),
-    "wikitext-2": DatasetSpec(
-        name="wikitext-2",
-        task="lm",
-        level="word",
-        tokenizer="whitespace",
-        description="WikiText-2 v1, tokenized (wiki.*.tokens), Merity et al. 2016",
-        origin="pytorch/examples word_language_model/data/wikitext-2",
-        files={
-            "train": _wt2(
-                "train",
-                10797148,
-                "9e9fa1ad55b1c2c95b08e37dd8e653f638fac2c6de904b79e813611eefbc985f",
-            ),
-            "valid": _wt2(
-                "valid", 1121681, "f0737ed31fc1329026e95cb8b98e19c2a182c39c240ab909dc31abf2f8af58e8"
-            ),
-            "test": _wt2(
-                "test", 1256449, "d790b833ef8cf03a90db7bf1271b7520b83c45ce07ba3c1a9699df81e239eca0"
-            ),
-        },
-        splits=_IDENTITY,
-    ),
-    "tinyshakespeare": DatasetSpec(
-        name="tinyshakespeare",
-        task="lm",
-        level="char",
-        tokenizer="characters",
-        description="Karpathy's char-rnn corpus; split 90/5/5 in order by characters",
-        origin="karpathy/char-rnn data/tinyshakespeare/input.txt",
-        files={
-            "input": FileSpec(
-                "tinyshakespeare/input.txt",
-                1115394,
-                "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
-                "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
-            )
-        },
-        splits={s: "input" for s in SPLITS},
-        fractions=(0.90, 0.05, 0.05),
-    ),
-    "multi30k": DatasetSpec(
-        name="multi30k",
-        task="translation",
-        level="word",
-        tokenizer="whitespace",
-        description="Multi30k task 1, German-English (raw/*.gz; tok/: lowercased, Moses-tokenized)",
-        origin="github.com/multi30k/dataset data/task1",
-        files={
-            f"{sub}/{n}": _m30k(sub, n, size, sha)
-            for sub, n, size, sha in [
-                (
-                    "raw",
-                    "train.de.gz",
-                    637044,
-                    "726e39b2fa9eb9ffb6dc763fb35a179f80fae06ffc5d28b6ace5faa883de28a6",
-                ),
-                (
-                    "raw",
-                    "train.en.gz",
-                    568929,
-                    "d79cfa999dd4c51d2cb42499b6796d5a882c3a8a961923c25a898c90f8bbd56f",
-                ),
-                (
-                    "raw",
-                    "val.de.gz",
-                    24681,
-                    "f0cba2f995189cf5770f29a8a9a537a3ad3f51657ad873405082ff6863a5e75a",
-                ),
-                (
-                    "raw",
-                    "val.en.gz",
-                    21650,
-                    "14f7d25ddd868909a9213e361768460edcacdd6ab9d1e77b92560dc10c10dc28",
-                ),
-                (
-                    "raw",
-                    "test_2016_flickr.de.gz",
-                    22890,
-                    "9204244e408ccb38d2a55cfcd344df15005fc42a07a6e55ca6c52b6ababb8cc8",
-                ),
-                (
-                    "raw",
-                    "test_2016_flickr.en.gz",
-                    21077,
-                    "611d361c6334bc7246101d48097c13cf5c4413c5befc793cc629934359d532d9",
-                ),
-                (
-                    "raw",
-                    "test_2017_flickr.de.gz",
-                    21471,
-                    "a2c89666db00c495cd8513b9d708d5a3acc205d7de312ef2bf5fb7ebc1540aee",
-                ),
-                (
-                    "raw",
-                    "test_2017_flickr.en.gz",
-                    19138,
-                    "76a444ee25172e72695cddb13ae4a3bda59430617be88e0bb46b60504f054074",
-                ),
-                (
-                    "raw",
-                    "test_2017_mscoco.de.gz",
-                    10230,
-                    "799e4854c25d601cb6cb6be29eabe5667734c61ace2f495e03e429031a0bc338",
-                ),
-                (
-                    "raw",
-                    "test_2017_mscoco.en.gz",
-                    8844,
-                    "aab300bfb4427697987e02cd0aacd44bfe8aa50456231b6474c08038bbed2b58",
-                ),
-                (
-                    "raw",
-                    "test_2018_flickr.de.gz",
-                    26461,
-                    "ddd0130c7d97482dc5197a02141dae8dd79f20f03586c480d675c09a32daf608",
-                ),
-                (
-                    "raw",
-                    "test_2018_flickr.en.gz",
-                    23514,
-                    "ef4f4844037d4c5dea75c9a8ed5fd78905967a26f67c255e230cc9780032654d",
-                ),
-                (
-                    "tok",
-                    "train.lc.norm.tok.de",
-                    2150008,
-                    "cb5a23529b65ec2061f1dc446192a9c37382b63cc75f81a0be59d34894b3a505",
-                ),
-                (
-                    "tok",
-                    "train.lc.norm.tok.en",
-                    1837696,
-                    "08925f8e0572bcd5a006702fc5fe20e2d77c6917d4eebd576fc20de6693c2119",
-                ),
-                (
-                    "tok",
-                    "val.lc.norm.tok.de",
-                    77273,
-                    "97232bd273eceb7207f689527386a97e4be2616b18ada47576bdaf96c8ae1f00",
-                ),
-                (
-                    "tok",
-                    "val.lc.norm.tok.en",
-                    64608,
-                    "46573ce391ae227f1c72f873392436a20ef18e0a6d518098cfbd70b77c8572ec",
-                ),
-                (
-                    "tok",
-                    "test_2016_flickr.lc.norm.tok.de",
-                    71917,
-                    "c6a33d39d48f9f510de147651316cd9d918e09ad0219df734a2f16b6baccacc4",
-                ),
-                (
-                    "tok",
-                    "test_2016_flickr.lc.norm.tok.en",
-                    63307,
-                    "5b7f32627cf99eced828311b955dae9800bb52bc8b91cf8b6526829e605b29d2",
-                ),
-                (
-                    "tok",
-                    "test_2017_flickr.lc.norm.tok.de",
-                    65228,
-                    "02067e4a9402786a4fcb8c1b6f4307e4a5073ced64800abead5273b54f5f31f6",
-                ),
-                (
-                    "tok",
-                    "test_2017_flickr.lc.norm.tok.en",
-                    56123,
-                    "c9d1dfd7a26add989382e534af235af9f0f658b2a30e7eb0efdaf142496ee54f",
-                ),
-                (
-                    "tok",
-                    "test_2017_mscoco.lc.norm.tok.de",
-                    30464,
-                    "e2825990b8a4e5289d2cdba801d57c187810bab9b4f5d87a30c35800a0d871b6",
-                ),
-                (
-                    "tok",
-                    "test_2017_mscoco.lc.norm.tok.en",
-                    25380,
-                    "fe69ae004d71c42ead0301e70c57de5b1b6b5fb7f52210d42b22801e98e656f3",
-                ),
-                (
-                    "tok",
-                    "test_2018_flickr.lc.norm.tok.de",
-                    82274,
-                    "45ce6b121708adf538d3a8c71dc1acbcb1e0f2bca74ace8e58652f9ea5b96335",
-                ),
-                (
-                    "tok",
-                    "test_2018_flickr.lc.norm.tok.en",
-                    71617,
-                    "a66e25cbb8323d74a40873dcd222659f39e30ee7687a6ed5445833aed0673239",
-                ),
-            ]
-        },
-    ),
-    "ud-en-lines": DatasetSpec(
-        name="ud-en-lines",
-        task="tagging",
-        level="word",
-        tokenizer="whitespace",
-        description="Universal Dependencies English LinES (CoNLL-U), CC BY-NC-SA 4.0",
-        origin="github.com/UniversalDependencies/UD_English-LinES",
-        files={
-            s: _ud(_LINES, "UD_English-LinES", f"en_lines-ud-{s}.conllu", size, sha)
-            for s, size, sha in [
-                (
-                    "train",
-                    3863453,
-                    "27609ded288bf3704def21f18d227e3f40957b4981174411f6bed34acf3025b6",
-                ),
-                (
-                    "dev",
-                    1292371,
-                    "3aabd1f843517fb615c8760c316a76125af2fff01c59b9a4049fe7c393891d2b",
-                ),
-                (
-                    "test",
-                    1194129,
-                    "14c56b50da6d8876ce1fdaa9b19c2845dfff73ff57766ddc2f812d88612ce3a8",
-                ),
-            ]
-        },
-    ),
-    "ud-en-atis": DatasetSpec(
-        name="ud-en-atis",
-        task="tagging",
-        level="word",
-        tokenizer="whitespace",
-        description="Universal Dependencies English ATIS (CoNLL-U), CC BY-SA 4.0",
-        origin="github.com/UniversalDependencies/UD_English-Atis",
-        files={
-            s: _ud(_ATIS, "UD_English-Atis", f"en_atis-ud-{s}.conllu", size, sha)
-            for s, size, sha in [
-                (
-                    "train",
-                    2719527,
-                    "bf34cac75bf90593720fb7e06fcecb4f3fbaf325e7a2ceefbcca10771f56ac72",
-                ),
-                ("dev", 365475, "ba9ed59a6cf862c695043b64053194277023270ac46ad7b5182b90baee7cfee0"),
-                (
-                    "test",
-                    367554,
-                    "5d076b73ee57d30170f8e43434e14012f472d3af323b4f04d49a57d44c38b59a",
-                ),
-            ]
-        },
-    ),
-}
+DATASETS: dict[str, DatasetSpec] = load_table()
 
 
 # --- checking files -----------------------------------------------------------------

@@ -100,7 +100,7 @@ def _find(folder: Path, role: str) -> Path:
 
 
 def _known() -> str:
-    return ", ".join(n for n, spec in DATASETS.items() if spec.task == "tagging")
+    return ", ".join(n for n, spec in DATASETS.items() if spec.task == "tagger")
 
 
 def resolve_tagging(
@@ -111,7 +111,7 @@ def resolve_tagging(
         raise ElmanError(f"[data] column = {column!r} unknown; valid: {', '.join(TAG_COLUMNS)}")
     spec = DATASETS.get(name_or_dir)
     if spec is not None:
-        if spec.task != "tagging":
+        if spec.task != "tagger":
             raise ElmanError(
                 f"dataset '{name_or_dir}' is a {spec.task} corpus, not tagged text; "
                 f"tagging datasets: {_known()}"
