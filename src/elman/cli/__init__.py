@@ -2,6 +2,9 @@
 
 Each module exposes ``register(subparsers)``, which adds its parser(s) and sets
 ``func`` to a function taking the parsed arguments and returning an exit code.
+Building the parser imports every module, so they import torch and the other heavy
+packages inside their functions: ``elman --help``, ``elman data`` and ``elman ngram``
+never load torch (tests/cli/test_no_torch.py).
 A user-facing :class:`~elman.errors.ElmanError` becomes one line on stderr and exit 2.
 """
 
