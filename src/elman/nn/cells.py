@@ -56,6 +56,9 @@ class _Cell(nn.Module):
     """Parameters in torch's layout and the single-step call shared by all cells."""
 
     gate_count = 1  # G: how many H-sized blocks weight_ih stacks
+    # registered as None when bias=False, so they stay out of the state_dict
+    bias_ih: nn.Parameter | None
+    bias_hh: nn.Parameter | None
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool) -> None:
         super().__init__()
@@ -82,8 +85,8 @@ class _Cell(nn.Module):
     def flat_weights(self) -> list[Tensor]:
         """[weight_ih, weight_hh, bias_ih, bias_hh] (no biases when bias=False): the
         per-layer list torch's fused kernels take."""
-        ws = [self.weight_ih, self.weight_hh]
-        if self.bias:
+        ws: list[Tensor] = [self.weight_ih, self.weight_hh]
+        if self.bias_ih is not None and self.bias_hh is not None:
             ws += [self.bias_ih, self.bias_hh]
         return ws
 
@@ -97,7 +100,7 @@ class _Cell(nn.Module):
         Both biases sit outside the recurrent product here, so they fold into one; a cell whose
         bias_hh is partly inside the recurrence (the GRU) overrides this.
         """
-        if not self.bias:
+        if self.bias_ih is None or self.bias_hh is None:
             return x @ self.weight_ih.t()
         return torch.addmm(
             self.bias_ih + self.bias_hh, x.reshape(-1, x.shape[-1]), self.weight_ih.t()
@@ -124,9 +127,9 @@ class _Cell(nn.Module):
         if state is None:
             zeros = x.new_zeros(x.shape[0], self.hidden_size)
             state = (zeros,) * self.state_size()
-        single = isinstance(state, Tensor)
-        new = self.step(self.project_input(x), (state,) if single else tuple(state))
-        return new[0] if single else new
+        if isinstance(state, Tensor):
+            return self.step(self.project_input(x), (state,))[0]
+        return self.step(self.project_input(x), tuple(state))
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}, bias={self.bias}"
@@ -172,7 +175,7 @@ class ElmanCell(_Cell):
                 self.weight_hh.copy_(self.identity_scale * torch.eye(self.hidden_size))
             else:
                 nn.init.orthogonal_(self.weight_hh)
-            if self.bias:
+            if self.bias_ih is not None and self.bias_hh is not None:
                 self.bias_ih.zero_()
                 self.bias_hh.zero_()
 
@@ -213,7 +216,7 @@ class LSTMCell(_Cell):
 
     def reset_parameters(self) -> None:
         super().reset_parameters()
-        if self.bias:
+        if self.bias_ih is not None and self.bias_hh is not None:
             H = self.hidden_size
             with torch.no_grad():
                 self.bias_ih[H : 2 * H].fill_(self.forget_bias)
@@ -267,7 +270,7 @@ class GRUCell(_Cell):
     def project_input(self, x: Tensor) -> Tensor:
         # bias_hh cannot be folded here: its last block sits inside the recurrence
         # (cudnn), and keeping the rest out too keeps step() the same for both variants.
-        if not self.bias:
+        if self.bias_ih is None:
             return x @ self.weight_ih.t()
         return torch.addmm(self.bias_ih, x.reshape(-1, x.shape[-1]), self.weight_ih.t()).view(
             *x.shape[:-1], -1

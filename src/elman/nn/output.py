@@ -183,6 +183,8 @@ class ClassSoftmax(nn.Module):
     weights; without ``counts`` (a model about to load a checkpoint) they start as equal runs.
     """
 
+    starts: Tensor  # (C + 1,) the buffer of class starts
+
     def __init__(
         self, features: int, vocab_size: int, num_classes: int, counts: Tensor | None = None
     ) -> None:

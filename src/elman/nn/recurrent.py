@@ -28,19 +28,23 @@ runs with the other, and a torch module's state_dict loads after renaming.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import _VF, Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from elman.nn.cells import ElmanCell, GRUCell, LSTMCell, State, _choice, _positive
+from elman.nn.cells import ElmanCell, GRUCell, LSTMCell, State, _Cell, _choice, _positive
 
 # the one table from a cell's name to its class
-CELLS: dict[str, type[nn.Module]] = {"elman": ElmanCell, "lstm": LSTMCell, "gru": GRUCell}
+CELLS: dict[str, type[_Cell]] = {"elman": ElmanCell, "lstm": LSTMCell, "gru": GRUCell}
 IMPLS = ("auto", "fused", "unrolled")
 
+# the state callers pass and get back: h (L·D, B, H), or the pair (h, c) for LSTM
 RecurrentState = Tensor | tuple[Tensor, Tensor]
+# torch._VF.rnn_tanh, rnn_relu, lstm or gru: (output, *final state)
+FusedKernel = Callable[..., tuple[Tensor, ...]]
 
 
 def _cell_options(cell: str, options: dict) -> dict:
@@ -55,7 +59,7 @@ def _cell_options(cell: str, options: dict) -> dict:
     return options
 
 
-def _fused_kernel_or_reason(cell: nn.Module) -> tuple[object | None, str]:
+def _fused_kernel_or_reason(cell: _Cell) -> tuple[FusedKernel | None, str]:
     """torch's kernel computing exactly this cell, or None and the reason why not."""
     if isinstance(cell, LSTMCell):
         return _VF.lstm, ""
@@ -63,6 +67,7 @@ def _fused_kernel_or_reason(cell: nn.Module) -> tuple[object | None, str]:
         if cell.variant == "cudnn":
             return _VF.gru, ""
         return None, "torch's GRU kernel applies the reset gate after U h (variant='cudnn')"
+    assert isinstance(cell, ElmanCell), type(cell)  # CELLS holds these three
     if cell.nonlinearity == "tanh":
         return _VF.rnn_tanh, ""
     if cell.nonlinearity == "relu":
@@ -131,12 +136,14 @@ class Recurrent(nn.Module):
         self.batch_first = bool(batch_first)
         self.output_size = self.num_directions * hidden_size
         options = _cell_options(cell, cell_options)
-        self.cells = nn.ModuleList(
+        cells = [
             CELLS[cell](input_size if layer == 0 else self.output_size, hidden_size, **options)
             for layer in range(num_layers)
             for _ in range(self.num_directions)
-        )
-        self._kernel, reason = _fused_kernel_or_reason(self.cells[0])
+        ]
+        self.cells = nn.ModuleList(cells)
+        self._kernel: FusedKernel | None
+        self._kernel, reason = _fused_kernel_or_reason(cells[0])
         if impl == "fused" and self._kernel is None:
             raise ValueError(f"impl='fused' does not apply to this {cell} cell: {reason}")
         self.uses_fused = self._kernel is not None and impl != "unrolled"
@@ -145,6 +152,15 @@ class Recurrent(nn.Module):
     def state_size(self) -> int:
         return 2 if self.cell_type == "lstm" else 1
 
+    def _cell(self, k: int) -> _Cell:
+        """``cells[k]`` as the cell it is (a ModuleList's items are typed as plain Modules)."""
+        cell = self.cells[k]
+        assert isinstance(cell, _Cell), type(cell)
+        return cell
+
+    def _all_cells(self) -> list[_Cell]:
+        return [self._cell(k) for k in range(len(self.cells))]
+
     def init_state(
         self,
         batch_size: int,
@@ -152,14 +168,14 @@ class Recurrent(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> RecurrentState:
         """Zeros in the state layout: (L·D, B, H), or a pair of them for LSTM."""
-        p = self.cells[0].weight_hh
+        p = self._cell(0).weight_hh
         shape = (self.num_layers * self.num_directions, batch_size, self.hidden_size)
         h = torch.zeros(shape, device=device or p.device, dtype=dtype or p.dtype)
         return (h, torch.zeros_like(h)) if self.state_size == 2 else h
 
     def reset_parameters(self) -> None:
         """Re-draw every cell's parameters with its own init."""
-        for cell in self.cells:
+        for cell in self._all_cells():
             cell.reset_parameters()
 
     def torch_names(self) -> dict[str, str]:
@@ -216,11 +232,12 @@ class Recurrent(nn.Module):
         if w_hh is None:
             w_hh = self._recurrent_weights()
         if self.uses_fused:
+            assert self._kernel is not None  # uses_fused says there is one
             if x.sorted_indices is not None:  # the kernel sees the batch sorted by length
                 hx = tuple(h.index_select(1, x.sorted_indices) for h in hx)
             out = self._kernel(
                 x.data, x.batch_sizes, self._hx_arg(hx), self._flat_weights(w_hh),
-                self.cells[0].bias, self.num_layers, self.dropout, self.training,
+                self._cell(0).bias, self.num_layers, self.dropout, self.training,
                 self.bidirectional,
             )  # fmt: skip
             data, hx = out[0], tuple(out[1:])
@@ -242,11 +259,11 @@ class Recurrent(nn.Module):
         """Each cell's W_hh for this forward call: DropConnect-ed in training, else None."""
         if not (self.training and self.weight_dropout > 0.0):
             return [None] * len(self.cells)
-        return [F.dropout(cell.weight_hh, self.weight_dropout) for cell in self.cells]
+        return [F.dropout(cell.weight_hh, self.weight_dropout) for cell in self._all_cells()]
 
     def _flat_weights(self, w_hh: list[Tensor | None]) -> list[Tensor]:
-        flat = []
-        for cell, u in zip(self.cells, w_hh, strict=True):
+        flat: list[Tensor] = []
+        for cell, u in zip(self._all_cells(), w_hh, strict=True):
             ws = cell.flat_weights()
             flat += ws if u is None else [ws[0], u, *ws[2:]]  # [W_ih, W_hh, b_ih, b_hh]
         return flat
@@ -258,15 +275,16 @@ class Recurrent(nn.Module):
         self, x: Tensor, hx: State, lengths: Tensor | None, w_hh: list[Tensor | None]
     ) -> tuple[Tensor, State]:
         if lengths is None:
+            assert self._kernel is not None  # only called when uses_fused
             out = self._kernel(
-                x, self._hx_arg(hx), self._flat_weights(w_hh), self.cells[0].bias,
+                x, self._hx_arg(hx), self._flat_weights(w_hh), self._cell(0).bias,
                 self.num_layers, self.dropout, self.training, self.bidirectional, False,
             )  # fmt: skip
             return out[0], tuple(out[1:])
         packed = pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
         packed_out, state = self._forward_packed(packed, self._state_out(hx), w_hh)
-        out, _ = pad_packed_sequence(packed_out, total_length=x.shape[0])
-        return out, (state,) if self.state_size == 1 else state
+        padded, _ = pad_packed_sequence(packed_out, total_length=x.shape[0])  # (T, B, D·H)
+        return padded, (state,) if isinstance(state, Tensor) else state
 
     # ------------------------------------------------------------------ unrolled
 
@@ -279,7 +297,7 @@ class Recurrent(nn.Module):
         if lengths is not None:
             steps = torch.arange(T, device=x.device).unsqueeze(1)  # (T, 1)
             mask = (steps < lengths.to(x.device).unsqueeze(0)).unsqueeze(2)  # (T, B, 1)
-        finals = []
+        finals: list[State] = []
         layer_input = x
         for layer in range(self.num_layers):
             if layer > 0 and self.dropout > 0.0:
@@ -289,7 +307,7 @@ class Recurrent(nn.Module):
                 k = layer * self.num_directions + direction
                 s0 = tuple(h[k] for h in hx)
                 out, s = _run_cell(
-                    self.cells[k], layer_input, s0, mask, reverse=direction == 1, weight_hh=w_hh[k]
+                    self._cell(k), layer_input, s0, mask, reverse=direction == 1, weight_hh=w_hh[k]
                 )
                 outs.append(out)
                 finals.append(s)
@@ -309,7 +327,7 @@ class Recurrent(nn.Module):
             raise ValueError(
                 f"x has shape {tuple(x.shape)}; expected {want} with input_size={self.input_size}"
             )
-        dtype = self.cells[0].weight_hh.dtype
+        dtype = self._cell(0).weight_hh.dtype
         # under torch.autocast a layer's input may already be bfloat16: autocast casts it anyway
         if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
             raise ValueError(f"x has dtype {x.dtype}; expected the parameters' dtype {dtype}")
@@ -349,7 +367,10 @@ class Recurrent(nn.Module):
         return lengths
 
     def _state_out(self, hx: State) -> RecurrentState:
-        return hx if self.state_size == 2 else hx[0]
+        if self.state_size == 2:
+            h, c = hx
+            return h, c
+        return hx[0]
 
     def extra_repr(self) -> str:
         return (
@@ -360,7 +381,7 @@ class Recurrent(nn.Module):
 
 
 def _run_cell(
-    cell: nn.Module,
+    cell: _Cell,
     x: Tensor,
     state: State,
     mask: Tensor | None,
