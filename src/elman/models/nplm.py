@@ -130,6 +130,8 @@ class NPLM(nn.Module):
             output_classes=output_classes,
             counts=counts,
         )
+        self.output: nn.Linear | None  # W2, b3
+        self.direct: nn.Linear | None  # W3
         if self.factored is not None:
             self.output = self.direct = None
         else:
@@ -143,7 +145,7 @@ class NPLM(nn.Module):
             if self.direct is not None:
                 nn.init.uniform_(self.direct.weight, -init_range, init_range)
 
-    def _autocast(self, contexts: Tensor):
+    def _autocast(self, contexts: Tensor) -> torch.autocast:
         dtype = TRAIN_DTYPES[self.train_dtype] if self.training else None
         return torch.autocast(contexts.device.type, dtype=dtype, enabled=dtype is not None)
 
@@ -172,6 +174,7 @@ class NPLM(nn.Module):
         """
         if self.factored is not None:
             return self.factored.log_prob(self._factored_features(contexts))
+        assert self.output is not None  # the full softmax's W2, b3 exist without a factored layer
         with self._autocast(contexts):
             x, a = self.features(contexts)
             logits = self.output(a)  # W2 a + b3, (B, V)

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from elman.nn import Recurrent
-from elman.nn.output import OUTPUTS, factored_output, linear_cross_entropy
+from elman.nn.output import OUTPUTS, ClassSoftmax, factored_output, linear_cross_entropy
 
 State = Tensor | tuple[Tensor, Tensor] | None
 
@@ -134,6 +134,8 @@ class RNNLM(nn.Module):
             if config.tie_weights:
                 self.decoder.weight = self.embedding.weight
         elif config.tie_weights:  # the class softmax's W, like W_S, holds one row per word
+            # RNNLMConfig refuses tie_weights with the adaptive softmax (no V × H matrix)
+            assert isinstance(self.factored, ClassSoftmax), type(self.factored)
             self.factored.words.weight = self.embedding.weight
         self._init_weights()
 

@@ -120,11 +120,16 @@ class Memory:
 
     def repeat(self, k: int) -> Memory:
         """Every row k times in a row (rows i·k … i·k + k − 1 are sentence i): for beams."""
-        rep = {
-            name: None if value is None else value.repeat_interleave(k, dim=0)
-            for name, value in vars(self).items()
-        }
-        return Memory(**rep)
+
+        def rep(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t.repeat_interleave(k, dim=0)
+
+        return Memory(
+            self.mask.repeat_interleave(k, dim=0),
+            states=rep(self.states),
+            keys=rep(self.keys),
+            summary=rep(self.summary),
+        )
 
 
 @dataclass
@@ -136,11 +141,12 @@ class DecoderState:
 
     def select(self, index: Tensor) -> DecoderState:
         """The rows ``index`` (N',) of this state (beam search's reordering)."""
-        rnn = (
-            tuple(s.index_select(1, index) for s in self.rnn)
-            if isinstance(self.rnn, tuple)
-            else self.rnn.index_select(1, index)
-        )
+        rnn: RecurrentState
+        if isinstance(self.rnn, tuple):
+            h, c = self.rnn
+            rnn = (h.index_select(1, index), c.index_select(1, index))
+        else:
+            rnn = self.rnn.index_select(1, index)
         feed = None if self.feed is None else self.feed.index_select(0, index)
         return replace(self, rnn=rnn, feed=feed)
 
@@ -225,12 +231,15 @@ class Seq2Seq(nn.Module):
             zeros = h.new_zeros(h.shape[1], T, 1)  # (N, T, 1)
             out, rnn = self.decoder(zeros, state.rnn)
             return out, DecoderState(rnn), None
+        assert emb is not None  # only "plain" has no input
         if self.kind == "conditioned":
+            assert memory.summary is not None  # encode gives "conditioned" its summary
             c = memory.summary.unsqueeze(1).expand(-1, T, -1)  # (N, T, H)
             out, rnn = self.decoder(torch.cat([emb, c], dim=2), state.rnn)
             t = torch.tanh(self.combine(torch.cat([out, emb, c], dim=2)))
             return t, DecoderState(rnn), None
         rnn, feed = state.rnn, state.feed
+        assert feed is not None  # encode gives "attention" h̃_0
         tildes, weights = [], []
         for emb_t in emb.unbind(1):  # input feeding: step t reads h̃_{t−1}
             x = torch.cat([emb_t, feed], dim=1).unsqueeze(1)  # (N, 1, E + H)

@@ -94,6 +94,8 @@ class CharEncoder(nn.Module):
 class Tagger(nn.Module):
     """Word (+ character) features, a stack of (bi)RNN layers, a softmax per word."""
 
+    pretrained: Tensor | None  # the buffer P (frozen_vectors), else None
+
     def __init__(self, config: TaggerConfig) -> None:
         super().__init__()
         c = self.config = config

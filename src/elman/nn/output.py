@@ -248,6 +248,10 @@ def default_classes(vocab_size: int) -> int:
 
 OUTPUTS = ("softmax", "adaptive", "class")
 
+# what ``output = "adaptive"`` or ``"class"`` builds: both have ``forward(h, target)`` ->
+# (output, loss) and ``log_prob(h)`` -> the (N, V) log-probabilities
+FactoredLayer = nn.AdaptiveLogSoftmaxWithLoss | ClassSoftmax
+
 
 def factored_output(
     kind: str,
@@ -258,7 +262,7 @@ def factored_output(
     adaptive_div_value: float = 4.0,
     output_classes: int = 0,
     counts: Tensor | None = None,
-) -> nn.Module | None:
+) -> FactoredLayer | None:
     """The output layer a model's ``output`` names: None for the full softmax (the model's own
     V-way linear layer), else the adaptive or the class softmax over ``features``."""
     if kind == "adaptive":
