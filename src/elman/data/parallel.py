@@ -162,15 +162,22 @@ def _folder_file(folder: Path, split: str, lang: str) -> Path | None:
 
 def _folder(folder: Path, direction: str) -> ParallelCorpus:
     src, tgt = parse_direction(direction)
-    found = {(s, lang): _folder_file(folder, s, lang) for s in FOLDER_SPLITS for lang in (src, tgt)}
-    missing = [f"{s}.{lang}" for (s, lang), p in found.items() if p is None]
+    found: dict[tuple[str, str], Path] = {}
+    missing: list[str] = []
+    for s in FOLDER_SPLITS:
+        for lang in (src, tgt):
+            path = _folder_file(folder, s, lang)
+            if path is None:
+                missing.append(f"{s}.{lang}")
+            else:
+                found[s, lang] = path
     if missing:
         raise ElmanError(
             f"{folder}: a parallel corpus folder for {direction} needs train, valid and test "
             f".{src}/.{tgt} files (optionally .gz); missing {', '.join(missing)}"
         )
     files = {s: (found[s, src], found[s, tgt]) for s in FOLDER_SPLITS}
-    return ParallelCorpus(str(folder), src, tgt, files, {"val": "valid"})  # type: ignore[arg-type]
+    return ParallelCorpus(str(folder), src, tgt, files, {"val": "valid"})
 
 
 def resolve_parallel(

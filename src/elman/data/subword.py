@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Sequence
+from types import ModuleType
 from typing import Any
 
 from elman.errors import ElmanError
@@ -39,7 +40,7 @@ PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 MODEL_TYPES = ("bpe", "unigram")
 
 
-def _spm():
+def _spm() -> ModuleType:
     import sentencepiece  # imported here: only translation needs it
 
     return sentencepiece
@@ -100,7 +101,7 @@ class SubwordModel:
         self.keep = None if keep is None else [int(i) for i in keep]
         if self.keep is not None and self.keep[:4] != [PAD_ID, UNK_ID, BOS_ID, EOS_ID]:
             raise ElmanError("a restricted subword model must keep the four special pieces first")
-        self._index = None if keep is None else {p: k for k, p in enumerate(self.keep)}
+        self._index = None if self.keep is None else {p: k for k, p in enumerate(self.keep)}
 
     def __len__(self) -> int:
         return self._sp.get_piece_size() if self.keep is None else len(self.keep)
@@ -112,6 +113,8 @@ class SubwordModel:
             and self.keep == other.keep
         )
 
+    # unhashable: equal by value. Python's own spelling of that, which typeshed cannot express
+    # (it types object.__hash__ as a method)
     __hash__ = None  # type: ignore[assignment]
 
     def encode(self, lines: Sequence[str]) -> list[list[int]]:
@@ -187,6 +190,8 @@ class SubwordVocab:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, SubwordVocab) and self.src == other.src and self.tgt == other.tgt
 
+    # unhashable: equal by value. Python's own spelling of that, which typeshed cannot express
+    # (it types object.__hash__ as a method)
     __hash__ = None  # type: ignore[assignment]
 
     def to_dict(self) -> dict[str, Any]:
