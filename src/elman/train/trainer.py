@@ -24,18 +24,19 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import torch
 from torch import Tensor, nn
 
 from elman.errors import ElmanError
 from elman.train import distributed
-from elman.train.checkpoint import save_checkpoint
+from elman.train.checkpoint import load_weights, save_checkpoint
+from elman.train.metrics import MetricWindow
 from elman.train.optim import (
     OPTIMIZERS,
     SCHEDULES,
@@ -47,7 +48,20 @@ from elman.train.optim import (
     set_lr,
 )
 
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
+    from tqdm import tqdm
+
 AUTOCAST = {None: None, "bfloat16": torch.bfloat16}
+
+# model.loss, or the DDP wrapper that calls it: (batch, state) -> (loss_sum, num_tokens, state)
+LossFn = Callable[[Any, Any], tuple[Tensor, int | Tensor, Any]]
+
+
+class LossModel(Protocol):
+    """The one method the trainer needs of a model (see the module docstring)."""
+
+    def loss(self, batch: Any, state: Any) -> tuple[Tensor, int | Tensor, Any]: ...
 
 
 @dataclass
@@ -126,7 +140,7 @@ def to_device(batch: Any, device: torch.device) -> Any:
     """Move every tensor field of a dataclass batch (or a tensor, tuple, dict) to ``device``."""
     if isinstance(batch, Tensor):
         return batch.to(device, non_blocking=True)
-    if dataclasses.is_dataclass(batch):
+    if dataclasses.is_dataclass(batch) and not isinstance(batch, type):
         changes = {
             f.name: to_device(getattr(batch, f.name), device)
             for f in dataclasses.fields(batch)
@@ -173,7 +187,7 @@ def evaluate_loss(model: nn.Module, data: Any, device: torch.device) -> dict[str
     if hasattr(data, "to"):
         data = data.to(device)
     for batch in data.iter_from(0):
-        loss_sum, n, state = model.loss(to_device(batch, device), state)
+        loss_sum, n, state = cast(LossModel, model).loss(to_device(batch, device), state)
         total += loss_sum.double()
         count += n
     model.train(was_training)
@@ -183,11 +197,61 @@ def evaluate_loss(model: nn.Module, data: Any, device: torch.device) -> dict[str
     return {"loss": total.item() / tokens, "tokens": tokens}
 
 
+@dataclass
+class TrainerState:
+    """Where training stands, and its bookkeeping: the checkpoint's ``trainer`` entry.
+
+    Plain values only, so that a checkpoint loads with ``weights_only``. The learning-rate
+    schedule and the weight average keep their own state, which ``Trainer.state_dict`` nests
+    beside these fields as ``schedule`` and ``average``; the carried BPTT state is the
+    checkpoint's ``carry``. A new field is one line here: saved, restored, and given its default
+    when an older checkpoint lacks it.
+    """
+
+    epoch: int = 1  # the epoch under way, from 1
+    step_in_epoch: int = 0  # steps taken in it: where its data resumes
+    global_step: int = 0
+    best_valid: float = math.inf
+    bad_epochs: int = 0  # epochs since the best validation loss (train.patience)
+    # this epoch's training loss and tokens, summed over the logged windows
+    epoch_loss: float = 0.0
+    epoch_tokens: int = 0
+    clip_steps: int = 0  # this epoch's steps where clip_norm fired
+    history: list[dict[str, Any]] = field(default_factory=list)  # one "valid" record per epoch
+    sessions: list[dict[str, Any]] = field(default_factory=list)  # command, commit, first step
+    finished: bool = False  # early stopping ended the run; more epochs do not revive it
+    # seconds of training over all sessions of this run (in a checkpoint: up to its writing)
+    wall_time: float = 0.0
+    # CPU seconds of this process (all its threads): on a shared machine the wall time
+    # also counts the other jobs; with one thread this is the time of an idle core.
+    cpu_time: float = 0.0
+    averaging: bool = False  # average the weights after every step from now on
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields by name: the checkpoint's ``trainer`` entry (its lists, not copies)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], defaults: TrainerState | None = None) -> TrainerState:
+        """Read what ``to_dict`` wrote; other keys are ignored, a missing one keeps ``defaults``'.
+
+        Each value is cast to its field's type (as the default holds it), so the state keeps plain
+        ints, floats, bools and its own lists whatever the reader handed over.
+        """
+        base = defaults if defaults is not None else cls()
+        values = {}
+        for f in fields(cls):
+            default = getattr(base, f.name)
+            values[f.name] = type(default)(d.get(f.name, default))
+        return cls(**values)
+
+
 class Trainer:
     """Trains ``model`` on ``train_data``, validating with ``evaluate(model) -> {"loss": …, …}``.
 
     ``meta`` is written into every checkpoint beside the weights (task, recipe, vocabulary), so
-    that the run folder alone rebuilds the model.
+    that the run folder alone rebuilds the model. Everything a resume needs is ``state`` (position
+    and bookkeeping), ``carry``, ``average``, the schedule, the optimiser and the RNG.
     """
 
     def __init__(
@@ -211,8 +275,10 @@ class Trainer:
         )
         # the training step's loss: through DDP under several processes, compiled on request
         # (torch.compile of the bound method leaves the state_dict keys as they are)
-        loss_fn = self.step_model if self.step_model is not None else self.model.loss
-        self.loss_fn = torch.compile(loss_fn) if config.compile else loss_fn
+        loss_fn: LossFn = (
+            self.step_model if self.step_model is not None else cast(LossModel, self.model).loss
+        )
+        self.loss_fn: LossFn = cast(LossFn, torch.compile(loss_fn)) if config.compile else loss_fn
         self.main = distributed.is_main()
         # Move the whole stream once when it can, so batches cost nothing to fetch.
         self.train_data = train_data.to(self.device) if hasattr(train_data, "to") else train_data
@@ -234,44 +300,53 @@ class Trainer:
             min_lr=config.min_lr,
             min_improvement=config.min_improvement,
         )
-        # Position and bookkeeping; all of it goes into the checkpoint.
-        self.epoch = 1
-        self.step_in_epoch = 0
-        self.global_step = 0
-        self.best_valid = math.inf
-        self.bad_epochs = 0
-        self.carry: Any = None
-        self.epoch_loss = 0.0
-        self.epoch_tokens = 0
-        self.clip_steps = 0
-        self.history: list[dict[str, Any]] = []
-        self.sessions: list[dict[str, Any]] = []  # command, commit, first step of each session
-        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.params: list[Tensor] = [p for p in self.model.parameters() if p.requires_grad]
+        self.state = TrainerState(averaging=config.average_start == 1)
+        self.carry: Any = None  # the state carried from the last step into the next
         self.average: ParameterAverage | None = None  # train.average_start
-        self.averaging = config.average_start == 1  # average after every step from now on
-        self.finished = False
-        self.wall_time = 0.0  # seconds of training over all sessions of this run
-        # CPU seconds of this process (all its threads): on a shared machine the wall time
-        # also counts the other jobs; with one thread this is the time of an idle core.
-        self.cpu_time = 0.0
+        self.window = MetricWindow(self.device, clipping=config.clip_norm is not None)
+        self._autocast = AUTOCAST[config.autocast]
         self._fit_start: float | None = None
         self._cpu_start = 0.0
-        self._writer = None
+        self._writer: SummaryWriter | None = None
+
+    # Read by the commands and labs that drive a Trainer; the state holds the values.
+    @property
+    def epoch(self) -> int:
+        return self.state.epoch
+
+    @property
+    def global_step(self) -> int:
+        return self.state.global_step
+
+    @property
+    def best_valid(self) -> float:
+        return self.state.best_valid
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        return self.state.history
+
+    @property
+    def sessions(self) -> list[dict[str, Any]]:
+        return self.state.sessions
 
     def elapsed(self) -> float:
+        """Seconds of training over every session so far."""
         if self._fit_start is None:
-            return self.wall_time
-        return self.wall_time + time.perf_counter() - self._fit_start
+            return self.state.wall_time
+        return self.state.wall_time + time.perf_counter() - self._fit_start
 
     def elapsed_cpu(self) -> float:
+        """CPU seconds of training over every session so far."""
         if self._fit_start is None:
-            return self.cpu_time
-        return self.cpu_time + time.process_time() - self._cpu_start
+            return self.state.cpu_time
+        return self.state.cpu_time + time.process_time() - self._cpu_start
 
     # ----------------------------------------------------------------- checkpoints
     def state_dict(self, carry: Any) -> dict[str, Any]:
         """Everything a resume needs; ``carry`` is the carried state in the one-process layout."""
-        rng = {"torch": torch.get_rng_state()}
+        rng: dict[str, Any] = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
         model_state = self.model.state_dict()
@@ -285,27 +360,17 @@ class Trainer:
             }
             with self.averaged():
                 model_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        state = dataclasses.replace(
+            self.state, wall_time=self.elapsed(), cpu_time=self.elapsed_cpu()
+        )
         return {
             **self.meta,
             "model": model_state,
             "optimizer": self.optimizer.state_dict(),
             "trainer": {
-                "epoch": self.epoch,
-                "step_in_epoch": self.step_in_epoch,
-                "global_step": self.global_step,
-                "best_valid": self.best_valid,
-                "bad_epochs": self.bad_epochs,
-                "epoch_loss": self.epoch_loss,
-                "epoch_tokens": self.epoch_tokens,
-                "clip_steps": self.clip_steps,
+                **state.to_dict(),
                 "schedule": self.schedule.state_dict(),
-                "history": self.history,
-                "sessions": self.sessions,
-                "finished": self.finished,
-                "wall_time": self.elapsed(),
-                "cpu_time": self.elapsed_cpu(),
                 "average": average,
-                "averaging": self.averaging,
             },
             "rng": rng,
             "carry": _flatten_state(carry),
@@ -313,39 +378,28 @@ class Trainer:
 
     def load_state_dict(self, payload: dict[str, Any]) -> None:
         """Restore everything ``state_dict`` wrote, so training continues bit for bit."""
-        try:
-            self.model.load_state_dict(payload["model"])
-        except RuntimeError as err:
-            raise ElmanError(
-                f"checkpoint {payload.get('path', '?')} does not match the model built from its "
-                f"recipe ({str(err).splitlines()[0][:160]})"
-            ) from None
+        load_weights(self.model, payload)
         self.optimizer.load_state_dict(payload["optimizer"])
         t = payload["trainer"]
         if t.get("average") is not None:
-            self.average = ParameterAverage(self.params)  # the mean: the loaded "model"
-            self.average.count = int(t["average"]["count"])
-            with torch.no_grad():
-                for p, raw in zip(self.params, t["average"]["raw"], strict=True):
-                    p.copy_(raw)
-        self.epoch, self.step_in_epoch = int(t["epoch"]), int(t["step_in_epoch"])
-        self.global_step = int(t["global_step"])
-        self.best_valid, self.bad_epochs = float(t["best_valid"]), int(t["bad_epochs"])
-        self.epoch_loss, self.epoch_tokens = float(t["epoch_loss"]), int(t["epoch_tokens"])
-        self.clip_steps = int(t["clip_steps"])
+            self._load_average(t["average"])
+        # a key that an older checkpoint lacks keeps this (fresh) trainer's value
+        self.state = TrainerState.from_dict(t, defaults=self.state)
         self.schedule.load_state_dict(t["schedule"])
-        self.history = list(t["history"])
-        self.sessions = list(t.get("sessions", []))
-        self.finished = bool(t["finished"])
-        self.wall_time = float(t.get("wall_time", 0.0))
-        self.cpu_time = float(t.get("cpu_time", 0.0))
-        self.averaging = bool(t.get("averaging", self.averaging))
         set_lr(self.optimizer, self.schedule.lr)
         torch.set_rng_state(payload["rng"]["torch"])
         if "cuda" in payload["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(payload["rng"]["cuda"])
         # stored in the one-process column layout; each rank takes its own columns
         self.carry = distributed.shard_state(_unflatten_state(payload["carry"], self.device))
+
+    def _load_average(self, saved: dict[str, Any]) -> None:
+        """The model holds the mean (the checkpoint's "model"); put the raw iterate back."""
+        self.average = ParameterAverage(self.params)
+        self.average.count = int(saved["count"])
+        with torch.no_grad():
+            for p, raw in zip(self.params, saved["raw"], strict=True):
+                p.copy_(raw)
 
     @contextmanager
     def averaged(self) -> Iterator[None]:
@@ -376,220 +430,232 @@ class Trainer:
         if self._writer is not None:
             for key, value in record.items():
                 if isinstance(value, int | float) and key not in ("epoch", "step"):
-                    self._writer.add_scalar(f"{record['kind']}/{key}", value, self.global_step)
+                    self._writer.add_scalar(
+                        f"{record['kind']}/{key}", value, self.state.global_step
+                    )
+
+    def _log_window(self, bar: tqdm | None) -> None:
+        """Log the steps since the last log line and count them into the epoch's loss."""
+        totals = self.window.flush()
+        if not math.isfinite(totals.loss_sum):
+            self._non_finite()
+        self.state.epoch_loss += totals.loss_sum
+        self.state.epoch_tokens += totals.tokens
+        self.state.clip_steps += totals.clipped
+        record = {
+            "kind": "train",
+            "epoch": self.state.epoch,
+            "step": self.state.global_step,
+            "loss": totals.mean_loss,
+            "ppl": math.exp(min(totals.mean_loss, 700)),
+            "lr": self.schedule.lr,
+            "tokens_per_s": totals.tokens_per_s,
+        }
+        if self.config.clip_norm is not None:
+            record["grad_norm"] = totals.grad_norm
+            record["clip_fraction"] = totals.clip_fraction
+        self._log(record)
+        if bar is not None:
+            bar.set_postfix(
+                loss=f"{record['loss']:.3f}",
+                ppl=f"{record['ppl']:.1f}",
+                tok_s=f"{record['tokens_per_s']:.0f}",
+            )
+
+    def _progress_bar(self, total: int) -> tqdm | None:
+        if not (self.config.progress and self.main):
+            return None
+        from tqdm.auto import tqdm  # progress bars belong to the training layer
+
+        return tqdm(
+            total=total,
+            initial=self.state.step_in_epoch,
+            desc=f"epoch {self.state.epoch}",
+            leave=False,
+            dynamic_ncols=True,
+        )
+
+    def _non_finite(self) -> None:
+        raise ElmanError(
+            f"non-finite loss at step {self.state.global_step} (epoch {self.state.epoch}); lower "
+            "the learning rate or set train.clip_norm (e.g. --set train.clip_norm=5)"
+        )
 
     # ----------------------------------------------------------------- the loop
     def fit(self) -> dict[str, Any]:
         """Train until the last epoch, early stopping, or ``max_steps``; return the summary."""
         cfg = self.config
         self._fit_start, self._cpu_start = time.perf_counter(), time.process_time()
-        if self.global_step == 0 and self.step_in_epoch == 0 and self.epoch == 1:
+        if self.state.global_step == 0 and self.state.step_in_epoch == 0 and self.state.epoch == 1:
             torch.manual_seed(cfg.seed)
         if cfg.tensorboard and self.main:
             from torch.utils.tensorboard import SummaryWriter  # optional dependency
 
             self._writer = SummaryWriter(self.run_dir / "tensorboard")
-        params = self.params
         set_lr(self.optimizer, self.schedule.lr)
         stopped_early = False
-        while self.epoch <= cfg.epochs and not self.finished:
+        while self.state.epoch <= cfg.epochs and not self.state.finished:
             # Checked before a step, not only after one: a target reached at an epoch end (or
             # before a resume) must not be overshot by the next epoch's first step.
-            if cfg.max_steps is not None and self.global_step >= cfg.max_steps:
+            if self._max_steps_reached():
                 self.save("last.pt")
                 return self._summary(interrupted=True)
-            if self._run_epoch(params):
+            if self._run_epoch():
                 return self._summary(interrupted=True)
             stopped_early = self._end_epoch()
             if stopped_early:
                 break
-        self.finished = stopped_early  # a later resume with more epochs continues otherwise
+        self.state.finished = stopped_early  # a later resume with more epochs continues otherwise
         self.save("last.pt")
         return self._summary(interrupted=False, stopped_early=stopped_early)
 
-    def _run_epoch(self, params: list[nn.Parameter]) -> bool:
+    def _run_epoch(self) -> bool:
         """One epoch from the saved position; True when ``max_steps`` interrupted it."""
-        cfg = self.config
-        model, device = self.model, self.device
         if hasattr(self.train_data, "set_epoch"):
-            self.train_data.set_epoch(self.epoch)
-        (self.step_model or model).train()  # DDP.train() reaches the model inside
+            self.train_data.set_epoch(self.state.epoch)
+        (self.step_model or self.model).train()  # DDP.train() reaches the model inside
         n_batches = len(self.train_data)
-        bar = None
-        if cfg.progress and self.main:
-            from tqdm.auto import tqdm  # progress bars belong to the training layer
-
-            bar = tqdm(
-                total=n_batches,
-                initial=self.step_in_epoch,
-                desc=f"epoch {self.epoch}",
-                leave=False,
-                dynamic_ncols=True,
-            )
+        bar = self._progress_bar(n_batches)
+        self.window.reset()
         state = self.carry
-        win_loss = torch.zeros((), dtype=torch.float64, device=device)
-        win_tokens = torch.zeros((), dtype=torch.int64, device=device)
-        win_norm = torch.zeros((), device=device)
-        win_fired = torch.zeros((), dtype=torch.int64, device=device)
-        win_steps, win_start = 0, time.perf_counter()
-        autocast = AUTOCAST[cfg.autocast]
-        check_every_step = device.type == "cpu"  # a sync costs nothing there
-        for batch in self.train_data.iter_from(self.step_in_epoch):
-            batch = to_device(batch, device)
-            with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-                loss_sum, n_tokens, state = self.loss_fn(batch, state)
-            if autocast is not None:  # a bfloat16 sum would round the per-token mean
-                loss_sum = loss_sum.float()
-            loss = loss_sum / distributed.loss_denominator(n_tokens)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            state = detach_state(state)
-            if cfg.clip_value is not None:
-                clip_grad_value(params, cfg.clip_value)
-            if cfg.clip_norm is not None:
-                norm, fired = clip_grad_norm(params, cfg.clip_norm)
-                win_norm += norm
-                win_fired += fired
-            self.optimizer.step()
-            if self.averaging:
-                if self.average is None:
-                    self.average = ParameterAverage(self.params)
-                else:
-                    self.average.update()
-            self.step_in_epoch += 1
-            self.global_step += 1
-            win_loss += loss_sum.detach().double()
-            win_tokens += n_tokens
-            win_steps += 1
-            if check_every_step and not math.isfinite(loss.item()):
-                self._non_finite()
-            last = self.step_in_epoch == n_batches
-            if self.global_step % cfg.log_every == 0 or last:
-                self._log_window(
-                    win_loss, win_tokens, win_norm, win_fired, win_steps, win_start, bar
-                )
-                win_loss.zero_(), win_tokens.zero_(), win_norm.zero_(), win_fired.zero_()
-                win_steps, win_start = 0, time.perf_counter()
-            if bar is not None:
-                bar.update(1)
-            if cfg.save_every and self.global_step % cfg.save_every == 0 and not last:
-                if win_steps:  # into epoch_loss first, so a resume from here loses no tokens
-                    self._log_window(
-                        win_loss, win_tokens, win_norm, win_fired, win_steps, win_start, bar
-                    )
-                    win_loss.zero_(), win_tokens.zero_(), win_norm.zero_(), win_fired.zero_()
-                    win_steps, win_start = 0, time.perf_counter()
-                self.carry = state
-                self.save("last.pt")
-            if cfg.max_steps is not None and self.global_step >= cfg.max_steps and not last:
-                if win_steps:
-                    self._log_window(
-                        win_loss, win_tokens, win_norm, win_fired, win_steps, win_start, bar
-                    )
-                self.carry = state
-                self.save("last.pt")
+        try:
+            for batch in self.train_data.iter_from(self.state.step_in_epoch):
+                state = self._step(to_device(batch, self.device), state)
+                last = self.state.step_in_epoch == n_batches
+                if self.state.global_step % self.config.log_every == 0 or last:
+                    self._log_window(bar)
                 if bar is not None:
-                    bar.close()
-                return True
-        if bar is not None:
-            bar.close()
+                    bar.update(1)
+                if last:  # the epoch's end validates and saves
+                    break
+                stop = self._max_steps_reached()
+                if stop or self._periodic_save_due():
+                    self._save_mid_epoch(state, bar)
+                if stop:
+                    return True
+        finally:
+            if bar is not None:
+                bar.close()
         self.carry = None
         return False
 
-    def _non_finite(self) -> None:
-        raise ElmanError(
-            f"non-finite loss at step {self.global_step} (epoch {self.epoch}); lower the learning "
-            "rate or set train.clip_norm (e.g. --set train.clip_norm=5)"
-        )
-
-    def _log_window(self, loss, tokens, norm, fired, steps, start, bar) -> None:
-        distributed.all_reduce_sum(loss)  # every rank logs the global batch's loss
-        distributed.all_reduce_sum(tokens)
-        loss_sum, n = float(loss.item()), int(tokens.item())  # one sync per window
-        if not math.isfinite(loss_sum):
+    def _step(self, batch: Any, state: Any) -> Any:
+        """One optimiser step on ``batch`` from the carried ``state``; returns the next carry."""
+        autocast = self._autocast
+        with torch.autocast(self.device.type, dtype=autocast, enabled=autocast is not None):
+            loss_sum, n_tokens, state = self.loss_fn(batch, state)
+        if autocast is not None:  # a bfloat16 sum would round the per-token mean
+            loss_sum = loss_sum.float()
+        loss = loss_sum / distributed.loss_denominator(n_tokens)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        state = detach_state(state)
+        grad_norm, clipped = self._clip_gradients()
+        self.optimizer.step()
+        self._update_average()
+        self.state.step_in_epoch += 1
+        self.state.global_step += 1
+        self.window.add(loss_sum, n_tokens, grad_norm, clipped)
+        # on the CPU a sync costs nothing, so a bad loss stops the run at its own step
+        if self.device.type == "cpu" and not math.isfinite(loss.item()):
             self._non_finite()
-        self.epoch_loss += loss_sum
-        self.epoch_tokens += n
-        mean = loss_sum / max(n, 1)
-        elapsed = max(time.perf_counter() - start, 1e-9)
-        record = {
-            "kind": "train",
-            "epoch": self.epoch,
-            "step": self.global_step,
-            "loss": mean,
-            "ppl": math.exp(min(mean, 700)),
-            "lr": self.schedule.lr,
-            "tokens_per_s": n / elapsed,
-        }
-        if self.config.clip_norm is not None:
-            fired_n = int(fired.item())
-            self.clip_steps += fired_n
-            record["grad_norm"] = float(norm.item()) / max(steps, 1)
-            record["clip_fraction"] = fired_n / max(steps, 1)
-        self._log(record)
-        if bar is not None:
-            bar.set_postfix(
-                loss=f"{mean:.3f}",
-                ppl=f"{record['ppl']:.1f}",
-                tok_s=f"{record['tokens_per_s']:.0f}",
-            )
+        return state
+
+    def _clip_gradients(self) -> tuple[Tensor | None, Tensor | None]:
+        """Clip as configured; the pre-clip norm and whether clipping fired (None: no clip_norm)."""
+        cfg = self.config
+        if cfg.clip_value is not None:
+            clip_grad_value(self.params, cfg.clip_value)
+        if cfg.clip_norm is None:
+            return None, None
+        return clip_grad_norm(self.params, cfg.clip_norm)
+
+    def _update_average(self) -> None:
+        if not self.state.averaging:
+            return
+        if self.average is None:
+            self.average = ParameterAverage(self.params)  # the mean starts at these weights
+        else:
+            self.average.update()
+
+    def _max_steps_reached(self) -> bool:
+        max_steps = self.config.max_steps
+        return max_steps is not None and self.state.global_step >= max_steps
+
+    def _periodic_save_due(self) -> bool:
+        every = self.config.save_every
+        if not every:
+            return False
+        return self.state.global_step % every == 0
+
+    def _save_mid_epoch(self, state: Any, bar: tqdm | None) -> None:
+        """Checkpoint inside the epoch with the carried state, to resume from this very step."""
+        if self.window.steps:  # into epoch_loss first, so a resume from here loses no tokens
+            self._log_window(bar)
+        self.carry = state
+        self.save("last.pt")
 
     def _end_epoch(self) -> bool:
         """Validate, schedule, checkpoint; True when early stopping ends training."""
-        with self.averaged():
-            # rank 0 validates; every rank's schedule and early stopping read its loss
-            valid = self.evaluate(self.model) if self.main else {}
-        if distributed.active():
-            valid["loss"] = distributed.broadcast_float(valid.get("loss", math.nan))
-        train_loss = self.epoch_loss / max(self.epoch_tokens, 1)
+        valid = self._validate()
+        st = self.state
+        train_loss = st.epoch_loss / max(st.epoch_tokens, 1)
         record = {
             "kind": "valid",
-            "epoch": self.epoch,
-            "step": self.global_step,
+            "epoch": st.epoch,
+            "step": st.global_step,
             "lr": self.schedule.lr,
             "train_loss": train_loss,
             "train_ppl": math.exp(min(train_loss, 700)),
-            "clip_fraction": self.clip_steps / max(len(self.train_data), 1),
+            "clip_fraction": st.clip_steps / max(len(self.train_data), 1),
             **valid,
         }
         self._log(record)
-        self.history.append(record)
+        st.history.append(record)
         if self.main:
             print(
-                f"epoch {self.epoch:3d} | lr {self.schedule.lr:.4g} "
+                f"epoch {st.epoch:3d} | lr {self.schedule.lr:.4g} "
                 f"| train ppl {record['train_ppl']:8.2f}"
                 f" | valid " + " ".join(f"{k} {v:.4g}" for k, v in valid.items() if k != "tokens"),
                 flush=True,
             )
-        improved = valid["loss"] < self.best_valid
+        improved = valid["loss"] < st.best_valid
         if improved:
-            self.best_valid = valid["loss"]
-            self.bad_epochs = 0
+            st.best_valid = valid["loss"]
+            st.bad_epochs = 0
         else:
-            self.bad_epochs += 1
-        lr = self.schedule.step(self.epoch, valid["loss"])
+            st.bad_epochs += 1
+        lr = self.schedule.step(st.epoch, valid["loss"])
         start = self.config.average_start
-        if start == "plateau" and not self.schedule.last_improved or start == self.epoch + 1:
-            self.averaging = True
+        if start == "plateau" and not self.schedule.last_improved or start == st.epoch + 1:
+            st.averaging = True
         set_lr(self.optimizer, lr)
-        self.epoch += 1
-        self.step_in_epoch = 0
-        self.epoch_loss, self.epoch_tokens, self.clip_steps = 0.0, 0, 0
-        stop = self.config.patience is not None and self.bad_epochs >= self.config.patience
+        st.epoch += 1
+        st.step_in_epoch = 0
+        st.epoch_loss, st.epoch_tokens, st.clip_steps = 0.0, 0, 0
+        stop = self.config.patience is not None and st.bad_epochs >= self.config.patience
         stop = stop or self.schedule.done
         if improved:
             self.save("best.pt")
         self.save("last.pt")
         return stop
 
+    def _validate(self) -> dict[str, float]:
+        with self.averaged():
+            # rank 0 validates; every rank's schedule and early stopping read its loss
+            valid = self.evaluate(self.model) if self.main else {}
+        if distributed.active():
+            valid["loss"] = distributed.broadcast_float(valid.get("loss", math.nan))
+        return valid
+
     def _summary(self, interrupted: bool, stopped_early: bool = False) -> dict[str, Any]:
         return {
             "interrupted": interrupted,
             "stopped_early": stopped_early,
-            "epochs": self.epoch - 1,
-            "global_step": self.global_step,
-            "best_valid_loss": self.best_valid,
+            "epochs": self.state.epoch - 1,
+            "global_step": self.state.global_step,
+            "best_valid_loss": self.state.best_valid,
             "wall_time": self.elapsed(),
             "cpu_time": self.elapsed_cpu(),
-            "history": self.history,
+            "history": self.state.history,
         }
