@@ -113,9 +113,7 @@ class SubwordModel:
             and self.keep == other.keep
         )
 
-    # unhashable: equal by value. Python's own spelling of that, which typeshed cannot express
-    # (it types object.__hash__ as a method)
-    __hash__ = None  # type: ignore[assignment]
+    # no __hash__: a class that defines __eq__ alone gets __hash__ = None, i.e. unhashable
 
     def encode(self, lines: Sequence[str]) -> list[list[int]]:
         """The piece ids of every line (no ``<s>``/``</s>``; an empty line is ``[]``)."""
@@ -190,9 +188,7 @@ class SubwordVocab:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, SubwordVocab) and self.src == other.src and self.tgt == other.tgt
 
-    # unhashable: equal by value. Python's own spelling of that, which typeshed cannot express
-    # (it types object.__hash__ as a method)
-    __hash__ = None  # type: ignore[assignment]
+    # no __hash__: a class that defines __eq__ alone gets __hash__ = None, i.e. unhashable
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for the checkpoint: the serialized model(s) as bytes, kept target ids."""
