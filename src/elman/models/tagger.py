@@ -76,7 +76,9 @@ class TaggerConfig:
 class CharEncoder(nn.Module):
     """A word's characters -> c = [h→_last ; h←_first], shape (2·char_hidden,)."""
 
-    def __init__(self, cell: str, num_chars: int, dim: int, hidden: int, **cell_options) -> None:
+    def __init__(
+        self, cell: str, num_chars: int, dim: int, hidden: int, **cell_options: Any
+    ) -> None:
         super().__init__()
         self.embedding = nn.Embedding(num_chars, dim, padding_idx=0)
         self.rnn = Recurrent(

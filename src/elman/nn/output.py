@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from itertools import pairwise
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -66,7 +66,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, h: Tensor, weight: Tensor, bias: Tensor, target: Tensor, rows: int) -> Tensor:
+    def forward(
+        ctx: Any, h: Tensor, weight: Tensor, bias: Tensor, target: Tensor, rows: int
+    ) -> Tensor:
         grad_h = torch.empty_like(h)
         grad_w, grad_b = torch.zeros_like(weight), torch.zeros_like(bias)
         total = torch.zeros((), dtype=torch.float64, device=h.device)
@@ -87,7 +89,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         return total.to(h.dtype)
 
     @staticmethod
-    def backward(ctx, grad: Tensor):
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         grad_h, grad_w, grad_b = ctx.saved_tensors
         return grad_h.mul_(grad), grad_w.mul_(grad), grad_b.mul_(grad), None, None
 
@@ -113,7 +115,15 @@ class _InClassLogProb(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, h, weight, bias, local, sizes: list[int], starts: list[int]) -> Tensor:
+    def forward(
+        ctx: Any,
+        h: Tensor,
+        weight: Tensor,
+        bias: Tensor,
+        local: Tensor,
+        sizes: list[int],
+        starts: list[int],
+    ) -> Tensor:
         out = h.new_empty(h.shape[0])
         probs = []
         row = 0
@@ -131,7 +141,7 @@ class _InClassLogProb(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx, grad: Tensor):
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         h, weight, local, *probs = ctx.saved_tensors
         grad_h = torch.zeros_like(h)
         grad_w, grad_b = torch.zeros_like(weight), weight.new_zeros(weight.shape[0])

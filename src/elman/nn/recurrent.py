@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -47,7 +48,7 @@ RecurrentState = Tensor | tuple[Tensor, Tensor]
 FusedKernel = Callable[..., tuple[Tensor, ...]]
 
 
-def _cell_options(cell: str, options: dict) -> dict:
+def _cell_options(cell: str, options: dict[str, Any]) -> dict[str, Any]:
     """Check the cell's own keyword options (everything but the sizes) by name."""
     params = inspect.signature(CELLS[cell].__init__).parameters
     accepted = [n for n in params if n not in ("self", "input_size", "hidden_size")]
@@ -115,7 +116,7 @@ class Recurrent(nn.Module):
         batch_first: bool = False,
         impl: str = "auto",
         weight_dropout: float = 0.0,
-        **cell_options,
+        **cell_options: Any,
     ) -> None:
         super().__init__()
         self.cell_type = _choice("cell", cell, tuple(CELLS))
