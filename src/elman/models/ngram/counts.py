@@ -30,7 +30,8 @@ the word ids themselves (row w = word w, for every word of the vocabulary).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import repeat
 
@@ -41,6 +42,10 @@ from elman.errors import ElmanError
 UNK, BOS, EOS = "<unk>", "<s>", "</s>"
 # Every vocabulary built here starts with these three ids.
 UNK_ID, BOS_ID, EOS_ID = 0, 1, 2
+# The count tables hold rows, words and counts as int32 (half the memory of int64): each
+# is below the number of tokens, which must stay below 2**31.  Keys context * V + word
+# can pass 2**31 and are always int64.
+INDEX = np.int32
 
 
 @dataclass
@@ -65,15 +70,15 @@ class Encoded:
         return self.pos > 0
 
 
-def _split(lines: Iterable[str]) -> tuple[list[str], np.ndarray]:
-    """All words of all lines in order, and the number of words of each line."""
-    words: list[str] = []
-    lengths: list[int] = []
+def _words(lines: Iterable[str], lengths: list[int]) -> Iterator[str]:
+    """Every word of every line, in order, appending each line's word count to ``lengths``.
+
+    Callers stream these into an id array (``np.fromiter``): no list of all the words, a
+    Python string each, is ever held."""
     for line in lines:
         toks = line.split()
-        words.extend(toks)
         lengths.append(len(toks))
-    return words, np.asarray(lengths, dtype=np.int64)
+        yield from toks
 
 
 def _drop_markers(word_ids: np.ndarray, lengths: np.ndarray, bos: int, eos: int):
@@ -105,44 +110,44 @@ def _frame(word_ids: np.ndarray, lengths: np.ndarray, bos: int, eos: int) -> tup
 def build_vocab(lines: Iterable[str]) -> tuple[list[str], Encoded]:
     """The vocabulary of ``lines`` (<unk>, <s>, </s>, then words in order of first
     appearance) and the lines encoded with it.  Raises ElmanError for an empty corpus."""
-    lines = list(lines)
-    words, lengths = _split(lines)
-    index = {UNK: UNK_ID, BOS: BOS_ID, EOS: EOS_ID}
-    for w in dict.fromkeys(words):  # first-appearance order, each word once
-        index.setdefault(w, len(index))
-    word_ids = np.fromiter(map(index.__getitem__, words), dtype=np.int64, count=len(words))
+    # A new word gets the next id as it is first looked up: first-appearance order.
+    index: defaultdict[str, int] = defaultdict(lambda: len(index))
+    index.update({UNK: UNK_ID, BOS: BOS_ID, EOS: EOS_ID})
+    counts: list[int] = []
+    word_ids = np.fromiter(map(index.__getitem__, _words(lines, counts)), dtype=np.int64)
+    sentences, lengths = len(counts), np.asarray(counts, dtype=np.int64)
     word_ids, lengths = _drop_markers(word_ids, lengths, BOS_ID, EOS_ID)
     if not len(word_ids):
         raise ElmanError(
-            f"the training corpus has no words ({len(lines)} lines, all blank); "
+            f"the training corpus has no words ({sentences} lines, all blank); "
             "an n-gram model needs at least one line of text"
         )
     ids, pos, _ = _frame(word_ids, lengths, BOS_ID, EOS_ID)
     oov = np.zeros(len(ids), dtype=bool)
-    return list(index), Encoded(ids, pos, oov, len(lines))
+    return list(index), Encoded(ids, pos, oov, sentences)
 
 
 def encode(lines: Iterable[str], index: dict[str, int]) -> Encoded:
     """Encode ``lines`` with a fixed vocabulary (which has <unk>, <s> and </s>); unknown
     words become <unk> and are flagged in ``Encoded.oov``."""
-    lines = list(lines)
-    words, lengths = _split(lines)
+    counts: list[int] = []
+    raw = np.fromiter(map(index.get, _words(lines, counts), repeat(-1)), dtype=np.int64)
+    sentences, lengths = len(counts), np.asarray(counts, dtype=np.int64)
     bos, eos = index[BOS], index[EOS]
-    raw = np.fromiter(map(index.get, words, repeat(-1)), dtype=np.int64, count=len(words))
     raw, lengths = _drop_markers(raw, lengths, bos, eos)
     is_oov = raw < 0
     word_ids = np.where(is_oov, index[UNK], raw)
     ids, pos, slots = _frame(word_ids, lengths, bos, eos)
     oov = np.zeros(len(ids), dtype=bool)
     oov[slots] = is_oov
-    return Encoded(ids, pos, oov, len(lines))
+    return Encoded(ids, pos, oov, sentences)
 
 
 @dataclass
 class OrderCounts:
     """The distinct n-grams of one order n, sorted by key = context * V + word.
 
-    Attributes:
+    Attributes (int32, see ``INDEX``; ``starts_bos`` bool):
         context: shape (M,), row of the first n-1 words in the order n-1 table
             (0 for unigrams: the empty context).
         word: shape (M,), the last word.
@@ -168,29 +173,33 @@ def count_ngrams(enc: Encoded, order: int, vocab_size: int) -> list[OrderCounts]
     <unk> when the text has none).  Higher orders list the n-grams that occur.
     """
     ids, pos = enc.ids, enc.pos
+    if len(ids) >= np.iinfo(INDEX).max:
+        raise ElmanError(f"the corpus has {len(ids)} tokens; the n-gram counter holds < 2**31")
     V = vocab_size
-    unigram_count = np.bincount(ids[pos > 0], minlength=V).astype(np.int64)
-    words = np.arange(V, dtype=np.int64)
-    zeros = np.zeros(V, dtype=np.int64)
+    unigram_count = np.bincount(ids[pos > 0], minlength=V).astype(INDEX)
+    words = np.arange(V, dtype=INDEX)
+    zeros = np.zeros(V, dtype=INDEX)
     tables = [OrderCounts(zeros, words, unigram_count, zeros, words == BOS_ID)]
     row = ids  # (T,) row of the (n-1)-gram ending at each token; -1 when none
     for n in range(2, order + 1):
         at = np.flatnonzero(pos >= n - 1)  # tokens that end an n-gram
-        keys = row[at - 1] * V + ids[at]
+        keys = row[at - 1].astype(np.int64, copy=False) * V + ids[at]
         uniq, first, inverse, count = np.unique(
             keys, return_index=True, return_inverse=True, return_counts=True
         )
+        del keys
         starts = at[first]  # one occurrence of each n-gram
         tables.append(
             OrderCounts(
-                context=uniq // V,
-                word=uniq % V,
-                count=count.astype(np.int64),
-                suffix=row[starts],  # (w_2..w_n) ends at the same token
+                context=(uniq // V).astype(INDEX),
+                word=(uniq % V).astype(INDEX),
+                count=count.astype(INDEX),
+                suffix=row[starts].astype(INDEX),  # (w_2..w_n) ends at the same token
                 starts_bos=pos[starts] == n - 1,
             )
         )
-        row = np.full(len(ids), -1, dtype=np.int64)
+        del uniq, first, count, starts
+        row = np.full(len(ids), -1, dtype=INDEX)
         row[at] = inverse
     return tables
 
@@ -211,7 +220,7 @@ def adjusted_counts(tables: list[OrderCounts]) -> list[np.ndarray]:
         if n == len(tables):
             adjusted.append(t.count.copy())
             continue
-        a = np.bincount(tables[n].suffix, minlength=len(t)).astype(np.int64)
+        a = np.bincount(tables[n].suffix, minlength=len(t)).astype(INDEX)
         a[t.starts_bos] = t.count[t.starts_bos]
         adjusted.append(a)
     return adjusted

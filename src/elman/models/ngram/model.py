@@ -43,7 +43,7 @@ LN10 = float(np.log(10.0))
 def find_rows(keys: np.ndarray, context_rows: np.ndarray, words: np.ndarray, V: int) -> np.ndarray:
     """Row of each n-gram (context row, word) in a sorted key table, or -1 when it is
     not listed (or its context row is -1)."""
-    query = context_rows * V + words
+    query = np.asarray(context_rows, dtype=np.int64) * V + words  # can pass 2**31
     if len(keys) == 0:  # an order with no n-grams (a corpus of short sentences)
         return np.full(len(query), -1, dtype=np.int64)
     if len(query) > 1000:
@@ -142,7 +142,7 @@ class NgramLM:
             tables, method=config.smoothing, k=config.k, vocab_size=len(vocab)
         )
         V = len(vocab)
-        keys = [t.context * V + t.word for t in tables[1:]]
+        keys = [t.context.astype(np.int64) * V + t.word for t in tables[1:]]  # int64
         lm = cls(vocab, keys, logp, logbo)
         lm.discounts = discounts
         return lm
