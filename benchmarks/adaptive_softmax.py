@@ -101,7 +101,7 @@ def main() -> None:
     ap.add_argument("--classes", type=int, default=0, help="output_classes (0: ⌈√V⌉)")
     ap.add_argument("--out", default="benchmarks/results/adaptive_softmax.json")
     args = ap.parse_args()
-    from elman.train.run import git_commit
+    from elman.provenance import git_commit
 
     settings = {
         "adaptive": {

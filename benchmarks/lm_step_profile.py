@@ -42,7 +42,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from elman.train.run import git_commit
+    from elman.provenance import git_commit
 
     H, T = CONFIGS[args.config]
     torch.manual_seed(0)

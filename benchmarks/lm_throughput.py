@@ -257,7 +257,7 @@ def main() -> None:
     ap.add_argument("--child", nargs=2, metavar=("WHICH", "CONFIG"), help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "lm_throughput.json"))
     args = ap.parse_args()
-    from elman.train.run import git_commit
+    from elman.provenance import git_commit
 
     if args.child:
         child(args.child[0], args.child[1], args.steps, args.threads, args.device)

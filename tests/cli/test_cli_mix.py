@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from elman.cli import main
-from elman.cli.eval import evaluate_checkpoint
 from elman.data.datasets import resolve
 from elman.models.ngram import read_arpa
+from elman.tasks.evaluation import evaluate
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def trained(tmp_path: Path, recipe: Path, corpus: Path) -> tuple[Path, Path]:
 
 def test_mix_tunes_lambda_on_valid_and_never_loses_to_either_model(trained, corpus, capsys):
     run, arpa = trained
-    out = evaluate_checkpoint(str(run), str(corpus), "valid", device="cpu", mix=str(arpa))
+    out = evaluate(run, "valid", data=str(corpus), device="cpu", mix=str(arpa)).to_dict()
     m = out["mix"]
     assert m["tuned_on"] == "valid" and 0.0 <= m["lambda"] <= 1.0
     assert m["neural_ppl"] == pytest.approx(out["ppl"], rel=1e-6)  # same tokens, same scores

@@ -8,7 +8,7 @@ import pytest
 
 from elman.cli import main
 from elman.data.conllu import FIELDS
-from elman.train.run import train
+from elman.tasks.training import train
 from train.tagtoy import write_tagged_corpus, write_tagger_recipe
 
 
@@ -100,9 +100,10 @@ def test_an_lm_checkpoint_is_refused(recipe, tmp_path, capsys):
     train(recipe, out=tmp_path / "lm", overrides=["train.epochs=1"])
     capsys.readouterr()
     assert main(["tag", str(tmp_path / "lm"), str(recipe)]) == 2
-    assert "'lm' checkpoint" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "`elman tag` needs a model that can tag" in err and "is a 'lm' model" in err
     assert main(["eval", str(tmp_path / "lm"), "--report"]) == 2
-    assert "--report: applies to taggers" in capsys.readouterr().err
+    assert "--report needs a model that can report" in capsys.readouterr().err
 
 
 def test_eval_report_prints_accuracy_table_and_confusions(run_dir, capsys):
@@ -130,6 +131,7 @@ def test_ensemble_of_a_language_model_is_an_error(run_dir, tmp_path, capsys):
     train(recipe, out=lm, overrides=["train.epochs=1"])
     capsys.readouterr()
     assert main(["eval", str(run_dir), "--ensemble", str(lm)]) == 2
-    assert "needs a 'tagger' checkpoint" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"--ensemble {lm / 'best.pt'} is a 'lm' model" in err and "of one task" in err
     assert main(["eval", str(lm), "--ensemble", str(run_dir)]) == 2
-    assert "--ensemble: applies to taggers" in capsys.readouterr().err
+    assert "--ensemble needs a model that can ensemble" in capsys.readouterr().err

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from elman.cli import main
+from elman.tasks.training import train
 from elman.train.checkpoint import save_checkpoint
-from elman.train.run import train
 from train.mttoy import write_parallel_corpus, write_translation_recipe
 
 
@@ -88,7 +88,7 @@ def test_another_tasks_checkpoint_is_a_one_line_error(runs, tmp_path, capsys):
     code, _ = translate(fake, tmp_path, "1 2\n")
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
-    assert "'lm' checkpoint" in err and "`elman translate` needs a 'translation'" in err
+    assert "`elman translate` needs a model that can translate" in err and "'lm' model" in err
 
 
 def test_bad_options_are_one_line_errors(runs, tmp_path, capsys):

@@ -5,11 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from elman.cli.generate import generate
-from elman.inference.generate import filter_logits, sample
+from elman.data.vocabulary import Vocabulary
+from elman.inference.generate import decode_text, encode_prompt, filter_logits, sample
 from elman.models.rnnlm import RNNLM, RNNLMConfig
+from elman.tasks.loading import load
+from elman.tasks.training import train
 from elman.train.checkpoint import load_checkpoint
-from elman.train.run import train
+
+
+def generate(path, prompt: str, tokens: int, device: str = "auto", **sampling) -> str:
+    return load(path, device).generate(prompt, tokens, **sampling)
 
 
 def kept(logits: torch.Tensor) -> set[int]:
@@ -134,3 +139,14 @@ def test_a_checkpoint_saved_on_another_device_loads_on_cpu(run_dir, tmp_path, mo
     assert loaded["model"]["decoder.weight"].device.type == "cpu"
     text = generate(str(gpu), prompt="the", tokens=5, temperature=0, device="cpu")
     assert text == generate(str(run_dir), prompt="the", tokens=5, temperature=0, device="cpu")
+
+
+def test_prompt_encoding_and_decoding():
+    vocab = Vocabulary(["<unk>", "<eos>", "the", "cat"])
+    ids, unknown = encode_prompt("the dog cat", vocab, "word")
+    assert ids == [1, 2, 0, 3] and unknown == ["dog"]  # starts after <eos>
+    assert decode_text([2, 3, 1, 2], vocab, "word") == "the cat\nthe"
+    chars = Vocabulary(["<unk>", "<eos>", "a", "b", "_"])
+    ids, unknown = encode_prompt("ab a", chars, "char")
+    assert ids == [1, 2, 3, 4, 2] and unknown == []  # PTB-char writes a space as "_"
+    assert decode_text([2, 4, 3, 1], chars, "char") == "a b\n"

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from elman.train.tagging_metrics import accuracy, format_report, report
+from elman.tasks.tagging_metrics import accuracy, format_report, report
 
 GOLD = [["DET", "NOUN", "VERB"], ["NOUN", "VERB"]]
 PRED = [["DET", "VERB", "VERB"], ["NOUN", "VERB"]]

@@ -10,9 +10,9 @@ import torch
 
 from elman.config import read_toml
 from elman.errors import ElmanError
+from elman.tasks.table import get_task, parse_recipe
+from elman.tasks.training import train
 from elman.train.checkpoint import load_checkpoint
-from elman.train.recipe import parse_recipe, task_table
-from elman.train.run import train
 from train.lmtoy import write_recipe
 from train.test_distributed import TASKS
 
@@ -23,8 +23,8 @@ def lm_recipe(tmp_path: Path, corpus: Path) -> Path:
 
 def initial_weights(recipe: Path, overrides: list[str]) -> dict[str, torch.Tensor]:
     parsed = parse_recipe(read_toml(recipe), overrides)
-    torch.manual_seed(parsed.train.seed)  # as elman.train.run does before prepare
-    model = task_table()[parsed.info.task].prepare(parsed)["model"]
+    torch.manual_seed(parsed.train.seed)  # as elman.tasks.training does before prepare
+    model = get_task(parsed.info.task).prepare(parsed).model
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from elman.errors import ElmanError
+from elman.tasks.training import train
 from elman.train import checkpoint
 from elman.train.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
-from elman.train.run import train
 
 
 def payload(value: float) -> dict:

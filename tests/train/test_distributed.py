@@ -25,13 +25,13 @@ from elman.data import pair_batches, tagging
 from elman.data.batching import BPTTStream
 from elman.data.windows import ContextWindows
 from elman.errors import ElmanError
+from elman.tasks.table import get_task, parse_recipe
+from elman.tasks.training import train
 from elman.train import distributed
 from elman.train.checkpoint import load_checkpoint
-from elman.train.recipe import parse_recipe, task_table
-from elman.train.run import train
+from tasks.test_nplm import RECIPE as NPLM_RECIPE
 from train.mttoy import write_parallel_corpus, write_translation_recipe
 from train.tagtoy import write_tagged_corpus, write_tagger_recipe
-from train.test_nplm_task import RECIPE as NPLM_RECIPE
 
 pytestmark = pytest.mark.skipif(
     not (dist.is_available() and dist.is_gloo_available()),
@@ -175,8 +175,8 @@ def test_every_task_trains_on_two_processes_what_one_trains(
     assert_close(torch.load(dump / "rank1.pt"), torch.load(dump / "rank0.pt"), 0)
     assert sorted(p.name for p in two.iterdir()) == sorted(p.name for p in one.iterdir())
     # each rank scored its own share of the batches: together, once every token of the epoch
-    parts = task_table()[task].prepare(parse_recipe(read_toml(recipe), overrides))
-    total = sum(b.num_tokens for b in parts["train_data"].iter_from(0))
+    parts = get_task(task).prepare(parse_recipe(read_toml(recipe), overrides))
+    total = sum(b.num_tokens for b in parts.train_data.iter_from(0))
     shares = [int((dump / f"rank{r}.tokens").read_text()) for r in (0, 1)]
     assert sum(shares) == total and min(shares) > 0
     lines = [(run / "metrics.jsonl").read_text().splitlines() for run in (one, two)]

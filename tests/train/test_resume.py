@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import torch
 
+from elman.tasks.training import train
 from elman.train.checkpoint import load_checkpoint
-from elman.train.run import train
 
 DROPOUT = ["model.dropout_embedding=0.3", "model.dropout_hidden=0.2", "model.dropout_output=0.3"]
 

@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
-from elman.data.datasets import resolve as resolve_dataset
 from elman.errors import ElmanError
-from elman.train import lm
+from elman.tasks import lm
+from elman.tasks.loading import load
+from elman.tasks.training import train
 from elman.train.checkpoint import load_checkpoint
-from elman.train.run import train
 
 from .test_resume import DROPOUT, assert_identical
 
@@ -83,18 +83,7 @@ def test_averaged_weights_are_the_ones_validated_saved_and_evaluated(recipe, tmp
         torch.equal(last["model"][k], r) for k, r in zip(params, average["raw"], strict=True)
     )
     # the logged validation loss of the last epoch is that of the saved (averaged) weights
-    loaded = lm.load(last, torch.device("cpu"))
-    data = loaded["recipe"].data
-    dataset = resolve_dataset(data.dataset)
-    valid = lm.evaluate(
-        loaded["model"],
-        loaded["vocab"],
-        dataset,
-        "valid",
-        data.eval_batch_size,
-        torch.device("cpu"),
-        data.bptt,
-    )
+    valid = lm.TASK.load(last, torch.device("cpu")).evaluate("valid")
     assert valid["loss"] == pytest.approx(s["history"][-1]["loss"], rel=1e-9)
 
 
@@ -121,15 +110,13 @@ FACTORED = {
 
 @pytest.mark.parametrize("output", FACTORED)
 def test_a_factored_output_lm_trains_evaluates_and_samples(recipe, tmp_path, output):
-    from elman.cli.generate import generate
-
     run_dir = tmp_path / "run"
     overrides = [f"model.output={output}", *FACTORED[output], "train.lr=0.5"]
     s = train(recipe, overrides=overrides, out=run_dir)
     results = json.loads((run_dir / "results.json").read_text())
     assert results["metrics"]["test"]["ppl"] < 14  # below the uniform model over 14 words
     assert results["metrics"]["valid"]["loss"] == pytest.approx(s["best_valid_loss"], rel=1e-9)
-    text = generate(str(run_dir), prompt="the cat", tokens=5, seed=1, device="cpu")
+    text = load(run_dir, "cpu").generate("the cat", 5, seed=1)
     assert text.startswith("the cat") and len(text) > len("the cat")
     with pytest.raises(ElmanError, match=r"\[model\].*adaptive_cutoffs"):
         train(

@@ -65,9 +65,9 @@ def check_run_folder(out: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     import shutil
 
-    from elman.cli.generate import generate
     from elman.data.datasets import resolve
-    from elman.train.run import train
+    from elman.tasks.loading import load
+    from elman.tasks.training import train
 
     core_check()
     resolve("ptb").path("train")  # a missing corpus stops here with how to get it
@@ -79,5 +79,5 @@ def run(args: argparse.Namespace) -> int:
     if summary["interrupted"]:
         return 0
     print("\nsample (temperature 0.8):")
-    print(generate(args.out, prompt="the company said", tokens=40, temperature=0.8, seed=1))
+    print(load(args.out).generate("the company said", 40, temperature=0.8, seed=1))
     return 0

@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--conllu", action="store_true", help="read and write CoNLL-U")
     p.add_argument("--out", help="output file (default: standard output)")
     p.add_argument("--batch-size", type=int, default=64, help="sentences per step (default 64)")
-    p.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, mps")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
     p.add_argument(
         "--ensemble",
         nargs="+",
@@ -40,7 +40,7 @@ def tag(
     conllu: bool = False,
     out: str | Path | None = None,
     batch_size: int = 64,
-    device: str = "cpu",
+    device: str = "auto",
     ensemble: Sequence[str] = (),
 ) -> int:
     """Tag ``input`` (a file, or ``-`` for stdin) into ``out`` (a file, or stdout)."""
@@ -48,17 +48,15 @@ def tag(
     from elman.data.text import decode_utf8, read_bytes
     from elman.errors import ElmanError
     from elman.inference.tagging import tag_conllu, tag_lines
-    from elman.train.checkpoint import load_task_checkpoint
-    from elman.train.tagger import load, load_ensemble
-    from elman.train.trainer import pick_device
+    from elman.tasks.loading import load
 
     if batch_size < 1:
         raise ElmanError(f"--batch-size must be >= 1, got {batch_size}")
-    dev = pick_device(device)
-    payload = load_task_checkpoint(checkpoint, "tagger", "`elman tag`", map_location=dev)
-    loaded = load(payload, dev)
-    model, vocab = loaded["model"], loaded["vocab"]
-    members = load_ensemble(ensemble, vocab, dev)
+    loaded = load(checkpoint, device, ensemble=ensemble, need="tag", command="`elman tag`")
+
+    def tagger(sentences: list[list[str]]) -> list[list[str]]:
+        return loaded.tag(sentences, batch_size=batch_size)
+
     if str(input) == "-":
         name, data = "<stdin>", sys.stdin.buffer.read()
     elif Path(input).is_file() and Path(input).stat().st_size == 0:
@@ -70,14 +68,13 @@ def tag(
     try:
         if conllu:
             sentences = parse_conllu(text, name)
-            column = loaded["recipe"].data.column
-            tagged = tag_conllu(model, vocab, sentences, column, batch_size, dev, members)
+            tagged = tag_conllu(tagger, sentences, loaded.recipe.data.column)
             write_conllu(tagged, sink)
         else:
             lines = text.split("\n")
             if lines and lines[-1] == "":
                 lines.pop()  # the newline that ends the last line opens no new one
-            tag_lines(model, vocab, lines, sink, batch_size, dev, ensemble=members)
+            tag_lines(tagger, lines, sink)
     finally:
         if out:
             sink.close()

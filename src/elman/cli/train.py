@@ -1,10 +1,11 @@
-"""``elman train RECIPE.toml [--set key=value …] [--out RUN_DIR] [--resume RUN_DIR]``."""
+"""``elman train RECIPE.toml [--set key=value …] [--out RUN_DIR] [--resume RUN_DIR]``.
+
+The Python function is :func:`elman.tasks.training.train`.
+"""
 
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,15 +28,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from elman.train.run import train
+    from elman.provenance import command_line
+    from elman.tasks.training import train
 
-    command = "elman " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     train(
         args.recipe,
         overrides=args.overrides,
         out=args.out,
         resume=args.resume,
         results=args.results,
-        command=command,
+        command=command_line(),
     )
     return 0

@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="at most ratio · source pieces + extra output pieces (default: the recipe's)",
     )
     p.add_argument("--batch-size", type=int, default=64, help="sentences per step (default 64)")
-    p.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, mps")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
     p.add_argument(
         "--plot-attention",
         type=int,
@@ -67,30 +67,25 @@ def translate(
     length_penalty: float | None = None,
     max_len_ratio: float | None = None,
     batch_size: int = 64,
-    device: str = "cpu",
+    device: str = "auto",
     plot_attention: int | None = None,
     plot_out: str | Path | None = None,
 ) -> int:
     """Translate ``input`` (a file, or ``-`` for stdin) into ``out`` (a file, or stdout)."""
     from elman.data.text import decode_utf8, read_bytes
     from elman.errors import ElmanError
-    from elman.inference.translate import translate_lines
-    from elman.train.checkpoint import load_task_checkpoint
-    from elman.train.trainer import pick_device
-    from elman.train.translation import load
+    from elman.tasks.loading import load
 
     if batch_size < 1:
         raise ElmanError(f"--batch-size must be >= 1, got {batch_size}")
     if (plot_attention is None) != (plot_out is None):
         raise ElmanError("--plot-attention N and --plot-out FILE.png go together; give both")
-    dev = pick_device(device)
-    payload = load_task_checkpoint(checkpoint, "translation", "`elman translate`", dev)
-    loaded = load(payload, dev)
-    model, vocab = loaded["model"], loaded["vocab"]
-    decode = decode_settings(loaded["recipe"].decode, beam, length_penalty, max_len_ratio)
+    loaded = load(checkpoint, device, need="translate", command="`elman translate`")
+    model, vocab, dev = loaded.model, loaded.vocab, loaded.device
+    decode = decode_settings(loaded.recipe.decode, beam, length_penalty, max_len_ratio)
     if plot_attention is not None and model.kind != "attention":
         raise ElmanError(
-            f"--plot-attention: {payload['path']} is a {model.kind!r} model, which has no "
+            f"--plot-attention: {loaded.path} is a {model.kind!r} model, which has no "
             "attention; use a checkpoint of kind = 'attention'"
         )
     if str(input) == "-":
@@ -104,7 +99,7 @@ def translate(
         lines.pop()  # the newline that ends the last line opens no new one
     if plot_attention is not None and not 1 <= plot_attention <= len(lines):
         raise ElmanError(f"--plot-attention {plot_attention}: the input has {len(lines)} lines")
-    outputs = translate_lines(model, vocab, lines, decode, batch_size, dev)
+    outputs = loaded.translate(lines, decode=decode, batch_size=batch_size)
     sink = open(out, "w", encoding="utf-8") if out else sys.stdout  # noqa: SIM115
     try:
         for line in outputs:

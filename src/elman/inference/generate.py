@@ -3,12 +3,21 @@
 At each step the model's distribution ŷ_t = softmax(z_t / τ) is restricted to the k most probable
 tokens (top-k) and/or to the smallest set whose probability reaches p (top-p, Holtzman et al.
 2020), renormalised, and sampled with a seeded generator.
+
+Text and ids: a prompt is read as the corpus was (words split at spaces, or characters, PTB-char
+writing a space as ``_``) and starts after an ``<eos>``, as a new sentence; generated ids become
+text with ``<eos>`` as a line break (:func:`encode_prompt`, :func:`decode_text`).
 """
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor, nn
+
+from elman.data.vocabulary import Vocabulary
+from elman.errors import ElmanError
 
 
 def filter_logits(logits: Tensor, top_k: int | None = None, top_p: float | None = None) -> Tensor:
@@ -63,3 +72,62 @@ def sample(
         step = torch.tensor([[next_id]], dtype=torch.long, device=device)  # (1, 1)
         logits, state = model(step, state)
     return out
+
+
+def encode_prompt(text: str, vocab: Vocabulary, level: str) -> tuple[list[int], list[str]]:
+    """Prompt text → ids, starting after an <eos> when the vocabulary has one; also the unknowns."""
+    if level == "word":
+        tokens = text.split()
+    else:
+        # PTB-char writes a word boundary as "_"; raw character corpora keep the space.
+        tokens = [("_" if c == " " and " " not in vocab and "_" in vocab else c) for c in text]
+    start = [vocab.eos_index] if vocab.eos_index is not None else []
+    if not tokens and not start:
+        tokens = ["\n"] if "\n" in vocab else [vocab[len(vocab) - 1]]
+    unknown = [t for t in tokens if t not in vocab]
+    return start + vocab.encode(tokens).tolist(), unknown
+
+
+def decode_text(ids: list[int], vocab: Vocabulary, level: str) -> str:
+    """Generated ids → text: <eos> becomes a line break; PTB-char's "_" a space."""
+    tokens = vocab.decode(ids)
+    if level == "word":
+        return " ".join(tokens).replace(" <eos> ", "\n").replace("<eos>", "\n")
+    text = "".join("\n" if t == "<eos>" else t for t in tokens)
+    return text.replace("_", " ") if " " not in vocab and "_" in vocab else text
+
+
+def generate_text(
+    model: nn.Module,
+    vocab: Vocabulary,
+    level: str,
+    prompt: str = "",
+    tokens: int = 50,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int | None = None,
+    device: torch.device | str = "cpu",
+) -> str:
+    """The prompt followed by ``tokens`` sampled tokens, as text (prompt words the vocabulary
+    lacks are read as ``<unk>``, with a warning)."""
+    if tokens < 0:
+        raise ElmanError(f"--tokens must be >= 0, got {tokens}")
+    if temperature < 0:
+        raise ElmanError(f"--temperature must be >= 0, got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise ElmanError(f"--top-k must be >= 1, got {top_k}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ElmanError(f"--top-p must be in (0, 1], got {top_p}")
+    ids, unknown = encode_prompt(prompt, vocab, level)
+    if unknown:
+        warnings.warn(
+            f"prompt words not in the vocabulary, read as <unk>: {' '.join(unknown)}", stacklevel=2
+        )
+    new = sample(
+        model, ids, tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+        device=device,
+    )  # fmt: skip
+    sep = " " if level == "word" and prompt else ""
+    return prompt + sep + decode_text(new, vocab, level)

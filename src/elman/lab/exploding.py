@@ -70,7 +70,7 @@ def run(
     too, and the rule never fires (‖g‖ ≥ ∞ only once g is already infinite)."""
     from elman.data.datasets import resolve
     from elman.data.vocabulary import Vocabulary
-    from elman.train.lm import make_stream
+    from elman.tasks.lm import make_stream
     from elman.train.trainer import TrainConfig, Trainer
 
     if steps < 1 or hidden < 1 or scale <= 0 or lr <= 0 or clip_norm <= 0:

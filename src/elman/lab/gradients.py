@@ -261,19 +261,17 @@ def run(
     models: dict[str, torch.nn.Module] = {}
     vocab = None
     if checkpoint is not None:
-        from elman.train import lm
-        from elman.train.checkpoint import load_checkpoint, resolve_checkpoint
+        from elman.tasks.loading import load
 
-        payload = load_checkpoint(resolve_checkpoint(checkpoint))
-        if payload.get("task") != "lm":
+        loaded = load(checkpoint, "cpu")
+        if loaded.task.name != "lm":
             raise ElmanError(
-                f"{checkpoint}: a {payload.get('task')!r} checkpoint; gradient flow needs an "
+                f"{checkpoint}: a {loaded.task.name!r} checkpoint; gradient flow needs an "
                 "RNN language model (task 'lm')"
             )
-        loaded = lm.load(payload, torch.device("cpu"))
-        vocab = loaded["vocab"]
-        data = data or loaded["recipe"].data.dataset
-        models[f"trained {loaded['recipe'].model.cell}"] = loaded["model"]
+        vocab = loaded.vocab
+        data = data or loaded.recipe.data.dataset
+        models[f"trained {loaded.recipe.model.cell}"] = loaded.model
     dataset = resolve(data or "ptb")
     if vocab is None:
         vocab = Vocabulary.build(dataset.tokens("train"), specials=dataset.specials)

@@ -13,10 +13,8 @@ time are spent, whichever comes first; the final model is then scored on the tes
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import json
 import math
-import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ import torch
 from elman.errors import ElmanError
 from elman.lab.cells import CELL_SPECS
 from elman.lab.tasks import MODELS, TRIVIAL_ADDING_MSE, FixedSet, FreshBatches, copy_baseline
+from elman.provenance import provenance
 from elman.train.optim import OPTIMIZERS
 
 AIMS = {
@@ -105,7 +104,6 @@ def run(
 ) -> dict[str, Any]:
     """Train ``config.cell`` on ``config.task``; write the run folder ``out`` (checkpoints,
     metrics.jsonl, results.json, curve.png) and ``results`` if given; return the record."""
-    from elman.train.run import device_description, git_commit
     from elman.train.trainer import TrainConfig, Trainer
 
     c = config
@@ -148,8 +146,6 @@ def run(
             break
     wall = time.perf_counter() - start
     record = _record(c, trainer, steps_to_solve, stopped, wall, command)
-    record["device"] = device_description(torch.device("cpu"))
-    record["commit"] = git_commit()
     out.mkdir(parents=True, exist_ok=True)
     text = json.dumps(record, indent=2) + "\n"
     (out / "results.json").write_text(text)
@@ -181,9 +177,7 @@ def _record(c, trainer, steps_to_solve, stopped, wall, command) -> dict[str, Any
         "curve": [[r["step"], r[key]] for r in trainer.history],
         "config": dataclasses.asdict(c),
         "wall_time_s": round(wall, 1),
-        "torch": torch.__version__,
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": command or "elman " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        **provenance(torch.device("cpu"), command),
     }
 
 

@@ -48,9 +48,9 @@ def report(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) ->
         confusion.update(zip(g_s, p_s, strict=True))
     gold_n: Counter[str] = Counter()
     pred_n: Counter[str] = Counter()
-    for (g, p), n in confusion.items():
-        gold_n[g] += n
-        pred_n[p] += n
+    for (gold, pred), n in confusion.items():
+        gold_n[gold] += n
+        pred_n[pred] += n
     per_tag = {}
     for tag in sorted(set(gold_n) | set(pred_n)):
         hit = confusion[(tag, tag)]

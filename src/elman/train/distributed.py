@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, cast
 
 import torch
 import torch.distributed as dist
@@ -255,7 +255,9 @@ class LossModule(nn.Module):
         self.model = model
 
     def forward(self, batch: Any, state: Any) -> Any:
-        loss_sum, n_tokens, state = self.model.loss(batch, state)
+        # every elman model's training contract (elman.train.trainer.LossModel)
+        loss_fn = cast(Callable[..., Any], self.model.loss)
+        loss_sum, n_tokens, state = loss_fn(batch, state)
         if isinstance(n_tokens, int) and n_tokens == 0:
             # a stand-in row (RowShards) or a batch without targets: it still runs backward,
             # so this rank joins the gradient all-reduce, but it adds nothing to the loss

@@ -11,9 +11,8 @@ from elman.data.datasets import resolve
 from elman.data.vocabulary import Vocabulary
 from elman.errors import ElmanError
 from elman.models.rnnlm import RNNLM, RNNLMConfig
-from elman.train import lm
-
-from .lmtoy import num_tokens
+from elman.tasks import lm
+from train.lmtoy import num_tokens
 
 
 def stateless_model(vocab_size: int) -> RNNLM:
@@ -33,7 +32,7 @@ def test_evaluate_scores_every_token_once_for_any_batch_size(corpus, split):
     model = stateless_model(len(vocab))
     expected = num_tokens(corpus / f"{split}.txt")  # words + one <eos> per line
     results = [
-        lm.evaluate(model, vocab, dataset, split, bs, torch.device("cpu"), bptt)
+        lm.evaluate_model(model, vocab, dataset, split, bs, torch.device("cpu"), bptt)
         for bs, bptt in [(1, 35), (3, 35), (3, 4), (7, 1), (expected + 5, 2)]
     ]
     for r in results:
@@ -55,35 +54,26 @@ def test_character_corpora_report_bits_per_character():
     assert "bpc" not in lm.metrics_from_loss(1.0, 10, "word")
 
 
-def test_prompt_encoding_and_decoding():
-    vocab = Vocabulary(["<unk>", "<eos>", "the", "cat"])
-    ids, unknown = lm.encode_prompt("the dog cat", vocab, "word")
-    assert ids == [1, 2, 0, 3] and unknown == ["dog"]  # starts after <eos>
-    assert lm.decode_text([2, 3, 1, 2], vocab, "word") == "the cat\nthe"
-    chars = Vocabulary(["<unk>", "<eos>", "a", "b", "_"])
-    ids, unknown = lm.encode_prompt("ab a", chars, "char")
-    assert ids == [1, 2, 3, 4, 2] and unknown == []  # PTB-char writes a space as "_"
-    assert lm.decode_text([2, 4, 3, 1], chars, "char") == "a b\n"
-
-
 def test_load_rebuilds_the_model_and_names_a_mismatch(corpus):
-    from elman.train.recipe import parse_recipe
+    from elman.tasks.table import parse_recipe
 
     raw = {"data": {"dataset": str(corpus)}, "model": {"embedding_dim": 4, "hidden_size": 4}}
     recipe = parse_recipe(raw)
-    parts = lm.prepare(recipe)
-    payload = {**parts["meta"], "model": parts["model"].state_dict(), "path": "x.pt"}
-    loaded = lm.load(payload, torch.device("cpu"))
-    for k, v in parts["model"].state_dict().items():
-        assert torch.equal(loaded["model"].state_dict()[k], v)
+    parts = lm.TASK.prepare(recipe)
+    meta = parts.checkpoint_meta("lm", recipe)
+    payload = {**meta, "model": parts.model.state_dict(), "path": "x.pt"}
+    loaded = lm.TASK.load(payload, torch.device("cpu"))
+    assert loaded.task is lm.TASK and loaded.level == "word" and str(loaded.path) == "x.pt"
+    for k, v in parts.model.state_dict().items():
+        assert torch.equal(loaded.model.state_dict()[k], v)
     payload["recipe"]["model"]["hidden_size"] = 5
     with pytest.raises(ElmanError, match="x.pt: weights do not match"):
-        lm.load(payload, torch.device("cpu"))
+        lm.TASK.load(payload, torch.device("cpu"))
 
 
 def test_prepare_refuses_a_vocabulary_from_another_corpus(corpus):
-    from elman.train.recipe import parse_recipe
+    from elman.tasks.table import parse_recipe
 
     recipe = parse_recipe({"data": {"dataset": str(corpus)}})
     with pytest.raises(ElmanError, match="vocabulary .* does not match"):
-        lm.prepare(recipe, vocab=Vocabulary(["<unk>", "<eos>", "zebra"]))
+        lm.TASK.prepare(recipe, vocab=Vocabulary(["<unk>", "<eos>", "zebra"]))

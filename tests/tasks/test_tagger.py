@@ -9,9 +9,11 @@ import pytest
 import torch
 
 from elman.errors import ElmanError
+from elman.inference.tagging import tag_distributions
+from elman.tasks.loading import load
+from elman.tasks.tagger import TASK, evaluate_model
+from elman.tasks.training import train
 from elman.train.checkpoint import load_checkpoint
-from elman.train.run import train
-from elman.train.tagger import evaluate, load
 from train.tagtoy import write_tagged_corpus, write_tagger_recipe
 
 
@@ -25,13 +27,8 @@ def test_tiny_corpus_is_overfit_to_every_tag(tmp_path, tag_recipe, capsys):
     out = tmp_path / "run"
     summary = train(tag_recipe, out=out, overrides=["train.epochs=12", "train.lr=0.02"])
     assert capsys.readouterr().out.count("accuracy") >= 2  # valid and test lines, not ppl
-    loaded = load(load_checkpoint(out / "best.pt"), torch.device("cpu"))
-    corpus = summary["results"]["dataset"]
-    from elman.data.tagging import resolve_tagging
-
-    m = evaluate(
-        loaded["model"], loaded["vocab"], resolve_tagging(corpus), "train", 16, torch.device("cpu")
-    )
+    loaded = load(out / "best.pt", "cpu")
+    m = loaded.evaluate("train", summary["results"]["dataset"], batch_size=16)
     assert m["accuracy"] == 1.0 and m["words"] > 200
     record = json.loads((out / "results.json").read_text())
     assert record["task"] == "tagger"
@@ -71,14 +68,13 @@ def write_toy_vectors(path: Path, dim: int = 16) -> Path:
 def test_pretrained_vectors_start_the_embedding_and_extend_the_vocabulary(tmp_path, tag_recipe):
     from elman.config import read_toml
     from elman.data.vectors import read_vectors
-    from elman.train.recipe import parse_recipe
-    from elman.train.tagger import prepare
+    from elman.tasks.table import parse_recipe
 
     vec = write_toy_vectors(tmp_path / "toy.vec")
-    parts = prepare(parse_recipe(read_toml(tag_recipe), [f"data.vectors={vec}"]))
-    vocab, E = parts["vocab"], parts["model"].embedding.weight.detach()
+    parts = TASK.prepare(parse_recipe(read_toml(tag_recipe), [f"data.vectors={vec}"]))
+    vocab, E = parts.vocab, parts.model.embedding.weight.detach()
     assert "fox" in vocab.words and "fox" not in vocab.training_forms
-    plain = prepare(parse_recipe(read_toml(tag_recipe)))["vocab"]
+    plain = TASK.prepare(parse_recipe(read_toml(tag_recipe))).vocab
     assert vocab.training_forms == plain.training_forms
     words, vectors = read_vectors(vec)
     scale = vectors.std()
@@ -103,8 +99,8 @@ def test_a_run_with_vectors_resumes_exactly_and_keeps_the_unseen_metric(tmp_path
     a = load_checkpoint(tmp_path / "a" / "last.pt")
     b = load_checkpoint(tmp_path / "b" / "last.pt")
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
-    loaded = load(a, torch.device("cpu"))
-    assert loaded["vocab"].train_size < len(loaded["vocab"].words)
+    loaded = TASK.load(a, torch.device("cpu"))
+    assert loaded.vocab.train_size < len(loaded.vocab.words)
     plain = train(tag_recipe, out=tmp_path / "c")
     unseen = whole["results"]["metrics"]["test"]["unseen_words"]
     assert unseen == plain["results"]["metrics"]["test"]["unseen_words"]
@@ -114,8 +110,8 @@ def test_frozen_vectors_stay_fixed_and_unseen_words_keep_only_them(tmp_path, tag
     vec = write_toy_vectors(tmp_path / "toy.vec")
     overrides = [f"data.vectors={vec}", "model.frozen_vectors=true"]
     train(tag_recipe, out=tmp_path / "a", overrides=overrides)
-    loaded = load(load_checkpoint(tmp_path / "a" / "last.pt"), torch.device("cpu"))
-    model, stoi = loaded["model"], loaded["vocab"].words.stoi
+    loaded = load(tmp_path / "a" / "last.pt", "cpu")
+    model, stoi = loaded.model, loaded.vocab.words.stoi
     from elman.data.vectors import read_vectors
 
     _, vectors = read_vectors(vec)
@@ -129,7 +125,6 @@ def test_frozen_vectors_stay_fixed_and_unseen_words_keep_only_them(tmp_path, tag
 
 def test_an_ensemble_averages_its_members_distributions(tmp_path, tag_recipe):
     from elman.data.tagging import resolve_tagging
-    from elman.train.tagger import load_ensemble, tag_distributions
 
     vec = write_toy_vectors(tmp_path / "toy.vec")
     summary = train(tag_recipe, out=tmp_path / "a", overrides=["train.epochs=1"])
@@ -137,30 +132,27 @@ def test_an_ensemble_averages_its_members_distributions(tmp_path, tag_recipe):
     other = ["train.epochs=1", "train.seed=2", f"data.vectors={vec}"]
     train(tag_recipe, out=tmp_path / "b", overrides=other)
     cpu = torch.device("cpu")
-    a = load(load_checkpoint(tmp_path / "a" / "best.pt"), cpu)
-    b = load_ensemble([str(tmp_path / "b")], a["vocab"], cpu)[0]
-    assert a["vocab"].words != b[1].words
+    pair = load(tmp_path / "a" / "best.pt", cpu, ensemble=[tmp_path / "b"])
+    a, b = (pair.model, pair.vocab), (pair.ensemble[0].model, pair.ensemble[0].vocab)
+    assert a[1].words != b[1].words
     corpus = resolve_tagging(summary["results"]["dataset"])
     sentences = [s.forms for s in corpus.sentences("test")] + [[]]
-    pa = tag_distributions([(a["model"], a["vocab"])], sentences, 3, cpu)
+    pa = tag_distributions([a], sentences, 3, cpu)
     pb = tag_distributions([b], sentences, 5, cpu)
-    both = tag_distributions([(a["model"], a["vocab"]), b], sentences, 4, cpu)
+    both = tag_distributions([a, b], sentences, 4, cpu)
     for x, y, z in zip(pa, pb, both, strict=True):
         torch.testing.assert_close(z, (x + y) / 2)
-    assert both[-1].shape == (0, len(a["vocab"].tags))
-    alone = evaluate(a["model"], a["vocab"], corpus, "test", 4, cpu)
-    twice = evaluate(
-        a["model"], a["vocab"], corpus, "test", 4, cpu, ensemble=[(a["model"], a["vocab"])]
-    )
+    assert both[-1].shape == (0, len(a[1].tags))
+    ensemble_tags = pair.tag(sentences, batch_size=2)
+    assert ensemble_tags == [a[1].tags.decode(p.argmax(dim=1)) for p in both]
+    alone = evaluate_model([a], corpus, "test", 4, cpu)
+    twice = evaluate_model([a, a], corpus, "test", 4, cpu)
     assert twice["accuracy"] == alone["accuracy"]
     assert twice["loss"] == pytest.approx(alone["loss"], rel=1e-6)
 
 
 def test_an_ensemble_of_other_tag_sets_is_refused(tmp_path, tag_recipe):
-    from elman.train.tagger import load_ensemble
-
     train(tag_recipe, out=tmp_path / "a", overrides=["train.epochs=1"])
     train(tag_recipe, out=tmp_path / "x", overrides=["train.epochs=1", "data.column=xpos"])
-    a = load(load_checkpoint(tmp_path / "a" / "best.pt"), torch.device("cpu"))
     with pytest.raises(ElmanError, match="tag set"):
-        load_ensemble([str(tmp_path / "x")], a["vocab"], torch.device("cpu"))
+        load(tmp_path / "a" / "best.pt", "cpu", ensemble=[tmp_path / "x"])

@@ -8,7 +8,7 @@ import pytest
 
 from elman.config import apply_overrides, parse_override, read_toml
 from elman.errors import ElmanError
-from elman.train.recipe import parse_recipe
+from elman.tasks.table import parse_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
 # recipes/ and the demo's recipe, shipped inside the package

@@ -12,10 +12,10 @@ from elman.cli import main
 from elman.config import read_toml
 from elman.data.datasets import resolve
 from elman.errors import ElmanError
-from elman.train import nplm
+from elman.tasks import nplm
+from elman.tasks.table import TASKS, parse_recipe
+from elman.tasks.training import train
 from elman.train.checkpoint import load_checkpoint
-from elman.train.recipe import parse_recipe, task_table
-from elman.train.run import train
 from train.lmtoy import num_tokens
 
 RECIPE = """\
@@ -54,7 +54,7 @@ def nplm_recipe(tmp_path: Path, corpus: Path) -> Path:
 
 
 def test_task_is_in_the_table() -> None:
-    assert task_table()["nplm"] is nplm
+    assert TASKS["nplm"] is nplm.TASK
 
 
 def test_train_and_eval_through_the_cli(
@@ -80,8 +80,8 @@ def test_evaluate_scores_every_token_once_from_eos_padded_windows(
     """The task's perplexity equals a token-by-token computation over the documented windows."""
     recipe = parse_recipe(read_toml(nplm_recipe))
     torch.manual_seed(0)
-    parts = nplm.prepare(recipe)
-    model, vocab = parts["model"].eval(), parts["vocab"]
+    parts = nplm.TASK.prepare(recipe)
+    model, vocab = parts.model.eval(), parts.vocab
     dataset = resolve(str(corpus))
     tokens = dataset.tokens("test")
     ids = vocab.encode(tokens).tolist()
@@ -94,7 +94,7 @@ def test_evaluate_scores_every_token_once_from_eos_padded_windows(
             total -= logp[0, target].item()
     expected = total / len(ids)
     for batch_size in (1, 5, 1000):  # the batch size does not change the score
-        got = nplm.evaluate(model, vocab, dataset, "test", batch_size, torch.device("cpu"))
+        got = nplm.evaluate_model(model, vocab, dataset, "test", batch_size, torch.device("cpu"))
         assert got["tokens"] == len(tokens)
         assert got["loss"] == pytest.approx(expected, rel=1e-5)
 
@@ -150,11 +150,8 @@ def test_mix_with_an_ngram_model(nplm_recipe: Path, corpus: Path, tmp_path: Path
     # λ is tuned on valid, where the mixture is never worse than either model alone.
     valid = record["metrics"]["valid"]
     assert valid["ppl"] <= min(valid["neural_ppl"], valid["ngram_ppl"]) * (1 + 1e-9)
-    cpu = torch.device("cpu")
-    loaded = nplm.load(load_checkpoint(tmp_path / "run"), cpu)
-    evaluated = nplm.evaluate(
-        loaded["model"], loaded["vocab"], resolve(str(corpus)), "test", 64, cpu
-    )
+    loaded = nplm.TASK.load(load_checkpoint(tmp_path / "run"), torch.device("cpu"))
+    evaluated = nplm.TASK.evaluate(loaded, resolve(str(corpus)), "test", batch_size=64)
     assert test["neural_ppl"] == pytest.approx(evaluated["ppl"], rel=1e-6)
 
 

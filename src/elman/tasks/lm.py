@@ -12,7 +12,8 @@ import math
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -21,9 +22,13 @@ from elman.data.batching import BPTTStream
 from elman.data.datasets import Dataset, resolve
 from elman.data.vocabulary import Vocabulary
 from elman.errors import ElmanError
+from elman.inference.generate import generate_text
 from elman.models.rnnlm import RNNLM, RNNLMConfig
+from elman.tasks.protocol import Capabilities, Loaded, Metrics, Prepared, Task
 from elman.train import distributed
-from elman.train.trainer import TrainConfig, evaluate_loss, pick_device
+from elman.train.checkpoint import load_weights
+from elman.train.recipe import Recipe, Renamed, parse_sections
+from elman.train.trainer import evaluate_loss, pick_device
 
 
 @dataclass
@@ -41,7 +46,10 @@ class LMDataConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
 
 
-SECTIONS = {"data": LMDataConfig, "model": RNNLMConfig, "train": TrainConfig}
+@dataclass
+class LMRecipe(Recipe):
+    data: LMDataConfig
+    model: RNNLMConfig
 
 
 def build_vocab(dataset: Dataset, cfg: Any) -> Vocabulary:
@@ -62,7 +70,8 @@ def encode_split(vocab: Vocabulary, dataset: Dataset, split: str) -> torch.Tenso
     tokens = dataset.tokens(split)
     ids = vocab.encode(tokens)
     if split != "train":
-        unknown = int((ids == vocab.unk_index).sum()) - sum(t == "<unk>" for t in tokens)
+        unk = -1 if vocab.unk_index is None else vocab.unk_index
+        unknown = int(ids.eq(unk).sum()) - sum(t == "<unk>" for t in tokens)
         if unknown > 0.01 * len(tokens):
             warnings.warn(
                 f"{unknown} of {len(tokens)} tokens of {dataset.name}/{split} are not in the "
@@ -111,20 +120,26 @@ def metrics_from_loss(loss: float, tokens: int, level: str) -> dict[str, float]:
     return out
 
 
-def evaluate(
-    model: RNNLM,
+def lm_summary(metrics: Metrics) -> str:
+    """``ppl 113.57 | bpc 1.2345 | 82430 tokens`` (bpc for character corpora only)."""
+    bpc = f" | bpc {metrics['bpc']:.4f}" if "bpc" in metrics else ""
+    return f"ppl {metrics['ppl']:8.2f}{bpc} | {metrics['tokens']} tokens"
+
+
+def evaluate_model(
+    model: torch.nn.Module,
     vocab: Vocabulary,
     dataset: Dataset,
     split: str,
     batch_size: int,
     device: torch.device,
     bptt: int = 35,
-) -> dict[str, float]:
+) -> Metrics:
     """Perplexity (and bpc) of ``model`` on one split, every token scored once."""
     start = time.perf_counter()
     stream = make_stream(vocab, dataset, split, batch_size, bptt)
     result = evaluate_loss(model, stream, device)
-    metrics = metrics_from_loss(result["loss"], result["tokens"], dataset.level)
+    metrics: Metrics = metrics_from_loss(result["loss"], int(result["tokens"]), dataset.level)
     metrics["seconds"] = time.perf_counter() - start
     return metrics
 
@@ -156,72 +171,81 @@ def split_logprobs(
     return grid.t().reshape(-1)[: stream.total_tokens].double().cpu().numpy()
 
 
-def prepare(recipe: Any, vocab: Vocabulary | None = None) -> dict[str, Any]:
-    """Everything the trainer needs: model, training stream, validation function, metadata."""
-    data_cfg: LMDataConfig = recipe.data
-    dataset = resolve(data_cfg.dataset)
-    # A missing, empty or non-UTF-8 valid/test file stops the run now, not after training.
-    for split in ("valid", "test"):
-        dataset.tokens(split)
-    vocab = checked_vocab(dataset, data_cfg, vocab)
-    train_stream = make_stream(vocab, dataset, "train", data_cfg.batch_size, data_cfg.bptt)
-    targets = train_stream.targets[train_stream.targets >= 0]  # the training tokens
-    model = build_model(recipe.model, vocab, torch.bincount(targets, minlength=len(vocab)))
-    # Under torchrun each process trains on its own columns of the same B-column stream.
-    train_stream = distributed.shard_columns(train_stream, "data.batch_size")
-    valid_device = pick_device(recipe.train.device)
+class LMTask(Task):
+    """RNN language models (Elman, LSTM, GRU) on word or character corpora."""
 
-    def validate(m: RNNLM) -> dict[str, float]:
-        return evaluate(
-            m, vocab, dataset, "valid", data_cfg.eval_batch_size, valid_device, data_cfg.bptt
-        )
+    name: ClassVar[str] = "lm"
+    recipe_type: ClassVar[type[Recipe]] = LMRecipe
+    capabilities: ClassVar[Capabilities] = Capabilities(generate=True, mix=True)
+    renamed: ClassVar[Renamed] = {}
 
-    return {
-        "model": model,
-        "train_data": train_stream,
-        "evaluate": validate,
-        "meta": {
-            "task": "lm",
-            "recipe": recipe.raw,
-            "vocab": vocab.to_dict(),
-            "level": dataset.level,
-        },
-        "dataset": dataset,
-        "vocab": vocab,
-    }
+    def prepare(self, recipe: LMRecipe, vocab: Vocabulary | None = None) -> Prepared:
+        data_cfg = recipe.data
+        dataset = resolve(data_cfg.dataset)
+        # A missing, empty or non-UTF-8 valid/test file stops the run now, not after training.
+        for split in ("valid", "test"):
+            dataset.tokens(split)
+        vocab = checked_vocab(dataset, data_cfg, vocab)
+        train_stream = make_stream(vocab, dataset, "train", data_cfg.batch_size, data_cfg.bptt)
+        targets = train_stream.targets[train_stream.targets >= 0]  # the training tokens
+        model = build_model(recipe.model, vocab, torch.bincount(targets, minlength=len(vocab)))
+        # Under torchrun each process trains on its own columns of the same B-column stream.
+        train_stream = distributed.shard_columns(train_stream, "data.batch_size")
+        valid_device = pick_device(recipe.train.device)
+
+        def validate(m: torch.nn.Module) -> dict[str, float]:
+            bs, bptt = data_cfg.eval_batch_size, data_cfg.bptt
+            return evaluate_model(m, vocab, dataset, "valid", bs, valid_device, bptt)
+
+        return Prepared(model, train_stream, validate, dataset, vocab, level=dataset.level)
+
+    def vocab_from_dict(self, d: dict[str, Any]) -> Vocabulary:
+        return Vocabulary.from_dict(d)
+
+    def load(self, payload: dict[str, Any], device: torch.device) -> Loaded:
+        recipe = parse_sections(LMRecipe, payload["recipe"], renamed=self.renamed, upgrade=True)
+        vocab = self.vocab_from_dict(payload["vocab"])
+        recipe.model.impl = "auto"  # a model trained with one impl runs with the other
+        model = build_model(recipe.model, vocab)
+        load_weights(model, payload).to(device).eval()
+        level = payload.get("level", "word")
+        return Loaded(self, model, vocab, recipe, Path(payload["path"]), device, level=level)
+
+    def dataset(self, name: str, recipe: Any) -> Dataset:
+        return resolve(name)
+
+    def evaluate(
+        self, loaded: Loaded, dataset: Any, split: str, *, batch_size: int | None = None
+    ) -> Metrics:
+        bs = batch_size or loaded.recipe.data.eval_batch_size
+        bptt = loaded.recipe.data.bptt
+        return evaluate_model(loaded.model, loaded.vocab, dataset, split, bs, loaded.device, bptt)
+
+    def summary(self, metrics: Metrics) -> str:
+        return lm_summary(metrics)
+
+    def token_logprobs(
+        self, loaded: Loaded, dataset: Any, split: str, *, batch_size: int | None = None
+    ) -> np.ndarray:
+        bs = batch_size or loaded.recipe.data.eval_batch_size
+        bptt = loaded.recipe.data.bptt
+        return split_logprobs(loaded.model, loaded.vocab, dataset, split, bs, loaded.device, bptt)
+
+    def generate(
+        self,
+        loaded: Loaded,
+        prompt: str,
+        tokens: int,
+        *,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
+    ) -> str:
+        return generate_text(
+            loaded.model, loaded.vocab, loaded.level, prompt, tokens, temperature=temperature,
+            top_k=top_k, top_p=top_p, seed=seed, device=loaded.device,
+        )  # fmt: skip
 
 
-def load(payload: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    """Rebuild the model, vocabulary and recipe stored in a checkpoint."""
-    from elman.train.checkpoint import load_weights
-    from elman.train.recipe import parse_recipe
-
-    recipe = parse_recipe(payload["recipe"])
-    vocab = Vocabulary.from_dict(payload["vocab"])
-    recipe.model.impl = "auto"  # a model trained with one impl runs with the other
-    model = build_model(recipe.model, vocab)
-    load_weights(model, payload).to(device).eval()
-    return {"model": model, "vocab": vocab, "recipe": recipe, "level": payload.get("level", "word")}
-
-
-def encode_prompt(text: str, vocab: Vocabulary, level: str) -> tuple[list[int], list[str]]:
-    """Prompt text → ids, starting after an <eos> when the vocabulary has one; also the unknowns."""
-    if level == "word":
-        tokens = text.split()
-    else:
-        # PTB-char writes a word boundary as "_"; raw character corpora keep the space.
-        tokens = [("_" if c == " " and " " not in vocab and "_" in vocab else c) for c in text]
-    start = [vocab.eos_index] if vocab.eos_index is not None else []
-    if not tokens and not start:
-        tokens = ["\n"] if "\n" in vocab else [vocab[len(vocab) - 1]]
-    unknown = [t for t in tokens if t not in vocab]
-    return start + vocab.encode(tokens).tolist(), unknown
-
-
-def decode_text(ids: list[int], vocab: Vocabulary, level: str) -> str:
-    """Generated ids → text: <eos> becomes a line break; PTB-char's "_" a space."""
-    tokens = vocab.decode(ids)
-    if level == "word":
-        return " ".join(tokens).replace(" <eos> ", "\n").replace("<eos>", "\n")
-    text = "".join("\n" if t == "<eos>" else t for t in tokens)
-    return text.replace("_", " ") if " " not in vocab and "_" in vocab else text
+TASK = LMTask()

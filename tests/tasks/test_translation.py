@@ -13,9 +13,9 @@ from elman.data.subword import UNK_ID
 from elman.errors import ElmanError
 from elman.inference.search import DecodeConfig
 from elman.inference.translate import translate_lines
-from elman.train import translation
+from elman.tasks import translation
+from elman.tasks.training import train
 from elman.train.checkpoint import load_checkpoint
-from elman.train.run import train
 from train.mttoy import write_parallel_corpus, write_translation_recipe
 
 
@@ -25,12 +25,13 @@ def test_attention_learns_to_reverse_digit_strings_exactly(tmp_path):
     overrides = ["train.epochs=12", "model.hidden_size=64", "train.schedule=plateau",
                  "train.lr_decay=0.5"]  # fmt: skip
     train(recipe, out=tmp_path / "run", overrides=overrides)
-    loaded = translation.load(load_checkpoint(tmp_path / "run"), torch.device("cpu"))
+    loaded = translation.TASK.load(load_checkpoint(tmp_path / "run"), torch.device("cpu"))
     sources = (corpus / "test.de").read_text().splitlines()
     references = (corpus / "test.en").read_text().splitlines()
     for beam in (1, 4):
-        out = translate_lines(loaded["model"], loaded["vocab"], sources, DecodeConfig(beam=beam))
+        out = translate_lines(loaded.model, loaded.vocab, sources, DecodeConfig(beam=beam))
         assert out == references
+        assert loaded.translate(sources, decode=DecodeConfig(beam=beam), batch_size=7) == out
 
 
 def test_results_file_holds_bleu_and_chrf_of_valid_and_test(tmp_path):
@@ -71,10 +72,10 @@ def test_vocabulary_comes_from_the_training_split_only(tmp_path):
         f.write("7 ß 7\n")
     recipe = write_translation_recipe(tmp_path / "t.toml", corpus)
     from elman.config import read_toml
-    from elman.train.recipe import parse_recipe
+    from elman.tasks.table import parse_recipe
 
-    parts = translation.prepare(parse_recipe(read_toml(recipe)))
-    assert UNK_ID in parts["vocab"].src.encode(["7 ß 7"])[0]
+    parts = translation.TASK.prepare(parse_recipe(read_toml(recipe)))
+    assert UNK_ID in parts.vocab.src.encode(["7 ß 7"])[0]
 
 
 def test_unequal_parallel_files_stop_before_training(tmp_path):

@@ -1,0 +1,190 @@
+"""``elman.evaluate``: a trained model's numbers on one split, mixed or ensembled on request.
+
+    import elman
+
+    result = elman.evaluate("runs/ptb-small-lstm", "test")              # perplexity
+    result = elman.evaluate("runs/ptb-small-lstm", "test", mix="runs/ptb-kn5.arpa")
+    result = elman.evaluate("runs/ud-lines-upos", "test", report=True,
+                            ensemble=["runs/ud-lines-upos-s2", "runs/ud-lines-upos-s3"])
+    print(result.summary())
+
+With ``mix`` the neural model's per-token probabilities are interpolated with an ARPA n-gram
+model's, P = λ·P_neural + (1−λ)·P_ngram, λ tuned on the validation split by EM (``lam="auto"``)
+or given; both must score every token of the split once, ``</s>`` included (the perplexity
+convention of docs/data.md), so only word-level language models mix with a word n-gram.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from elman.errors import ElmanError
+from elman.tasks.loading import load
+from elman.tasks.protocol import Loaded, Metrics
+
+
+@dataclass
+class Mixture:
+    """The interpolation of a neural model with an n-gram model on one split."""
+
+    arpa: str
+    lam: float  # λ, the neural model's weight
+    tuned_on: str | None  # "valid" when λ was tuned, None when given
+    neural_ppl: float
+    ngram_ppl: float
+    ppl: float  # of the mixture
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["lambda"] = d.pop("lam")
+        return d
+
+    def summary(self) -> str:
+        how = f"tuned on {self.tuned_on}" if self.tuned_on else "given"
+        return (
+            f"mixed with {self.arpa} (ppl {self.ngram_ppl:.2f}), lambda {self.lam:.3f} "
+            f"({how}): ppl {self.ppl:.2f}"
+        )
+
+
+@dataclass
+class Evaluation:
+    """One split's numbers for one model (with its ensemble), and what was asked on top."""
+
+    checkpoint: str
+    task: str
+    data: str  # the corpus name
+    split: str
+    metrics: Metrics  # the task's numbers (results files and --json hold these keys)
+    summary_line: str  # the task's one line for people
+    notes: list[str] = field(default_factory=list)  # and the lines it adds under it
+    mix: Mixture | None = None
+    report: dict[str, Any] | None = None  # taggers: per-tag P/R/F1 and confusions
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flat record ``elman eval --json`` prints."""
+        out: dict[str, Any] = {
+            "checkpoint": self.checkpoint, "data": self.data, "split": self.split,
+            **self.metrics,
+        }  # fmt: skip
+        if self.report is not None:
+            out["report"] = self.report
+        if self.mix is not None:
+            out["mix"] = self.mix.to_dict()
+        return out
+
+    def summary(self) -> str:
+        """``data/split: <the task's line>``, and the mixture's line."""
+        lines = [f"{self.data}/{self.split}: {self.summary_line}", *self.notes]
+        if self.mix is not None:
+            lines.append(self.mix.summary())
+        return "\n".join(lines)
+
+
+def parse_lambda(lam: str | float) -> float | None:
+    """``auto`` (None: tune it) or a weight in [0, 1]."""
+    if lam == "auto":
+        return None
+    try:
+        value = float(lam)
+    except ValueError:
+        raise ElmanError(f"--lambda {lam!r}: give auto or a number in [0, 1]") from None
+    if not 0.0 <= value <= 1.0:
+        raise ElmanError(f"--lambda {lam}: must be in [0, 1]")
+    return value
+
+
+def mix_with_ngram(
+    scores: Callable[[str], np.ndarray], dataset: Any, split: str, arpa: str, lam: str | float
+) -> Mixture:
+    """Per-token interpolation of the neural scores (``scores(split)``: log P of every token in
+    corpus order) with the ARPA model ``arpa``; λ tuned on valid when ``lam`` is ``auto``."""
+    from elman.models.mixture import mix_logprobs, perplexity, tune_lambda
+    from elman.models.ngram import read_arpa
+
+    value = parse_lambda(lam)
+    ngram = read_arpa(arpa)
+
+    def both(s: str) -> tuple[np.ndarray, np.ndarray]:
+        neural = scores(s)
+        ng = ngram.logprobs(dataset.lines(s))
+        if len(neural) != len(ng):
+            raise ElmanError(
+                f"--mix: the neural model scored {len(neural)} tokens of {dataset.name}/{s} and "
+                f"{arpa} {len(ng)}; they must share the token convention (every token, </s> "
+                "included); mixing a character model with a word n-gram is not possible"
+            )
+        return neural, ng
+
+    tuned_on = None
+    if value is None:
+        value, tuned_on = tune_lambda(*both("valid")), "valid"
+    neural, ng = both(split)
+    return Mixture(
+        arpa=str(arpa),
+        lam=value,
+        tuned_on=tuned_on,
+        neural_ppl=perplexity(neural),
+        ngram_ppl=perplexity(ng),
+        ppl=perplexity(mix_logprobs(neural, ng, value)),
+    )
+
+
+def evaluate(
+    model: str | Path | Loaded,
+    split: str = "test",
+    *,
+    data: str | None = None,
+    batch_size: int | None = None,
+    device: str | torch.device = "auto",
+    ensemble: Sequence[str | Path] = (),
+    report: bool = False,
+    mix: str | None = None,
+    lam: str | float = "auto",
+) -> Evaluation:
+    """Score ``split`` of ``data`` (default: the corpus the model was trained on).
+
+    ``model``: a checkpoint, a run folder or an already loaded model. ``batch_size``: the
+    evaluation batch (default: the recipe's). ``ensemble``: more checkpoints averaged with it
+    (taggers). ``report``: per-class precision/recall/F1 (taggers). ``mix``: an ARPA file to
+    interpolate with, ``lam`` its weight (module docstring).
+    """
+    if batch_size is not None and batch_size < 1:
+        raise ElmanError(f"--batch-size must be >= 1, got {batch_size}")
+    if isinstance(model, Loaded):
+        loaded = model
+        if ensemble:
+            raise ElmanError("give the ensemble to elman.load(..., ensemble=...) with the model")
+    else:
+        loaded = load(model, device, ensemble=ensemble)
+    if report:
+        loaded.require("report", "--report")
+    if mix is not None:
+        loaded.require("mix", "--mix")
+        parse_lambda(lam)  # a bad value stops before the scoring
+    task, dataset = loaded.task, loaded.dataset(data)
+    metrics = task.evaluate(loaded, dataset, split, batch_size=batch_size)
+    result = Evaluation(
+        checkpoint=str(loaded.path),
+        task=task.name,
+        data=dataset.name,
+        split=split,
+        metrics=metrics,
+        summary_line=task.summary(metrics),
+        notes=task.notes(metrics),
+    )
+    if report:
+        result.report = task.report(loaded, dataset, split, batch_size=batch_size)
+    if mix is not None:
+
+        def scores(s: str) -> np.ndarray:
+            return task.token_logprobs(loaded, dataset, s, batch_size=batch_size)
+
+        result.mix = mix_with_ngram(scores, dataset, split, mix, lam)
+    return result

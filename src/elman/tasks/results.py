@@ -1,0 +1,125 @@
+"""Results records: what ``results/*.json`` (and a run's ``results.json``) hold.
+
+Every record names the recipe (or evaluation), what it aims at, the metrics of ``valid`` and
+``test`` and the provenance of the numbers (:func:`elman.provenance.provenance`: command,
+commit, device, torch, date). ``elman results`` builds the README's table from these files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from elman.provenance import provenance
+from elman.tasks.evaluation import Evaluation, evaluate
+from elman.train.trainer import pick_device
+
+
+def write_json(path: str | Path, record: dict[str, Any]) -> Path:
+    """Write ``record`` as indented JSON, atomically (temporary file, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps(record, indent=2) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def training_record(
+    *,
+    recipe: Any,
+    dataset: str,
+    metrics: dict[str, Any],
+    summary: dict[str, Any],
+    parameters: int,
+    device: torch.device,
+    command: str,
+    commit: str,
+) -> dict[str, Any]:
+    """The record of a finished training run: ``best.pt``'s valid and test metrics.
+
+    ``commit`` is the code checked out when the run started; ``command`` the one that started
+    it (a resumed run lists every session under ``sessions``).
+    """
+    history = summary["history"]
+    best_epoch = min(history, key=lambda r: r["loss"])["epoch"] if history else None
+    sessions = summary.get("sessions", [])
+    record = {
+        "recipe": recipe.info.name,
+        "aim": recipe.info.aim,
+        "task": recipe.info.task,
+        "dataset": dataset,
+        "metrics": metrics,
+        "epochs": len(history),
+        "best_epoch": best_epoch,
+        "parameters": parameters,
+        "wall_time_s": round(summary["wall_time"], 1),
+        "cpu_time_s": round(summary["cpu_time"], 1),
+        **provenance(device, sessions[0]["command"] if sessions else command),
+    }
+    record["commit"] = commit
+    if len(sessions) > 1:
+        record["sessions"] = sessions
+    return record
+
+
+def evaluation_record(
+    checkpoint: str | Path,
+    *,
+    data: str | None = None,
+    batch_size: int | None = None,
+    device: str = "auto",
+    ensemble: Sequence[str | Path] = (),
+    mix: str | None = None,
+    lam: str | float = "auto",
+    aim: str = "",
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Score valid and test and return a results record like ``elman train --results`` writes.
+
+    The record's name is the run folder's (``+ARPA`` stem with ``mix``, ``-ensembleN`` with an
+    ensemble); with ``mix`` each split's metrics are the mixture's.
+    """
+    start = time.perf_counter()
+    metrics: dict[str, Any] = {}
+    last: Evaluation | None = None
+    for split in ("valid", "test"):
+        last = evaluate(
+            checkpoint, split, data=data, batch_size=batch_size, device=device,
+            ensemble=ensemble, mix=mix, lam=lam,
+        )  # fmt: skip
+        flat = last.to_dict()
+        if last.mix is not None:
+            metrics[split] = {**flat.pop("mix"), "tokens": flat["tokens"]}
+        else:
+            metrics[split] = flat
+    assert last is not None
+    path = Path(checkpoint)
+    name = path.name if path.is_dir() else path.parent.name
+    if mix:
+        name += "+" + Path(mix).stem
+    if ensemble:
+        name += f"-ensemble{1 + len(ensemble)}"
+    return {
+        "recipe": name,
+        "aim": aim,
+        "task": "eval --mix" if mix else "eval",
+        "dataset": last.data,
+        "metrics": metrics,
+        "wall_time_s": round(time.perf_counter() - start, 1),
+        **provenance(pick_device(device), command),
+    }
