@@ -9,9 +9,10 @@ Content (every key a plain value)::
 
     format      "elman-checkpoint"
     version     1
-    task        "lm", ...           which builder in elman.train.tasks rebuilds the model
+    task        "lm", ...           which task of elman.tasks.table rebuilds the model
     recipe      the resolved recipe (dict of sections)
     vocab       Vocabulary.to_dict() (or a dict of them)
+    level       language models: "word" or "char"
     model       the model's state_dict
     optimizer   the optimiser's state_dict
     trainer     epoch, step in epoch, global step, schedule state, early-stopping counters
@@ -108,16 +109,3 @@ def load_weights(model: torch.nn.Module, payload: dict[str, Any]) -> torch.nn.Mo
             f"architecture ({str(err).splitlines()[0][:160]})"
         ) from None
     return model
-
-
-def load_task_checkpoint(
-    path: str | Path, task: str, command: str, map_location: str | torch.device = "cpu"
-) -> dict[str, Any]:
-    """``load_checkpoint`` for a command that needs one kind of model (``task``)."""
-    payload = load_checkpoint(path, map_location=map_location)
-    if payload.get("task") != task:
-        raise ElmanError(
-            f"{payload['path']} is a {payload.get('task')!r} checkpoint; {command} needs a "
-            f"{task!r} checkpoint"
-        )
-    return payload
