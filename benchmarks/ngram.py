@@ -57,14 +57,14 @@ BEFORE = {
     "loadavg_before": [4.06689453125, 4.40966796875, 3.916015625],
     "remeasured": {
         "commit": "f00569f",
-        "date": "2026-11-29T19:01:00+00:00",
+        "date": "2026-11-29T19:09:00+00:00",
         "command": "python benchmarks/ngram.py --case ptb-5gram --reps 3",
-        "baseline_mb": 284.08203125,
-        "peak_mb": 543.609375,
-        "build_s": 1.5428825019999977,
-        "build_s_all": [1.9927748119999933, 1.4142893010000535, 1.5428825019999977],
-        "peak_mb_with_arpa_io": 664.0546875,
-        "loadavg_before": [4.27, 2.49, 1.19],
+        "baseline_mb": 252.11328125,
+        "peak_mb": 511.4765625,
+        "build_s": 0.6489269650001006,
+        "build_s_all": [0.7326503080000748, 0.6489269650001006, 0.6333420070000102],
+        "peak_mb_with_arpa_io": 632.0703125,
+        "loadavg_before": [0.87, 1.73, 1.42],
     },
 }
 
