@@ -117,11 +117,11 @@ def fit_tiny_corpus(model: NPLM) -> float:
 
 def test_overfits_a_tiny_corpus() -> None:
     # The loss can go to zero.
-    assert fit_tiny_corpus(NPLM(9, 2, 8, 16, dropout=0.0)) < 0.02
+    assert fit_tiny_corpus(NPLM(9, 2, 8, 16, dropout_hidden=0.0)) < 0.02
 
 
 def test_dropout_only_in_training() -> None:
-    model = NPLM(V, N_CTX, M, H, dropout=0.5, dropout_embedding=0.5)
+    model = NPLM(V, N_CTX, M, H, dropout_hidden=0.5, dropout_embedding=0.5)
     ctx = contexts()
     model.train()
     assert not torch.equal(model(ctx), model(ctx))
@@ -129,22 +129,23 @@ def test_dropout_only_in_training() -> None:
     torch.testing.assert_close(model(ctx), model(ctx), rtol=0, atol=0)
 
 
-def test_bfloat16_training_and_float32_evaluation() -> None:
-    model = NPLM(V, N_CTX, M, H, train_dtype="bfloat16")
+def test_bfloat16_autocast_training_and_float32_evaluation() -> None:
+    model = NPLM(V, N_CTX, M, H)
     ref = NPLM(V, N_CTX, M, H)
     ref.load_state_dict(model.state_dict())
     ctx = contexts()
-    train_logits = model.train()(ctx)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # as the trainer's train.autocast
+        train_logits = model.train()(ctx)
     assert train_logits.dtype == torch.float32
     torch.testing.assert_close(train_logits, ref.train()(ctx), rtol=0.05, atol=0.05)
     torch.testing.assert_close(model.eval()(ctx), ref.eval()(ctx), rtol=0, atol=0)
 
 
 def test_config_checks_and_builder() -> None:
-    with pytest.raises(ValueError, match="train_dtype 'fp8' unknown; valid: float32, bfloat16"):
-        NPLMConfig(train_dtype="fp8")
-    with pytest.raises(ValueError, match="dropout"):
-        NPLMConfig(dropout=1.0)
+    with pytest.raises(ValueError, match="dropout_hidden = 1.0"):
+        NPLMConfig(dropout_hidden=1.0)
+    with pytest.raises(ValueError, match="dropout_embedding = -0.1"):
+        NPLMConfig(dropout_embedding=-0.1)
     with pytest.raises(ValueError, match="context_size"):
         NPLMConfig(context_size=0)
     with pytest.raises(ValueError, match="vocab_size"):
@@ -196,16 +197,17 @@ def test_factored_outputs_check_their_settings() -> None:
 
 @pytest.mark.parametrize("output", FACTORED)
 def test_factored_output_trains_under_bfloat16_with_a_float32_loss(output: str) -> None:
-    # Regression: with train_dtype = "bfloat16" the adaptive softmax met [a; x] in mixed dtypes
+    # Regression: under a bfloat16 autocast the adaptive softmax met [a; x] in mixed dtypes
     # and torch's index_copy_ raised; the factored layer now runs in float32 after the hidden layer.
     settings = dict(FACTORED[output])
-    bf16 = NPLM(V, N_CTX, M, H, output=output, train_dtype="bfloat16", **settings).train()
+    bf16 = NPLM(V, N_CTX, M, H, output=output, **settings).train()
     fp32 = NPLM(V, N_CTX, M, H, output=output, **settings).train()
     fp32.load_state_dict(bf16.state_dict())
     ctx = contexts()
     targets = torch.randint(0, V, (6,), generator=torch.Generator().manual_seed(4))
     batch = type("B", (), {"contexts": ctx, "targets": targets, "num_tokens": 6})()
-    loss, _, _ = bf16.loss(batch)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, _, _ = bf16.loss(batch)
     assert loss.dtype == torch.float32
     loss.backward()
     torch.testing.assert_close(loss, fp32.loss(batch)[0], rtol=2e-2, atol=0)

@@ -89,7 +89,7 @@ def test_loss_contract_and_label_smoothing_in_training_only():
     expected = -logp[real].gather(1, b.tgt_out[real].unsqueeze(1)).sum()
     torch.testing.assert_close(loss, expected)  # eval mode: plain cross entropy
     m.train()
-    m.drop.p = 0.0
+    m.drop_embedding.p = m.drop_output.p = 0.0
     smoothed, _, _ = m.loss(b)
     assert smoothed > loss
     smoothed.backward()
@@ -97,7 +97,7 @@ def test_loss_contract_and_label_smoothing_in_training_only():
 
 
 def test_config_errors():
-    for bad in ({"kind": "transformer"}, {"attention": "dot"}, {"dropout": 1.0},
+    for bad in ({"kind": "transformer"}, {"attention": "dot"}, {"dropout_embedding": 1.0},
                 {"hidden_size": 0}, {"label_smoothing": -0.1}):  # fmt: skip
         with pytest.raises(ValueError):
             Seq2SeqConfig(**bad)

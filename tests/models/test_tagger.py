@@ -24,7 +24,9 @@ def vocab_and_sentences(seed: int = 0, n: int = 6):
 
 def tagger(vocab: TaggerVocab, **kw) -> Tagger:
     torch.manual_seed(0)
-    options = dict(word_dim=6, char_dim=4, char_hidden=3, hidden_size=5, num_layers=2)
+    options = dict(
+        embedding_dim=6, char_embedding_dim=4, char_hidden_size=3, hidden_size=5, num_layers=2
+    )
     options.update(kw)
     config = TaggerConfig(
         vocab_size=len(vocab.words),
@@ -40,7 +42,7 @@ CASES = [
     {"cell": "gru", "cell_options": {"variant": "cudnn"}},
     {"cell": "gru"},  # the unrolled path
     {"cell": "elman", "num_layers": 3},
-    {"char_dim": 0},
+    {"char_embedding_dim": 0},
     {"bidirectional": False},
     {"impl": "unrolled"},
 ]
@@ -96,7 +98,8 @@ def test_predict_drops_padding_and_matches_argmax():
 
 def test_word_dropout_only_while_training():
     vocab, sentences = vocab_and_sentences()
-    model = tagger(vocab, word_dropout=0.5, dropout=0.0)
+    no_dropout = {"dropout_embedding": 0.0, "dropout_hidden": 0.0, "dropout_output": 0.0}
+    model = tagger(vocab, dropout_words=0.5, **no_dropout)
     batch = make_batch([s.forms for s in sentences], vocab)
     assert torch.equal(model(batch), model(batch))  # eval: deterministic
     model.train()
@@ -110,7 +113,8 @@ def test_word_dropout_only_while_training():
     ("kw", "match"),
     [
         ({"cell": "rnn"}, "cell"),
-        ({"dropout": 1.0}, "dropout"),
+        ({"dropout_output": 1.0}, "dropout_output"),
+        ({"dropout_words": -0.5}, "dropout_words"),
         ({"num_layers": 0}, "num_layers"),
         ({"cell_options": {"forget_bias": 1.0}, "cell": "gru"}, "forget_bias"),
     ],

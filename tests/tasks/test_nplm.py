@@ -33,7 +33,7 @@ eval_batch_size = 7
 context_size = 3
 embedding_dim = 6
 hidden_size = 8
-dropout = 0.1
+dropout_hidden = 0.1
 
 [train]
 epochs = 2
@@ -120,7 +120,7 @@ def test_bad_recipe_keys_are_one_line_errors(nplm_recipe: Path, tmp_path: Path, 
     assert main(["train", str(bad), "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "hiden_size" in err and "hidden_size" in err and "Traceback" not in err
-    with pytest.raises(ElmanError, match="train_dtype"):
+    with pytest.raises(ElmanError, match='train_dtype was renamed; write train.autocast = "fp8"'):
         train(nplm_recipe, out=tmp_path / "y", overrides=["model.train_dtype=fp8"])
 
 

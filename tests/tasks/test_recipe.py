@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -112,3 +114,84 @@ def test_read_toml_errors_name_the_file(tmp_path):
     latin.write_bytes('[recipe]\nname = "caf\xe9"\n'.encode("latin-1"))
     with pytest.raises(ElmanError, match=f"recipe {latin} is not valid TOML"):
         read_toml(latin)
+
+
+# --- every committed command still parses ---------------------------------------------
+RESULTS = sorted((ROOT / "results").glob("*.json"))
+
+
+def commands(path: Path) -> list[str]:
+    """The commands a results file records: the first, every resume, each part of an `&&`."""
+    record = json.loads(path.read_text())
+    lines = [record["command"], *(s["command"] for s in record.get("sessions", [])[1:])]
+    return [part.strip() for line in lines for part in line.split("&&")]
+
+
+@pytest.mark.parametrize("path", RESULTS, ids=[p.stem for p in RESULTS])
+def test_every_results_command_still_parses(path):
+    from elman.cli import build_parser
+
+    for command in commands(path):
+        argv = shlex.split(command)
+        assert argv[0] == "elman", command
+        args = build_parser().parse_args(argv[1:])  # argparse exits on an unknown option
+        if args.command == "train" and args.recipe is not None:
+            recipe = parse_recipe(read_toml(ROOT / args.recipe), args.overrides)
+            assert recipe.info.name in path.stem or path.stem.startswith(recipe.info.name)
+        elif args.command == "train":  # a resume: its overrides must be [train] keys
+            assert all(o.startswith("train.") for o in args.overrides), command
+
+
+# --- renamed keys ----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "task, key, value, message",
+    [
+        (
+            "nplm",
+            "dropout",
+            0.5,
+            r"\[model\] dropout was renamed; write model.dropout_hidden = 0.5 ",
+        ),
+        (
+            "nplm",
+            "train_dtype",
+            "bfloat16",
+            r'\[model\] train_dtype was renamed; write train.autocast = "bfloat16"',
+        ),
+        ("nplm", "train_dtype", "float32", r"train_dtype is gone .* delete the key"),
+        ("tagger", "word_dim", 50, r"write model.embedding_dim = 50"),
+        ("tagger", "char_hidden", 8, r"write model.char_hidden_size = 8"),
+        ("tagger", "word_dropout", 0.1, r"write model.dropout_words = 0.1"),
+        (
+            "tagger",
+            "dropout",
+            0.33,
+            r"write model.dropout_embedding = 0.33, model.dropout_hidden = 0.33, "
+            r"model.dropout_output = 0.33 instead",
+        ),
+        ("translation", "dropout", 0.3, r"write model.dropout_embedding = 0.3, .*output = 0.3"),
+    ],
+)
+def test_an_old_key_names_its_new_name(task, key, value, message):
+    raw = {"recipe": {"task": task}, "model": {key: value}}
+    with pytest.raises(ElmanError, match=message) as err:
+        parse_recipe(raw)
+    assert "\n" not in str(err.value)
+    with pytest.raises(ElmanError, match=message):  # the same through --set
+        parse_recipe({"recipe": {"task": task}}, [f"model.{key}={value}"])
+
+
+def test_an_old_checkpoints_recipe_is_read_with_the_new_names():
+    stored = {
+        "recipe": {"name": "old", "task": "tagger", "aim": ""},
+        "model": {"word_dim": 50, "char_dim": 0, "dropout": 0.25, "word_dropout": 0.1},
+        "train": {"autocast": None},
+    }
+    model = parse_recipe(stored, upgrade=True).model
+    assert (model.embedding_dim, model.char_embedding_dim, model.dropout_words) == (50, 0, 0.1)
+    assert model.dropout_embedding == model.dropout_hidden == model.dropout_output == 0.25
+    nplm = {"recipe": {"task": "nplm"}, "model": {"dropout": 0.5, "train_dtype": "bfloat16"}}
+    stored_nplm = parse_recipe({**nplm, "train": {"autocast": None}}, upgrade=True)
+    assert stored_nplm.model.dropout_hidden == 0.5
+    assert stored_nplm.train.autocast == "bfloat16"
+    assert "train_dtype" not in stored_nplm.raw["model"]

@@ -86,7 +86,7 @@ def test_pretrained_vectors_start_the_embedding_and_extend_the_vocabulary(tmp_pa
 
 def test_vectors_of_the_wrong_dimension_name_the_file_and_the_fix(tmp_path, tag_recipe):
     vec = write_toy_vectors(tmp_path / "toy.vec", dim=5)
-    with pytest.raises(ElmanError, match=r"toy\.vec: vectors of dimension 5.*word_dim = 5"):
+    with pytest.raises(ElmanError, match=r"toy\.vec: vectors of dimension 5.*embedding_dim = 5"):
         train(tag_recipe, out=tmp_path / "x", overrides=[f"data.vectors={vec}"])
 
 

@@ -51,7 +51,9 @@ cell = "gru"
 cell_options = {{ variant = "cudnn" }}
 embedding_dim = 16
 hidden_size = 32
-dropout = 0.0
+dropout_embedding = 0.0
+dropout_hidden = 0.0
+dropout_output = 0.0
 
 [decode]
 beam = 3

@@ -71,12 +71,14 @@ eval_batch_size = 4
 
 [model]
 cell = "lstm"
-word_dim = 16
-char_dim = 8
-char_hidden = 8
+embedding_dim = 16
+char_embedding_dim = 8
+char_hidden_size = 8
 hidden_size = 16
 num_layers = 2
-dropout = 0.0
+dropout_embedding = 0.0
+dropout_hidden = 0.0
+dropout_output = 0.0
 
 [train]
 epochs = 2

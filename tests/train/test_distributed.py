@@ -149,7 +149,7 @@ def write_translation(tmp_path: Path, corpus: Path) -> Path:
 # task -> (recipe writer, overrides); dropout off: each rank draws its own masks
 TASKS = {
     # windows 15, 15, 1: slices of 8 and 7, then a rank stepping on a stand-in
-    "nplm": (write_nplm, ["model.dropout=0", "data.batch_size=15", "data.epoch_size=31"]),
+    "nplm": (write_nplm, ["model.dropout_hidden=0", "data.batch_size=15", "data.epoch_size=31"]),
     "tagger": (write_tagger, ["data.batch_size=7"]),  # 4 + 3 sentences a step
     "translation": (write_translation, []),  # a budget of tokens: any number of pairs
 }

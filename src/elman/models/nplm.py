@@ -19,12 +19,13 @@ The paper writes the same model y = b + W x + U tanh(d + H x). Symbols → param
 
 with m = ``embedding_dim``, h = ``hidden_size``, n − 1 = ``context_size``. Dropout (not in the
 paper) applies to x (``dropout_embedding``, so also to the direct connections' input) and to the
-hidden layer tanh(W1 x + b1) (``dropout``).
+hidden layer tanh(W1 x + b1) (``dropout_hidden``).
 
-``train_dtype = "bfloat16"`` runs the matrix products of *training* steps under autocast (the
-weights, the softmax and the loss stay float32); evaluation always computes in float32, so the
-reported perplexities are the float32 model's. On CPUs with AVX-512 BF16 the V-way output layer,
-which dominates the cost, runs several times faster.
+Under the trainer's ``train.autocast = "bfloat16"`` the matrix products of training steps run in
+bfloat16 (the weights, the softmax and the loss stay float32; a factored output layer always
+runs in float32); evaluation always computes in float32, so the reported perplexities are the
+float32 model's. On CPUs with AVX-512 BF16 the V-way output layer, which dominates the cost,
+runs several times faster.
 
 ``output = "adaptive"`` replaces the V-way output layer by Grave et al.'s (2017) adaptive softmax
 (``torch.nn.AdaptiveLogSoftmaxWithLoss``) over the features [tanh(W1 x + b1); x] (only the first
@@ -45,9 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from elman.nn.output import OUTPUTS, factored_output
-
-TRAIN_DTYPES = {"float32": None, "bfloat16": torch.bfloat16}
+from elman.nn.output import OUTPUTS, factored_output, float32
 
 
 @dataclass
@@ -57,10 +56,9 @@ class NPLMConfig:
     embedding_dim: int = 100  # m, the word feature size (rows of C)
     hidden_size: int = 200  # h, the tanh layer
     direct: bool = True  # the direct connections W3 x
-    dropout: float = 0.0  # on the hidden layer tanh(W1 x + b1)
     dropout_embedding: float = 0.0  # on x, the concatenated embeddings
+    dropout_hidden: float = 0.0  # on the hidden layer tanh(W1 x + b1)
     init_range: float | None = 0.1  # U(−r, r) for C, W2 and W3; None keeps torch defaults
-    train_dtype: str = "float32"  # float32 | bfloat16 (matmuls of training steps; eval float32)
     output: str = "softmax"  # softmax | adaptive (Grave et al. 2017) | class (Mikolov et al. 2011)
     adaptive_cutoffs: list[int] = field(default_factory=lambda: [2000, 10000])
     adaptive_div_value: float = 4.0
@@ -71,17 +69,13 @@ class NPLMConfig:
             raise ValueError(f"output {self.output!r} unknown; valid: {', '.join(OUTPUTS)}")
         if self.output_classes < 0:
             raise ValueError(f"output_classes must be 0 (⌈√V⌉) or more, got {self.output_classes}")
-        for name in ("dropout", "dropout_embedding"):
+        for name in ("dropout_embedding", "dropout_hidden"):
             p = getattr(self, name)
             if not 0.0 <= p < 1.0:
                 raise ValueError(f"{name} = {p}: must be in [0, 1)")
         for name in ("context_size", "embedding_dim", "hidden_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.train_dtype not in TRAIN_DTYPES:
-            raise ValueError(
-                f"train_dtype {self.train_dtype!r} unknown; valid: {', '.join(TRAIN_DTYPES)}"
-            )
 
 
 class NPLM(nn.Module):
@@ -95,10 +89,9 @@ class NPLM(nn.Module):
         hidden_size: int,
         *,
         direct: bool = True,
-        dropout: float = 0.0,
         dropout_embedding: float = 0.0,
+        dropout_hidden: float = 0.0,
         init_range: float | None = 0.1,
-        train_dtype: str = "float32",
         output: str = "softmax",
         adaptive_cutoffs: list[int] | None = None,
         adaptive_div_value: float = 4.0,
@@ -108,17 +101,12 @@ class NPLM(nn.Module):
         super().__init__()
         if vocab_size <= 0:
             raise ValueError(f"vocab_size must be positive, got {vocab_size}")
-        if train_dtype not in TRAIN_DTYPES:
-            raise ValueError(
-                f"train_dtype {train_dtype!r} unknown; valid: {', '.join(TRAIN_DTYPES)}"
-            )
         self.context_size = context_size
-        self.train_dtype = train_dtype
         inputs = context_size * embedding_dim
         self.embedding = nn.Embedding(vocab_size, embedding_dim)  # C
         self.drop_embedding = nn.Dropout(dropout_embedding)
         self.hidden = nn.Linear(inputs, hidden_size)  # W1, b1
-        self.drop_hidden = nn.Dropout(dropout)
+        self.drop_hidden = nn.Dropout(dropout_hidden)
         self.use_direct = direct
         # the adaptive or class softmax over [a; x]; None for the full W2 a + W3 x + b3
         self.factored = factored_output(
@@ -145,10 +133,6 @@ class NPLM(nn.Module):
             if self.direct is not None:
                 nn.init.uniform_(self.direct.weight, -init_range, init_range)
 
-    def _autocast(self, contexts: Tensor) -> torch.autocast:
-        dtype = TRAIN_DTYPES[self.train_dtype] if self.training else None
-        return torch.autocast(contexts.device.type, dtype=dtype, enabled=dtype is not None)
-
     def features(self, contexts: Tensor) -> tuple[Tensor, Tensor]:
         """x = the concatenated embeddings and a = tanh(W1 x + b1), after their dropouts."""
         x = self.embedding(contexts).flatten(1)  # (B, n−1, m) -> (B, (n−1)·m)
@@ -161,8 +145,7 @@ class NPLM(nn.Module):
         Only the hidden layer runs under a bfloat16 autocast: torch's adaptive softmax cannot
         mix dtypes (its index_copy_ fails) and the factored layers are cheap anyway.
         """
-        with self._autocast(contexts):
-            x, a = self.features(contexts)
+        x, a = self.features(contexts)
         dtype = self.embedding.weight.dtype
         return torch.cat([a.to(dtype), x.to(dtype)], dim=1) if self.use_direct else a.to(dtype)
 
@@ -173,20 +156,23 @@ class NPLM(nn.Module):
         they are), so every consumer of logits works unchanged.
         """
         if self.factored is not None:
-            return self.factored.log_prob(self._factored_features(contexts))
+            features = self._factored_features(contexts)
+            with float32(contexts):
+                return self.factored.log_prob(features)
         assert self.output is not None  # the full softmax's W2, b3 exist without a factored layer
-        with self._autocast(contexts):
-            x, a = self.features(contexts)
-            logits = self.output(a)  # W2 a + b3, (B, V)
-            if self.direct is not None:
-                logits = logits + self.direct(x)  # + W3 x
+        x, a = self.features(contexts)
+        logits = self.output(a)  # W2 a + b3, (B, V)
+        if self.direct is not None:
+            logits = logits + self.direct(x)  # + W3 x
         return logits.to(self.output.bias.dtype)  # float32 logits from a bfloat16 autocast
 
     def loss(self, batch: Any, state: None = None) -> tuple[Tensor, int, None]:
         """Summed cross entropy over the batch's targets, their count, and no state."""
         if self.factored is not None:
             # only each target's cluster (and the adaptive head) is scored
-            out = self.factored(self._factored_features(batch.contexts), batch.targets)
+            features = self._factored_features(batch.contexts)
+            with float32(batch.contexts):
+                out = self.factored(features, batch.targets)
             return -out.output.sum(), batch.num_tokens, None
         logits = self(batch.contexts)
         loss_sum = F.cross_entropy(logits, batch.targets, reduction="sum")
@@ -201,10 +187,9 @@ def build_nplm(config: NPLMConfig, counts: Tensor | None = None) -> NPLM:
         config.embedding_dim,
         config.hidden_size,
         direct=config.direct,
-        dropout=config.dropout,
         dropout_embedding=config.dropout_embedding,
+        dropout_hidden=config.dropout_hidden,
         init_range=config.init_range,
-        train_dtype=config.train_dtype,
         output=config.output,
         adaptive_cutoffs=config.adaptive_cutoffs,
         adaptive_div_value=config.adaptive_div_value,

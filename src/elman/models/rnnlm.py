@@ -38,7 +38,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from elman.nn import Recurrent
-from elman.nn.output import OUTPUTS, ClassSoftmax, factored_output, linear_cross_entropy
+from elman.nn.output import (
+    OUTPUTS,
+    ClassSoftmax,
+    factored_output,
+    float32,
+    linear_cross_entropy,
+)
 
 State = Tensor | tuple[Tensor, Tensor] | None
 
@@ -86,12 +92,6 @@ class RNNLMConfig:
                 f"tie_weights needs embedding_dim == hidden_size "
                 f"(got {self.embedding_dim} and {self.hidden_size})"
             )
-
-
-def float32(h: Tensor) -> torch.autocast:
-    """No autocast for a factored output (it gets h in the weights' dtype): torch's adaptive
-    softmax cannot mix dtypes, and the factored layers are cheap anyway."""
-    return torch.autocast(h.device.type, enabled=False)
 
 
 class RNNLM(nn.Module):

@@ -44,8 +44,8 @@ Training is teacher forcing: the decoder reads the reference y_{t−1}, and the 
 cross entropy −Σ_t log P(y_t | …) over the real target pieces (optionally label-smoothed, in
 training mode only). Padding is masked everywhere: the encoder stops at each source's true end,
 attention gives padded positions weight 0, padded targets are out of the loss; so a sentence is
-translated the same alone or in any batch. Dropout acts on the embeddings, between stacked layers
-and on the vector fed to W_S.
+translated the same alone or in any batch. Dropout acts on the embeddings (``dropout_embedding``),
+between stacked layers (``dropout_hidden``) and on the vector fed to W_S (``dropout_output``).
 
 Decoding (elman.inference.search) uses ``encode`` once and ``step`` per output piece.
 """
@@ -81,7 +81,9 @@ class Seq2SeqConfig:
     num_layers: int = 1  # encoder and decoder alike
     attention: str = "additive"  # additive | multiplicative (kind = attention)
     attention_size: int | None = None  # additive: rows of W_a, U_a (default hidden_size)
-    dropout: float = 0.3
+    dropout_embedding: float = 0.3  # on E_x x_i and E_y y_{t−1}
+    dropout_hidden: float = 0.3  # between stacked recurrent layers (num_layers > 1)
+    dropout_output: float = 0.3  # on the vector fed to W_S
     label_smoothing: float = 0.0  # training loss only
     impl: str = "auto"  # elman.nn.Recurrent: auto | fused | unrolled
 
@@ -97,7 +99,7 @@ class Seq2SeqConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.attention_size is not None and self.attention_size < 1:
             raise ValueError(f"attention_size must be at least 1, got {self.attention_size}")
-        for name in ("dropout", "label_smoothing"):
+        for name in ("dropout_embedding", "dropout_hidden", "dropout_output", "label_smoothing"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} = {getattr(self, name)}: must be in [0, 1)")
 
@@ -172,13 +174,14 @@ class Seq2Seq(nn.Module):
 
         def rnn(input_size: int, bi: bool = False) -> Recurrent:
             return Recurrent(
-                c.cell, input_size, H, num_layers=L, bidirectional=bi, dropout=c.dropout,
+                c.cell, input_size, H, num_layers=L, bidirectional=bi, dropout=c.dropout_hidden,
                 batch_first=True, impl=c.impl, **c.cell_options,
             )  # fmt: skip
 
         self.src_embedding = nn.Embedding(c.src_vocab_size, E, padding_idx=PAD_ID)
         self.encoder = rnn(E, bidirectional)
-        self.drop = nn.Dropout(c.dropout)
+        self.drop_embedding = nn.Dropout(c.dropout_embedding)
+        self.drop_output = nn.Dropout(c.dropout_output)
         if c.kind == "plain":
             self.decoder = rnn(1)  # its input is a constant 0: s_t = f(W_hh' s_{t−1} + b')
         else:
@@ -198,7 +201,9 @@ class Seq2Seq(nn.Module):
         """src (B, S), src_lengths (B,) -> the memory and the decoder's initial state."""
         S = src.shape[1]
         mask = torch.arange(S, device=src.device).unsqueeze(0) < src_lengths.unsqueeze(1)
-        states, final = self.encoder(self.drop(self.src_embedding(src)), lengths=src_lengths)
+        states, final = self.encoder(
+            self.drop_embedding(self.src_embedding(src)), lengths=src_lengths
+        )
         if self.kind == "plain":
             return Memory(mask), DecoderState(final)  # s_0 = h_S, every layer
         h = final[0] if isinstance(final, tuple) else final  # (L·D, B, H): LSTM's h, not c
@@ -250,7 +255,7 @@ class Seq2Seq(nn.Module):
         return torch.stack(tildes, 1), DecoderState(rnn, feed), torch.stack(weights, 1)
 
     def _embed_target(self, tokens: Tensor) -> Tensor | None:
-        return None if self.kind == "plain" else self.drop(self.tgt_embedding(tokens))
+        return None if self.kind == "plain" else self.drop_embedding(self.tgt_embedding(tokens))
 
     def features(
         self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor
@@ -259,7 +264,7 @@ class Seq2Seq(nn.Module):
         attention weights (B, T, S) or None."""
         memory, state = self.encode(src, src_lengths)
         out, _, weights = self._decode(self._embed_target(tgt_in), state, memory, tgt_in.shape[1])
-        return self.drop(out), weights
+        return self.drop_output(out), weights
 
     def forward(
         self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor
@@ -276,7 +281,7 @@ class Seq2Seq(nn.Module):
         attention weights (N, S) or None. (``plain`` ignores ``prev``.)"""
         emb = self._embed_target(prev.unsqueeze(1))  # (N, 1, E)
         out, state, weights = self._decode(emb, state, memory, 1)
-        logits = self.output(self.drop(out.squeeze(1)))
+        logits = self.output(self.drop_output(out.squeeze(1)))
         return logits, state, None if weights is None else weights.squeeze(1)
 
     # ------------------------------------------------------------------ the trainer's contract

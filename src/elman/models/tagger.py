@@ -22,9 +22,10 @@ Pretrained word vectors (``data.vectors``) either start E (then E is trained on)
 E w_t + P w_t (Dozat et al. 2017): words never seen in training then keep exactly the vector
 space the trained words were fitted in.
 
-Regularisation: dropout on x_t, between layers and on the top states; word dropout replaces a
-training word's id by ``<unk>`` with probability ``word_dropout``, so that the ``<unk>``
-embedding is trained and the model learns to lean on the characters of rare words.
+Regularisation: dropout on x_t (``dropout_embedding``), between layers (``dropout_hidden``) and
+on the top states (``dropout_output``); word dropout replaces a training word's id by ``<unk>``
+with probability ``dropout_words``, so that the ``<unk>`` embedding is trained and the model
+learns to lean on the characters of rare words.
 """
 
 from __future__ import annotations
@@ -50,31 +51,37 @@ class TaggerConfig:
     num_tags: int = 0
     cell: str = "lstm"  # elman | lstm | gru, for the sentence and the character RNNs
     cell_options: dict[str, Any] = field(default_factory=dict)
-    word_dim: int = 100
-    char_dim: int = 32  # 0: no character encoder
-    char_hidden: int = 64  # per direction
+    embedding_dim: int = 100  # rows of E (and of P)
+    char_embedding_dim: int = 32  # 0: no character encoder
+    char_hidden_size: int = 64  # per direction
     hidden_size: int = 128  # per direction, every layer
     num_layers: int = 2
     bidirectional: bool = True
-    dropout: float = 0.3  # on x_t, between layers, and on the top states
-    word_dropout: float = 0.0
+    dropout_embedding: float = 0.3  # on x_t
+    dropout_hidden: float = 0.3  # between the recurrent layers
+    dropout_output: float = 0.3  # on the top states, before U
+    dropout_words: float = 0.0  # a training word's id becomes <unk> with this probability
     frozen_vectors: bool = False  # with data.vectors: E w_t + P w_t, P fixed, E from zero
     impl: str = "auto"
 
     def __post_init__(self) -> None:
-        for name in ("word_dim", "hidden_size", "num_layers"):
+        for name in ("embedding_dim", "hidden_size", "num_layers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.char_dim < 0 or (self.char_dim > 0 and self.char_hidden < 1):
-            raise ValueError("char_dim must be >= 0 (0: no character encoder), char_hidden >= 1")
-        for name in ("dropout", "word_dropout"):
+        if self.char_embedding_dim < 0 or (
+            self.char_embedding_dim > 0 and self.char_hidden_size < 1
+        ):
+            raise ValueError(
+                "char_embedding_dim must be >= 0 (0: no character encoder), char_hidden_size >= 1"
+            )
+        for name in ("dropout_embedding", "dropout_hidden", "dropout_output", "dropout_words"):
             p = getattr(self, name)
             if not 0.0 <= p < 1.0:
                 raise ValueError(f"{name} = {p}: must be in [0, 1)")
 
 
 class CharEncoder(nn.Module):
-    """A word's characters -> c = [h→_last ; h←_first], shape (2·char_hidden,)."""
+    """A word's characters -> c = [h→_last ; h←_first], shape (2·char_hidden_size,)."""
 
     def __init__(
         self, cell: str, num_chars: int, dim: int, hidden: int, **cell_options: Any
@@ -102,49 +109,57 @@ class Tagger(nn.Module):
         super().__init__()
         c = self.config = config
         for name in ("vocab_size", "char_vocab_size", "num_tags"):
-            if getattr(c, name) < 1 and not (name == "char_vocab_size" and c.char_dim == 0):
+            no_chars = name == "char_vocab_size" and c.char_embedding_dim == 0
+            if getattr(c, name) < 1 and not no_chars:
                 raise ValueError(f"{name} must be set (got {getattr(c, name)})")
-        self.embedding = nn.Embedding(c.vocab_size, c.word_dim, padding_idx=0)
+        self.embedding = nn.Embedding(c.vocab_size, c.embedding_dim, padding_idx=0)
         if c.frozen_vectors:
             # P: filled from pretrained vectors by the task; a buffer, so saved but not trained.
-            self.register_buffer("pretrained", torch.zeros(c.vocab_size, c.word_dim))
+            self.register_buffer("pretrained", torch.zeros(c.vocab_size, c.embedding_dim))
             nn.init.zeros_(self.embedding.weight)
         else:
             self.pretrained = None
         self.chars = (
-            CharEncoder(c.cell, c.char_vocab_size, c.char_dim, c.char_hidden, **c.cell_options)
-            if c.char_dim > 0
+            CharEncoder(
+                c.cell,
+                c.char_vocab_size,
+                c.char_embedding_dim,
+                c.char_hidden_size,
+                **c.cell_options,
+            )  # fmt: skip
+            if c.char_embedding_dim > 0
             else None
         )
-        input_size = c.word_dim + (self.chars.output_size if self.chars else 0)
+        input_size = c.embedding_dim + (self.chars.output_size if self.chars else 0)
         self.rnn = Recurrent(
             c.cell,
             input_size,
             c.hidden_size,
             num_layers=c.num_layers,
             bidirectional=c.bidirectional,
-            dropout=c.dropout,
+            dropout=c.dropout_hidden,
             batch_first=True,
             impl=c.impl,
             **c.cell_options,
         )
-        self.drop = nn.Dropout(c.dropout)
+        self.drop_embedding = nn.Dropout(c.dropout_embedding)
+        self.drop_output = nn.Dropout(c.dropout_output)
         self.output = nn.Linear(self.rnn.output_size, c.num_tags)  # U and c
 
     def forward(self, batch: TagBatch) -> Tensor:
         """Tag scores U [h→_t ; h←_t] + c, shape (B, T, num_tags); padded rows are not scores."""
         words = batch.words
-        if self.training and self.config.word_dropout > 0:
-            drop = torch.rand(words.shape, device=words.device) < self.config.word_dropout
+        if self.training and self.config.dropout_words > 0:
+            drop = torch.rand(words.shape, device=words.device) < self.config.dropout_words
             words = words.masked_fill(drop & (words != 0), UNK_ID)
-        x = self.embedding(words)  # (B, T, word_dim)
+        x = self.embedding(words)  # (B, T, embedding_dim)
         if self.pretrained is not None:
             x = x + F.embedding(words, self.pretrained)
         if self.chars is not None:
-            spelt = self.chars(batch.chars, batch.char_lengths)  # (U, 2·char_hidden)
+            spelt = self.chars(batch.chars, batch.char_lengths)  # (U, 2·char_hidden_size)
             x = torch.cat([x, spelt[batch.forms]], dim=2)  # (B, T, input_size)
-        h, _ = self.rnn(self.drop(x), lengths=batch.lengths)  # (B, T, D·H)
-        return self.output(self.drop(h))
+        h, _ = self.rnn(self.drop_embedding(x), lengths=batch.lengths)  # (B, T, D·H)
+        return self.output(self.drop_output(h))
 
     def loss(self, batch: TagBatch, state: None = None) -> tuple[Tensor, int, None]:
         """The trainer's contract: summed cross entropy over the real words, their count."""

@@ -37,6 +37,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+def float32(x: Tensor) -> torch.autocast:
+    """No autocast inside the block, on ``x``'s device: a factored output layer gets its
+    features in the weights' dtype (torch's adaptive softmax cannot mix dtypes, and the
+    factored layers are cheap anyway)."""
+    return torch.autocast(x.device.type, enabled=False)
+
+
 def adaptive_softmax(
     features: int, vocab_size: int, cutoffs: list[int] | None, div_value: float
 ) -> nn.AdaptiveLogSoftmaxWithLoss:

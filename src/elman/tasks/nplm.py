@@ -129,7 +129,11 @@ class NPLMTask(Task):
     name: ClassVar[str] = "nplm"
     recipe_type: ClassVar[type[Recipe]] = NPLMRecipe
     capabilities: ClassVar[Capabilities] = Capabilities(mix=True)
-    renamed: ClassVar[Renamed] = {}
+    renamed: ClassVar[Renamed] = {
+        "model.dropout": lambda p: {"model.dropout_hidden": p},
+        # the trainer's autocast runs the same bfloat16 matrix products for every model now
+        "model.train_dtype": lambda t: {} if t == "float32" else {"train.autocast": t},
+    }
 
     def prepare(self, recipe: NPLMRecipe, vocab: Vocabulary | None = None) -> Prepared:
         data_cfg = recipe.data

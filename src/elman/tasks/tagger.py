@@ -34,7 +34,7 @@ from elman.tasks import tagging_metrics
 from elman.tasks.protocol import Capabilities, Loaded, Metrics, Prepared, Task
 from elman.train import distributed
 from elman.train.checkpoint import load_weights
-from elman.train.recipe import Recipe, Renamed, parse_sections
+from elman.train.recipe import DROPOUTS, Recipe, Renamed, parse_sections
 from elman.train.trainer import pick_device
 
 
@@ -83,8 +83,8 @@ def init_embedding(
     (the spread of torch's N(0, 1) embedding init); other rows keep their values."""
     if vectors.shape[1] != table.shape[1]:
         raise ElmanError(
-            f"{source}: vectors of dimension {vectors.shape[1]}, but model.word_dim = "
-            f"{table.shape[1]}; set model.word_dim = {vectors.shape[1]}"
+            f"{source}: vectors of dimension {vectors.shape[1]}, but model.embedding_dim = "
+            f"{table.shape[1]}; set model.embedding_dim = {vectors.shape[1]}"
         )
     rows, found = lookup(vocab.words.itos, words, vectors)
     found[0] = False  # <pad> stays zero
@@ -153,7 +153,13 @@ class TaggerTask(Task):
     name: ClassVar[str] = "tagger"
     recipe_type: ClassVar[type[Recipe]] = TaggerRecipe
     capabilities: ClassVar[Capabilities] = Capabilities(tag=True, ensemble=True, report=True)
-    renamed: ClassVar[Renamed] = {}
+    renamed: ClassVar[Renamed] = {
+        "model.word_dim": lambda d: {"model.embedding_dim": d},
+        "model.char_dim": lambda d: {"model.char_embedding_dim": d},
+        "model.char_hidden": lambda h: {"model.char_hidden_size": h},
+        "model.dropout": lambda p: {f"model.dropout_{w}": p for w in DROPOUTS},
+        "model.word_dropout": lambda p: {"model.dropout_words": p},
+    }
 
     def prepare(self, recipe: TaggerRecipe, vocab: TaggerVocab | None = None) -> Prepared:
         data_cfg = recipe.data

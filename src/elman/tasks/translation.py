@@ -34,7 +34,7 @@ from elman.models.seq2seq import Seq2Seq, Seq2SeqConfig, build_seq2seq
 from elman.tasks.protocol import Capabilities, Loaded, Metrics, Prepared, Task
 from elman.train import distributed
 from elman.train.checkpoint import load_weights
-from elman.train.recipe import Recipe, Renamed, parse_sections
+from elman.train.recipe import DROPOUTS, Recipe, Renamed, parse_sections
 from elman.train.trainer import evaluate_loss, pick_device
 
 EVAL_MAX_TOKENS = 8000  # padded tokens per batch when scoring a split's cross entropy
@@ -129,7 +129,9 @@ class TranslationTask(Task):
     name: ClassVar[str] = "translation"
     recipe_type: ClassVar[type[Recipe]] = TranslationRecipe
     capabilities: ClassVar[Capabilities] = Capabilities(translate=True)
-    renamed: ClassVar[Renamed] = {}
+    renamed: ClassVar[Renamed] = {
+        "model.dropout": lambda p: {f"model.dropout_{w}": p for w in DROPOUTS},
+    }
 
     def prepare(self, recipe: TranslationRecipe, vocab: SubwordVocab | None = None) -> Prepared:
         """The subword model is learned from the training split (or taken from the checkpoint

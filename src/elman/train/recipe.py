@@ -42,6 +42,8 @@ class RecipeInfo:
 Renamed = Mapping[str, Callable[[Any], dict[str, Any]]]
 
 NOT_SECTIONS = ("info", "raw")
+# One `dropout` for the three places it acts became three keys (as the RNN LM has them).
+DROPOUTS = ("embedding", "hidden", "output")
 
 
 @dataclass
@@ -81,7 +83,9 @@ def migrate(raw: dict[str, Any], renamed: Renamed) -> dict[str, Any]:
             continue
         for new, value in convert(table.pop(key)).items():
             new_section, new_key = new.split(".", 1)
-            out.setdefault(new_section, {}).setdefault(new_key, value)
+            target = out.setdefault(new_section, {})
+            if target.get(new_key) is None:  # a resolved recipe holds None for an unset key
+                target[new_key] = value
     return out
 
 
@@ -91,10 +95,25 @@ def check_renamed(raw: dict[str, Any], renamed: Renamed) -> None:
         section, key = old.split(".", 1)
         table = raw.get(section)
         if isinstance(table, dict) and key in table:
-            new = ", ".join(f"{k} = {v!r}" for k, v in convert(table[key]).items())
+            new = convert(table[key])
+            if not new:
+                raise ElmanError(
+                    f"[{section}] {key} is gone and {table[key]!r} is what elman does by "
+                    "default now; delete the key (in the recipe or --set)"
+                )
+            written = ", ".join(f"{k} = {toml_value(v)}" for k, v in new.items())
             raise ElmanError(
-                f"[{section}] {key} was renamed; write {new} instead (in the recipe or --set)"
+                f"[{section}] {key} was renamed; write {written} instead (in the recipe or --set)"
             )
+
+
+def toml_value(value: Any) -> str:
+    """``value`` as TOML writes it (strings in double quotes)."""
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
 
 
 def parse_sections(
