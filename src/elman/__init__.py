@@ -22,7 +22,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from elman.provenance import elman_version
+
+__version__ = elman_version()
 
 if TYPE_CHECKING:
     from elman.tasks.evaluation import evaluate

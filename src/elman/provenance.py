@@ -41,6 +41,16 @@ def git_commit() -> str:
     return commit + ("-dirty" if dirty and commit != "unknown" else "")
 
 
+def elman_version() -> str:
+    """The installed elman's version (pyproject.toml is its one source)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("elman")
+    except PackageNotFoundError:  # run from a source tree without installing
+        return "0+unknown"
+
+
 def utc_now() -> str:
     """The current UTC time to the second, ISO 8601."""
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

@@ -35,9 +35,9 @@ COMMANDS = [
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="elman", description=__doc__.splitlines()[0])
-    from elman import __version__
+    from elman.provenance import elman_version
 
-    parser.add_argument("--version", action="version", version=f"elman {__version__}")
+    parser.add_argument("--version", action="version", version=f"elman {elman_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"elman.cli.{name}").register(sub)
