@@ -24,10 +24,8 @@ each model in its own process (``--rounds 0 --outputs NAME --out …``) to use b
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import math
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -101,7 +99,7 @@ def main() -> None:
     ap.add_argument("--classes", type=int, default=0, help="output_classes (0: ⌈√V⌉)")
     ap.add_argument("--out", default="benchmarks/results/adaptive_softmax.json")
     args = ap.parse_args()
-    from elman.provenance import git_commit
+    from elman.provenance import command_line, provenance
 
     settings = {
         "adaptive": {
@@ -131,7 +129,6 @@ def main() -> None:
     med = {k: statistics.median(v) for k, v in speed.items() if v}
     record = {
         "benchmark": "adaptive_softmax",
-        "commit": git_commit(),
         "model": BODY,
         "settings": {k: v for k, v in settings.items() if k in speed or k in quality},
         "batch": BATCH,
@@ -146,14 +143,7 @@ def main() -> None:
             {k: v / quality["softmax"] for k, v in quality.items()} if "softmax" in quality else {}
         ),
         "threads": args.threads,
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-        "torch": torch.__version__,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": "python benchmarks/adaptive_softmax.py "
-        f"--steps {args.steps} --rounds {args.rounds} --train-steps {args.train_steps} "
-        f"--threads {args.threads} --outputs {args.outputs} --speed {args.speed} "
-        f"--cutoffs {args.cutoffs} --div-value {args.div_value:g} --classes {args.classes} "
-        f"--out {args.out}",
+        **provenance("cpu", command_line(prog="python benchmarks/adaptive_softmax.py")),
     }
     for k, v in record["speedup"].items():
         print(f"speed-up {k}/softmax {v:.2f}x", flush=True)

@@ -14,9 +14,7 @@ Writes benchmarks/results/lm_step_profile_<config>.json.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import platform
 from pathlib import Path
 
 import torch
@@ -42,7 +40,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from elman.provenance import git_commit
+    from elman.provenance import command_line, provenance
 
     H, T = CONFIGS[args.config]
     torch.manual_seed(0)
@@ -81,12 +79,7 @@ def main() -> None:
         "step_ms": total / args.steps / 1e3,
         "bound_without_overhead": bound,
         "threads": args.threads,
-        "machine": f"{platform.machine()} {platform.processor()}".strip(),
-        "torch": torch.__version__,
-        "commit": git_commit(),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": f"python benchmarks/lm_step_profile.py --config {args.config} "
-        f"--steps {args.steps} --threads {args.threads}",
+        **provenance("cpu", command_line(prog="python benchmarks/lm_step_profile.py")),
     }
     path = Path(__file__).parent / "results" / f"lm_step_profile_{args.config}.json"
     path.write_text(json.dumps(record, indent=2) + "\n")

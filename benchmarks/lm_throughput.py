@@ -24,10 +24,8 @@ of medians, not absolute numbers.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -257,28 +255,21 @@ def main() -> None:
     ap.add_argument("--child", nargs=2, metavar=("WHICH", "CONFIG"), help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "lm_throughput.json"))
     args = ap.parse_args()
-    from elman.provenance import git_commit
+    from elman.provenance import command_line, provenance
 
     if args.child:
         child(args.child[0], args.child[1], args.steps, args.threads, args.device)
         return
-    import torch
 
     configs = ["small", "medium"] if args.config == "both" else [args.config]
     contenders = ["elman", "reference"] + (["elman-compiled"] if args.compile else [])
     contenders += ["elman-bf16"] if args.bf16 else []
     report = {
-        "command": "python " + " ".join(sys.argv),
-        "commit": git_commit(),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()} {platform.processor()}".strip()
-        + f", {os.cpu_count()} cpus",
-        "torch": torch.__version__,
+        **provenance(args.device, command_line(prog="python benchmarks/lm_throughput.py")),
+        "cpus": os.cpu_count(),
         "steps": args.steps,
         "rounds": args.rounds,
         "threads": args.threads,
-        "device": args.device
-        + (f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else ""),
         "load_average_before": os.getloadavg(),
         "results": {},
     }

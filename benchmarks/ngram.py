@@ -24,7 +24,6 @@ set against (:data:`BEFORE`).
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import platform
@@ -71,21 +70,6 @@ BEFORE = {
 
 def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
-
-
-def git_commit() -> str:
-    """The short commit of this checkout, ``-dirty`` when tracked files differ from it."""
-    here = Path(__file__).resolve().parent
-
-    def git(*args: str) -> str:
-        proc = subprocess.run(["git", *args], capture_output=True, text=True, cwd=here)
-        return proc.stdout.strip()
-
-    try:
-        commit = git("rev-parse", "--short", "HEAD") or "unknown"
-        return commit + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
-    except OSError:
-        return "unknown"
 
 
 def run_case(case: str, reps: int) -> dict:
@@ -160,6 +144,8 @@ def main() -> None:
     if args.case:
         print(json.dumps(run_case(args.case, args.reps)))
         return
+    from elman.provenance import command_line, git_commit, provenance
+
     commit = git_commit()
     print(f"commit {commit}")
     load_before = os.getloadavg()
@@ -210,9 +196,7 @@ def main() -> None:
             "loadavg_before": load_before,
             "loadavg_after": os.getloadavg(),
         },
-        "commit": commit,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": "python benchmarks/ngram.py " + " ".join(sys.argv[1:]),
+        **provenance(command=command_line(prog="python benchmarks/ngram.py")),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(record, indent=2) + "\n")

@@ -21,12 +21,10 @@ the CPU; the load average before and after is recorded with them.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 import warnings
@@ -35,6 +33,7 @@ from pathlib import Path
 import torch
 
 from elman.nn import Recurrent
+from elman.provenance import command_line, provenance
 
 T, B = 35, 20
 SIZES = (200, 650)
@@ -126,15 +125,6 @@ def bench_size(H: int, reps: int) -> list[dict]:
     return rows
 
 
-def git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, cwd=Path(__file__).parent, check=True)  # fmt: skip
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def gemm_rates(H: int, reps: int = 30) -> dict:
     """GFLOP/s of the LSTM step's product (B, H) @ (H, 4H) in eager torch.mm (MKL or
     OpenBLAS) and in oneDNN, the library behind torch's fused CPU LSTM."""
@@ -223,10 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "recurrent",
         "aim": f"unrolled >= {GOAL}x fused speed, forward+backward, CPU (issue 2, section 4)",
-        "command": " ".join(["python", *sys.argv]),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "commit": git_commit(),
-        "device": "cpu",
+        **provenance("cpu", command_line(prog="python benchmarks/recurrent.py")),
         "machine": machine(),
         "settings": {"T": T, "B": B, "sizes": list(SIZES), "reps": args.reps},
         "load_average_before": load_before,

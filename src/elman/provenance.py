@@ -9,8 +9,8 @@ benchmark record carries the same five fields, built here and nowhere else::
     date      "2026-11-29T18:49:41+00:00"
     command   "elman train recipes/ptb-small-lstm.toml --set train.threads=1"
 
-torch is imported only when a device or its version is asked for, so the n-gram path stays
-free of it.
+torch is never imported here: a process that has not loaded it (the n-gram path, its
+benchmark) records ``"torch": null`` and the CPU without a thread count.
 """
 
 from __future__ import annotations
@@ -64,22 +64,22 @@ def command_line(argv: list[str] | None = None, prog: str = "elman") -> str:
 
 def device_description(device: Any = None) -> str:
     """``cuda (GPU name)`` or ``cpu (machine, N threads)``; ``device`` a torch.device or name."""
-    import torch
-
+    cpu = platform.processor() or platform.machine()
+    torch = sys.modules.get("torch")
+    if torch is None:  # nothing here ran on torch
+        return f"cpu ({cpu})"
     device = torch.device(device or "cpu")
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
-    cpu = platform.processor() or platform.machine()
     return f"{device.type} ({cpu}, {torch.get_num_threads()} threads)"
 
 
-def provenance(device: Any = None, command: str | None = None) -> dict[str, str]:
+def provenance(device: Any = None, command: str | None = None) -> dict[str, str | None]:
     """The five provenance fields of a results record (module docstring)."""
-    import torch
-
+    torch = sys.modules.get("torch")
     return {
         "device": device_description(device),
-        "torch": torch.__version__,
+        "torch": torch.__version__ if torch is not None else None,
         "commit": git_commit(),
         "date": utc_now(),
         "command": command or command_line(),
