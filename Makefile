@@ -1,4 +1,5 @@
 # Two-command setup: `make demo` and `make test` create .venv when missing.
+# `make test` is what CI runs (.ci/run): the house rules (lint, format, types), then the tests.
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
@@ -6,8 +7,9 @@ BIN := $(VENV)/bin
 SHARED_DATA := $(abspath ../shared/data)
 ELMAN_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),$(HOME)/.cache/elman)
 export ELMAN_DATA
+PY_SOURCES := src tests benchmarks tools
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint format typecheck unit distributed bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,11 +29,25 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/python -m elman demo
 
-test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -q
+test: lint typecheck unit
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check $(PY_SOURCES)
+	$(BIN)/ruff format --check $(PY_SOURCES)
+
+format: $(VENV)/.installed-dev
+	$(BIN)/ruff check --fix $(PY_SOURCES)
+	$(BIN)/ruff format $(PY_SOURCES)
+
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy src/elman
+
+unit: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -q
+
+# the tests that start several processes (also part of `unit`)
+distributed: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -q -m distributed
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/recurrent.py

@@ -82,28 +82,37 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return out
 
 
+def _check_union(section: str, name: str, value: Any, args: tuple[Any, ...]) -> Any:
+    """``X | Y | None``: None where allowed, else the first member type the value fits."""
+    if value is None and type(None) in args:
+        return None
+    errors = []
+    for arg in args:
+        if arg is type(None):
+            continue
+        try:
+            return _check_type(section, name, value, arg)
+        except ElmanError as err:
+            errors.append(err)
+    raise errors[0]
+
+
+def _check_scalar(section: str, name: str, value: Any, tp: type) -> Any:
+    """int, float (an int is taken as a float), str or bool, never a bool for an int."""
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+        raise ElmanError(f"[{section}] {name} = {value!r}: expected {tp.__name__}")
+    return value
+
+
 def _check_type(section: str, name: str, value: Any, tp: Any) -> Any:
     """Light type check for TOML scalars, so `lr = "fast"` fails at load time, not mid-run."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _check_type(section, name, value, arg)
-            except ElmanError as err:
-                errors.append(err)
-        raise errors[0]
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        return _check_union(section, name, value, typing.get_args(tp))
     if tp in (int, float, str, bool):
-        if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
-            raise ElmanError(f"[{section}] {name} = {value!r}: expected {tp.__name__}")
-        return value
+        return _check_scalar(section, name, value, tp)
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
             raise ElmanError(f"[{section}] {name}: expected a table")
@@ -119,6 +128,8 @@ def build_dataclass(cls: type[T], values: dict[str, Any], section: str) -> T:
     """Instantiate ``cls`` from a TOML table; unknown keys are an error listing the valid ones."""
     if not isinstance(values, dict):
         raise ElmanError(f"[{section}] must be a table")
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls!r} is not a dataclass")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(values) - set(fields))
     if unknown:

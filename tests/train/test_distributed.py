@@ -90,6 +90,7 @@ def assert_close(a: dict, b: dict, atol: float) -> None:
         torch.testing.assert_close(a[k], b[k], atol=atol, rtol=0, msg=k)
 
 
+@pytest.mark.distributed
 def test_two_processes_train_what_one_process_trains(tmp_path: Path, recipe: Path) -> None:
     one, two = tmp_path / "one", tmp_path / "two"
     train(recipe, overrides=["train.max_steps=3"], out=one)
@@ -155,6 +156,7 @@ TASKS = {
 }
 
 
+@pytest.mark.distributed
 @pytest.mark.parametrize("task", TASKS)
 def test_every_task_trains_on_two_processes_what_one_trains(
     tmp_path: Path, corpus: Path, task: str
