@@ -153,14 +153,16 @@ class Recurrent(nn.Module):
     def state_size(self) -> int:
         return 2 if self.cell_type == "lstm" else 1
 
-    def _cell(self, k: int) -> _Cell:
-        """``cells[k]`` as the cell it is (a ModuleList's items are typed as plain Modules)."""
+    def cell(self, k: int) -> _Cell:
+        """The cell of layer·D + direction ``k``: ``cells[k]`` as the cell it is (a
+        ModuleList's items are typed as plain Modules), e.g. ``cell(0).weight_hh``."""
         cell = self.cells[k]
         assert isinstance(cell, _Cell), type(cell)
         return cell
 
-    def _all_cells(self) -> list[_Cell]:
-        return [self._cell(k) for k in range(len(self.cells))]
+    def all_cells(self) -> list[_Cell]:
+        """Every cell, in the order k = layer·D + direction (for D = 1: one per layer)."""
+        return [self.cell(k) for k in range(len(self.cells))]
 
     def init_state(
         self,
@@ -169,14 +171,14 @@ class Recurrent(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> RecurrentState:
         """Zeros in the state layout: (L·D, B, H), or a pair of them for LSTM."""
-        p = self._cell(0).weight_hh
+        p = self.cell(0).weight_hh
         shape = (self.num_layers * self.num_directions, batch_size, self.hidden_size)
         h = torch.zeros(shape, device=device or p.device, dtype=dtype or p.dtype)
         return (h, torch.zeros_like(h)) if self.state_size == 2 else h
 
     def reset_parameters(self) -> None:
         """Re-draw every cell's parameters with its own init."""
-        for cell in self._all_cells():
+        for cell in self.all_cells():
             cell.reset_parameters()
 
     def torch_names(self) -> dict[str, str]:
@@ -238,7 +240,7 @@ class Recurrent(nn.Module):
                 hx = tuple(h.index_select(1, x.sorted_indices) for h in hx)
             out = self._kernel(
                 x.data, x.batch_sizes, self._hx_arg(hx), self._flat_weights(w_hh),
-                self._cell(0).bias, self.num_layers, self.dropout, self.training,
+                self.cell(0).bias, self.num_layers, self.dropout, self.training,
                 self.bidirectional,
             )  # fmt: skip
             data, hx = out[0], tuple(out[1:])
@@ -260,11 +262,11 @@ class Recurrent(nn.Module):
         """Each cell's W_hh for this forward call: DropConnect-ed in training, else None."""
         if not (self.training and self.weight_dropout > 0.0):
             return [None] * len(self.cells)
-        return [F.dropout(cell.weight_hh, self.weight_dropout) for cell in self._all_cells()]
+        return [F.dropout(cell.weight_hh, self.weight_dropout) for cell in self.all_cells()]
 
     def _flat_weights(self, w_hh: list[Tensor | None]) -> list[Tensor]:
         flat: list[Tensor] = []
-        for cell, u in zip(self._all_cells(), w_hh, strict=True):
+        for cell, u in zip(self.all_cells(), w_hh, strict=True):
             ws = cell.flat_weights()
             flat += ws if u is None else [ws[0], u, *ws[2:]]  # [W_ih, W_hh, b_ih, b_hh]
         return flat
@@ -278,7 +280,7 @@ class Recurrent(nn.Module):
         if lengths is None:
             assert self._kernel is not None  # only called when uses_fused
             out = self._kernel(
-                x, self._hx_arg(hx), self._flat_weights(w_hh), self._cell(0).bias,
+                x, self._hx_arg(hx), self._flat_weights(w_hh), self.cell(0).bias,
                 self.num_layers, self.dropout, self.training, self.bidirectional, False,
             )  # fmt: skip
             return out[0], tuple(out[1:])
@@ -308,7 +310,7 @@ class Recurrent(nn.Module):
                 k = layer * self.num_directions + direction
                 s0 = tuple(h[k] for h in hx)
                 out, s = _run_cell(
-                    self._cell(k), layer_input, s0, mask, reverse=direction == 1, weight_hh=w_hh[k]
+                    self.cell(k), layer_input, s0, mask, reverse=direction == 1, weight_hh=w_hh[k]
                 )
                 outs.append(out)
                 finals.append(s)
@@ -328,7 +330,7 @@ class Recurrent(nn.Module):
             raise ValueError(
                 f"x has shape {tuple(x.shape)}; expected {want} with input_size={self.input_size}"
             )
-        dtype = self._cell(0).weight_hh.dtype
+        dtype = self.cell(0).weight_hh.dtype
         # under torch.autocast a layer's input may already be bfloat16: autocast casts it anyway
         if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
             raise ValueError(f"x has dtype {x.dtype}; expected the parameters' dtype {dtype}")
