@@ -35,7 +35,7 @@ def _build(vocab_size: int, hidden: int, nonlinearity: str, scale: float, seed: 
     )  # fmt: skip
     model = RNNLM(config)
     with torch.no_grad():
-        model.recurrent.cells[0].weight_hh.mul_(scale)  # every singular value = scale
+        model.recurrent.cell(0).weight_hh.mul_(scale)  # every singular value = scale
     return model
 
 

@@ -23,6 +23,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +31,9 @@ from torch import Tensor
 
 from elman.errors import ElmanError
 from elman.nn import Recurrent
+
+if TYPE_CHECKING:
+    from elman.models.rnnlm import RNNLM
 
 States = tuple[Tensor, ...]
 
@@ -59,13 +63,13 @@ def state_trajectory(recurrent: Recurrent, x: Tensor, state0: States | None = No
     if state0 is None:
         state0 = tuple(x.new_zeros(B, H) for _ in range(L * P))
     s = tuple(part.detach().clone().requires_grad_(True) for part in state0)
-    gx0 = recurrent.cells[0].project_input(x).unbind(0)  # T × (B, G·H)
+    gx0 = recurrent.cell(0).project_input(x).unbind(0)  # T × (B, G·H)
     states = [s]
     for t in range(T):
         new: list[Tensor] = []
-        inp = None
-        for layer, cell in enumerate(recurrent.cells):
-            gx = gx0[t] if layer == 0 else cell.project_input(inp)
+        inp: Tensor | None = None  # the layer below's h_t; None: layer 0 reads x_t
+        for layer, cell in enumerate(recurrent.all_cells()):
+            gx = gx0[t] if inp is None else cell.project_input(inp)
             part = cell.step(gx, s[layer * P : (layer + 1) * P])
             new.extend(part)
             inp = part[0]
@@ -101,7 +105,9 @@ def gradient_flow(
     if loss_fn is not None:
         flat = [part for s in states for part in s]
         grads = torch.autograd.grad(loss_fn(h_T), flat, retain_graph=True, allow_unused=True)
-        grads = [torch.zeros_like(p) if g is None else g for p, g in zip(flat, grads, strict=True)]
+        grads = tuple(
+            torch.zeros_like(p) if g is None else g for p, g in zip(flat, grads, strict=True)
+        )
         n = len(states[0])
         loss_grad = [
             _row_norms(tuple(grads[t * n : (t + 1) * n])).mean().item() for t in range(T, -1, -1)
@@ -163,7 +169,7 @@ def lm_windows(ids: Tensor, steps: int, batch: int, seed: int) -> tuple[Tensor, 
     return inputs, ids[starts + steps]
 
 
-def lm_gradient_flow(model: torch.nn.Module, inputs: Tensor, targets: Tensor) -> GradientFlow:
+def lm_gradient_flow(model: RNNLM, inputs: Tensor, targets: Tensor) -> GradientFlow:
     """Gradient flow of an :class:`~elman.models.rnnlm.RNNLM` (dropout off) on inputs
     (T, B) with the next words ``targets`` (B,): J_T is the cross entropy of w_{T+1}.
 
@@ -223,7 +229,7 @@ def plot(flows: dict[str, GradientFlow], path: str | Path, title: str) -> Path:
     return save(fig, path)
 
 
-def _random_lm(name: str, vocab_size: int, hidden: int, seed: int) -> torch.nn.Module:
+def _random_lm(name: str, vocab_size: int, hidden: int, seed: int) -> RNNLM:
     from elman.lab.cells import cell_spec
     from elman.models.rnnlm import RNNLM, RNNLMConfig
 
@@ -258,7 +264,7 @@ def run(
     if steps < 1 or batch < 1 or hidden < 1:
         raise ElmanError("--steps, --batch and --hidden must be positive integers")
     torch.manual_seed(seed)
-    models: dict[str, torch.nn.Module] = {}
+    models: dict[str, RNNLM] = {}
     vocab = None
     if checkpoint is not None:
         from elman.tasks.loading import load

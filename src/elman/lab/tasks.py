@@ -139,7 +139,7 @@ class AddingModel(nn.Module):
         super().__init__()
         self.recurrent = build_recurrent(cell, 2, hidden_size, fused=True)
         if input_std is not None:
-            nn.init.normal_(self.recurrent.cells[0].weight_ih, 0.0, input_std)
+            nn.init.normal_(self.recurrent.cell(0).weight_ih, 0.0, input_std)
         self.out = nn.Linear(hidden_size, 1)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -169,7 +169,7 @@ class CopyModel(nn.Module):
         super().__init__()
         self.recurrent = build_recurrent(cell, DELIMITER + 1, hidden_size, fused=True)
         if input_std is not None:
-            nn.init.normal_(self.recurrent.cells[0].weight_ih, 0.0, input_std)
+            nn.init.normal_(self.recurrent.cell(0).weight_ih, 0.0, input_std)
         self.out = nn.Linear(hidden_size, COPY_SYMBOLS + 1)
 
     def forward(self, inputs: Tensor) -> Tensor:
