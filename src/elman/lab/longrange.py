@@ -25,7 +25,15 @@ import torch
 
 from elman.errors import ElmanError
 from elman.lab.cells import CELL_SPECS
-from elman.lab.tasks import MODELS, TRIVIAL_ADDING_MSE, FixedSet, FreshBatches, copy_baseline
+from elman.lab.tasks import (
+    MODELS,
+    TRIVIAL_ADDING_MSE,
+    AddingModel,
+    CopyModel,
+    FixedSet,
+    FreshBatches,
+    copy_baseline,
+)
 from elman.provenance import provenance
 from elman.train.optim import OPTIMIZERS
 
@@ -116,6 +124,8 @@ def run(
     model = MODELS[c.task](c.cell, c.hidden_size, input_std=c.input_std)
     valid = FixedSet(c.task, c.T, c.valid_size, seed=c.seed + 1_000_001)
     epochs = math.ceil(c.steps / c.eval_every)
+    # TaskConfig.__post_init__ filled in the cell's defaults (CELL_DEFAULTS) where None
+    assert c.optimizer is not None and c.lr is not None, (c.optimizer, c.lr)
     train_cfg = TrainConfig(
         epochs=epochs, optimizer=c.optimizer, lr=c.lr, schedule="constant",
         clip_norm=c.clip_norm, seed=c.seed, device="cpu", log_every=c.eval_every,
@@ -123,7 +133,12 @@ def run(
     )  # fmt: skip
     data = FreshBatches(c.task, c.T, c.batch_size, c.eval_every, c.seed)
     meta = {"task": f"lab-{c.task}", "lab": dataclasses.asdict(c)}
-    trainer = Trainer(model, train_cfg, data, lambda m: m.metrics(valid), out, meta)
+
+    def validate(m: torch.nn.Module) -> dict[str, float]:
+        assert isinstance(m, (AddingModel, CopyModel)), type(m)  # the model of MODELS above
+        return m.metrics(valid)
+
+    trainer = Trainer(model, train_cfg, data, validate, out, meta)
     start = time.perf_counter()
     steps_to_solve, stopped = None, "steps"
     print(f"{c.task} T={c.T} {c.cell}: {c.optimizer} lr {c.lr:g} clip {c.clip_norm}", flush=True)
