@@ -1,6 +1,8 @@
 """Decoding a translation model: batched greedy search and batched beam search.
 
-Both read a model through two calls (:class:`elman.models.seq2seq.Seq2Seq`)::
+Both read a model through two calls (:class:`SearchModel`, as
+:class:`elman.models.seq2seq.Seq2Seq` has them; beam search also calls ``memory.repeat(K)``
+and ``state.select(rows)`` to lay out and reorder the beams)::
 
     memory, state = model.encode(src, src_lengths)          once per batch
     logits, state, _ = model.step(prev, state, memory)       once per output piece
@@ -32,14 +34,53 @@ for piece (tested).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from elman.data.subword import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from elman.errors import ElmanError
 
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11
+
 NEVER_WRITTEN = (PAD_ID, BOS_ID, UNK_ID)
+
+
+class SearchMemory(Protocol):
+    """What a model reads of the source batch, one row per sentence."""
+
+    def repeat(self, k: int) -> Self:
+        """Every row k times in a row (rows i·k … i·k + k − 1 are sentence i)."""
+        ...
+
+
+class SearchState(Protocol):
+    """A model's decoder state, one row per prefix."""
+
+    def select(self, index: Tensor) -> Self:
+        """The rows ``index`` (N',) of this state."""
+        ...
+
+
+MemoryT = TypeVar("MemoryT", bound=SearchMemory)
+StateT = TypeVar("StateT", bound=SearchState)
+
+
+class SearchModel(Protocol[MemoryT, StateT]):
+    """The two calls search makes of a model (module docstring)."""
+
+    def encode(self, src: Tensor, src_lengths: Tensor) -> tuple[MemoryT, StateT]:
+        """src (B, S), src_lengths (B,) -> the memory and the decoder's initial state."""
+        ...
+
+    def step(
+        self, prev: Tensor, state: StateT, memory: MemoryT
+    ) -> tuple[Tensor, StateT, Tensor | None]:
+        """prev (N,) the previous pieces -> logits (N, V), the new state, and attention
+        weights (N, S) or None."""
+        ...
 
 
 @dataclass
@@ -82,7 +123,9 @@ def max_lengths(src_lengths: Tensor, ratio: float, extra: int) -> list[int]:
     return [max(1, int(ratio * (n - 1) + extra)) for n in src_lengths.tolist()]
 
 
-def next_log_probs(model: nn.Module, prev: Tensor, state, memory) -> tuple[Tensor, object]:
+def next_log_probs(
+    model: SearchModel[MemoryT, StateT], prev: Tensor, state: StateT, memory: MemoryT
+) -> tuple[Tensor, StateT]:
     """log P(· | prefix) (N, V) with the pieces never written masked out, and the new state."""
     logits, state, _ = model.step(prev, state, memory)
     logits[:, list(NEVER_WRITTEN)] = float("-inf")
@@ -91,7 +134,7 @@ def next_log_probs(model: nn.Module, prev: Tensor, state, memory) -> tuple[Tenso
 
 @torch.no_grad()
 def greedy_search(
-    model: nn.Module, src: Tensor, src_lengths: Tensor, max_len: list[int]
+    model: SearchModel[MemoryT, StateT], src: Tensor, src_lengths: Tensor, max_len: list[int]
 ) -> list[list[int]]:
     """The greedy output pieces (no ``</s>``) of every source of the batch."""
     memory, state = model.encode(src, src_lengths)
@@ -162,7 +205,7 @@ class _Beams:
 
 @torch.no_grad()
 def beam_search(
-    model: nn.Module,
+    model: SearchModel[MemoryT, StateT],
     src: Tensor,
     src_lengths: Tensor,
     beam: int,
@@ -186,8 +229,8 @@ def beam_search(
         logp, state = next_log_probs(model, prev, state, memory)  # (B·K, V)
         V = logp.shape[1]
         cand = (scores.view(-1, 1) + logp).view(B, K * V)
-        top, ids = cand.topk(min(2 * K, K * V), dim=1)  # (B, 2K)
-        top, ids = top.tolist(), ids.tolist()
+        best = cand.topk(min(2 * K, K * V), dim=1)  # values and indices, each (B, 2K)
+        top, ids = best.values.tolist(), best.indices.tolist()
         index, pieces, new_scores = [], [], []
         for b, s in enumerate(sentences):
             alive = []
