@@ -7,10 +7,17 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TypedDict
 
 # Shipped inside the package (package data), so the demo works from any install, not only
 # from a source checkout.
 RECIPE = Path(__file__).resolve().with_name("demo.toml")
+
+
+class CellOptions(TypedDict, total=False):
+    """The cell options the core check gives ``Recurrent`` (none for elman and lstm)."""
+
+    variant: str  # gru: "cudnn", the variant torch's fused kernel computes
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +39,7 @@ def core_check() -> None:
     x = torch.randn(7, 3, 5, dtype=torch.float64)
     print("recurrent core: fused kernel vs the lecture's equations, unrolled (float64)")
     for cell in ("elman", "lstm", "gru"):
-        opts = {"variant": "cudnn"} if cell == "gru" else {}
+        opts: CellOptions = {"variant": "cudnn"} if cell == "gru" else {}
         fused = Recurrent(cell, 5, 4, num_layers=2, bidirectional=True, impl="fused", **opts)
         unrolled = Recurrent(cell, 5, 4, num_layers=2, bidirectional=True, impl="unrolled", **opts)
         unrolled.load_state_dict(fused.state_dict())  # one weight layout serves both
