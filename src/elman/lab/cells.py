@@ -5,7 +5,8 @@ rnn-sigmoid  h_t = σ(W_hh h_{t-1} + W_hx x_t + b)       the lecture's RNN LM ce
 rnn-relu     h_t = relu(W_hh h_{t-1} + W_hx x_t + b)    same init as rnn-tanh
 irnn         relu with W_hh = I and b = 0 (Le et al. 2015)
 lstm         forget-gate bias 1
-gru          Cho et al. 2014 (the "cudnn" variant where speed matters: see ``fused``)
+gru          Cho et al. 2014 with ``fused=False`` (`elman lab gradients`); torch's cuDNN
+             variant, r_t ∘ (W_hh h_{t-1} + b_hn), with ``fused=True`` (`lab adding`/`copy`)
 """
 
 from __future__ import annotations
