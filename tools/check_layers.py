@@ -3,8 +3,8 @@
     python tools/check_layers.py            # prints each violation; exit status 1 if any
 
 The layers, bottom to top (docs/architecture.md): the base modules (``errors``, ``config``,
-``provenance``) -> ``data`` -> ``nn`` -> ``models`` -> ``train`` -> ``inference`` -> ``tasks``
--> ``lab`` -> ``cli`` (and the package's own ``__init__``/``__main__``, the facade on top).
+``files``, ``provenance``) -> ``data`` -> ``nn`` -> ``models`` -> ``train`` -> ``inference``
+-> ``tasks`` -> ``lab`` -> ``cli`` (and the package's own ``__init__``/``__main__``, on top).
 Every import counts, also one inside a function (a lazy import is still a dependency).
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "elman"
 LAYERS = ["base", "data", "nn", "models", "train", "inference", "tasks", "lab", "cli", "facade"]
-BASE = {"errors", "config", "provenance"}
+BASE = {"errors", "config", "provenance", "files"}
 
 
 def module_name(path: Path, root: Path = PACKAGE) -> str:
