@@ -63,7 +63,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     for task, T in (("adding", 150), ("copy", 100)):
         t = cmds.add_parser(task, help=f"train one cell on the {task} task")
-        t.add_argument("--cell", default="irnn", help="irnn, rnn-tanh, rnn-sigmoid, rnn-relu, lstm, gru (cuDNN's)")
+        cells = "irnn, rnn-tanh, rnn-sigmoid, rnn-relu, lstm, gru (cuDNN's)"
+        t.add_argument("--cell", default="irnn", help=cells)
         t.add_argument("--T", type=int, default=T, help=f"sequence length / delay ({T})")
         t.add_argument("--hidden", type=int, default=100)
         t.add_argument("--batch-size", type=int, default=32)
