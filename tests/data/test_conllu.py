@@ -139,3 +139,29 @@ def test_ud_lines_round_trips_byte_for_byte():
     out = io.StringIO()
     write_conllu(sentences, out)
     assert out.getvalue() == path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "first, problem",
+    [("1-3", "the sentence has 2 words"), ("2-3", "the sentence has 2 words")],
+)
+def test_a_multi_word_range_must_cover_the_words_that_follow(first, problem):
+    text = (
+        f"{first}\tdon't\t_\t_\t_\t_\t_\t_\t_\t_\n"
+        "1\tdo\tdo\tAUX\t_\t_\t0\troot\t_\t_\n"
+        "2\tn't\tnot\tPART\t_\t_\t1\tadvmod\t_\t_\n"
+    )
+    with pytest.raises(ElmanError, match=f"multi-word token {first} .*{problem}"):
+        parse_conllu(text, "x.conllu")
+    assert len(parse_conllu(text.replace(first, "1-2"), "x.conllu")) == 1
+
+
+def test_a_multi_word_range_before_the_wrong_word_is_refused():
+    text = (
+        "1\tI\tI\tPRON\t_\t_\t2\tnsubj\t_\t_\n"
+        "2\tdo\tdo\tAUX\t_\t_\t0\troot\t_\t_\n"
+        "2-3\tdon't\t_\t_\t_\t_\t_\t_\t_\t_\n"
+        "3\tn't\tnot\tPART\t_\t_\t2\tadvmod\t_\t_\n"
+    )
+    with pytest.raises(ElmanError, match="the next word is 3, not 2"):
+        parse_conllu(text, "x.conllu")

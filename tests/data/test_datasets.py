@@ -287,3 +287,52 @@ def test_recorded_sha256_match_sources_md(real_root):
     for spec in DATASETS.values():
         for f in spec.files.values():
             assert recorded[f.relpath] == f.sha256, f.relpath
+
+
+# --- your own text: one file, a byte order mark, nothing but empty lines ---------------
+def test_one_text_file_is_cut_90_5_5_by_lines(tmp_path):
+    path = tmp_path / "mine.txt"
+    path.write_text("".join(f"line {i} words\n" for i in range(40)))
+    ds = resolve(str(path))
+    lines = {s: ds.lines(s) for s in ("train", "valid", "test")}
+    assert [len(lines[s]) for s in ("train", "valid", "test")] == [36, 2, 2]
+    assert lines["train"][0] == "line 0 words" and lines["test"][-1] == "line 39 words"
+    assert ds.tokens("valid") == ["line", "36", "words", "<eos>", "line", "37", "words", "<eos>"]
+    chars = resolve(str(path), level="char")
+    assert len(chars.text("train")) == len(path.read_text()) * 90 // 100
+    assert chars.tokenizer == "characters"
+
+
+def test_one_text_file_with_its_own_valid_and_test_files(tmp_path):
+    for name in ("train", "v", "t"):
+        (tmp_path / f"{name}.txt").write_text(f"{name} text\n")
+    ds = resolve(
+        str(tmp_path / "train.txt"), valid=str(tmp_path / "v.txt"), test=str(tmp_path / "t.txt")
+    )
+    assert ds.lines("train") == ["train text"] and ds.lines("test") == ["t text"]
+    with pytest.raises(ElmanError, match="give both data.valid and data.test"):
+        resolve(str(tmp_path / "train.txt"), valid=str(tmp_path / "v.txt"))
+    with pytest.raises(ElmanError, match="go with one training text file"):
+        resolve(str(tmp_path), valid="v.txt", test="t.txt")
+
+
+def test_a_file_too_short_to_cut_is_one_line(tmp_path):
+    path = tmp_path / "short.txt"
+    path.write_text("one line\n")
+    with pytest.raises(ElmanError, match="too short to cut"):
+        resolve(str(path)).tokens("valid")
+
+
+def test_a_byte_order_mark_is_not_glued_to_the_first_word(tmp_path):
+    path = tmp_path / "bom.txt"
+    path.write_bytes("\ufeffthe cat\nsat\n".encode())
+    assert resolve(str(path), valid=str(path), test=str(path)).tokens("train")[:2] == ["the", "cat"]
+
+
+def test_a_corpus_of_empty_lines_is_refused(tmp_path):
+    folder = tmp_path / "blank"
+    folder.mkdir()
+    for split in ("train", "valid", "test"):
+        (folder / f"{split}.txt").write_text("\n\n  \n" if split == "train" else "a b\n")
+    with pytest.raises(ElmanError, match="holds no words, only empty lines"):
+        resolve(str(folder)).tokens("train")

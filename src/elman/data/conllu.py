@@ -122,6 +122,32 @@ def _parse_node(line: str, where: str, expected_word: int) -> conllu.Token:
     return conllu.Token(zip(FIELDS, [node_id, *columns[1:]], strict=True))
 
 
+def check_ranges(nodes: list[conllu.Token], where: str) -> None:
+    """Every multi-word token ``a-b`` (b > a) comes right before word a, covers words a … b that
+    follow it, and overlaps no other range; else its surface form would stand for other words."""
+    words = sum(isinstance(t["id"], int) for t in nodes)
+    covered = 0  # the last word a range before covers
+    for k, token in enumerate(nodes):
+        node_id = token["id"]
+        if not (isinstance(node_id, tuple) and node_id[1] == "-"):
+            continue
+        a, _, b = node_id
+        after = next((t["id"] for t in nodes[k + 1 :] if isinstance(t["id"], int)), None)
+        problem = (
+            "its end is not after its start" if b <= a
+            else f"the sentence has {words} words" if b > words
+            else f"the next word is {after}, not {a}" if after != a
+            else f"it overlaps the range ending at word {covered}" if a <= covered
+            else None
+        )  # fmt: skip
+        if problem:
+            raise ElmanError(
+                f"{where}: multi-word token {a}-{b} must cover the words {a} to {b} that follow "
+                f"it, but {problem}; fix the range or the word IDs"
+            )
+        covered = b
+
+
 def parse_conllu(text: str, name: str = "<string>") -> list[Sentence]:
     """The sentences of CoNLL-U ``text``; ``name`` is the file named in error messages."""
     sentences: list[Sentence] = []
@@ -131,6 +157,7 @@ def parse_conllu(text: str, name: str = "<string>") -> list[Sentence]:
 
     def close() -> None:
         if nodes:
+            check_ranges(nodes, f"{name}:{start}")
             sentences.append(Sentence(comments, conllu.TokenList(nodes), f"{name}:{start}"))
         elif comments:
             raise ElmanError(

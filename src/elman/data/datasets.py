@@ -1,11 +1,14 @@
 """The named corpora, where they live, how they are checked, and how they become tokens.
 
-A dataset is either a name from :data:`DATASETS` (files under :func:`data_root`, each
-checked against its recorded sha256; the table itself is ``datasets.json`` next to this
-module, read by :func:`load_table`) or any directory holding ``train.txt``,
-``valid.txt`` and ``test.txt`` (not checked).  :func:`resolve` turns either into a
-:class:`Dataset`, whose :meth:`Dataset.tokens` is THE token convention behind every
-perplexity elman reports (docs/data.md):
+A dataset is a name from :data:`DATASETS` (files under :func:`data_root`, each checked
+against its recorded sha256; the table itself is ``datasets.json`` next to this module, read
+by :func:`load_table`), any directory holding ``train.txt``, ``valid.txt`` and ``test.txt``,
+or one text file of your own (not checked). One file is cut into the three splits in order:
+the first 90% of its lines train, the next 5% valid, the last 5% test (boundaries at
+floor(0.90 n) and floor(0.95 n) lines; characters instead of lines at the character level),
+unless explicit ``valid``/``test`` files are given, when the whole file trains.
+:func:`resolve` turns any of them into a :class:`Dataset`, whose :meth:`Dataset.tokens` is THE
+token convention behind every perplexity elman reports (docs/data.md):
 
 - word level (``ptb``, ``wikitext-2``, custom directories): each line's
   whitespace-separated words followed by ``<eos>``; a blank line is just ``<eos>``.
@@ -237,7 +240,8 @@ class Dataset:
         tokenizer: "whitespace" (each line's symbols, then ``<eos>``) or "characters"
             (every character, ``"\\n"`` included, no ``<eos>``).
         files: split -> file.
-        fractions: for a single file cut into train/valid/test by character position.
+        fractions: for a single file cut into train/valid/test in order.
+        cut_by: what the fractions count: ``"characters"`` or ``"lines"``.
     """
 
     name: str
@@ -245,6 +249,7 @@ class Dataset:
     tokenizer: str
     files: dict[str, Path]
     fractions: tuple[float, float, float] | None = None
+    cut_by: str = "characters"
 
     @property
     def specials(self) -> tuple[str, ...]:
@@ -270,11 +275,18 @@ class Dataset:
         text = read_text(self.path(split))
         if self.fractions is None:
             return text
-        n = len(text)
+        units: list[str] | str = text if self.cut_by == "characters" else split_lines(text)
+        n = len(units)
         # Integer boundaries floor(0.90 n), floor(0.95 n), computed exactly.
         a = n * round(self.fractions[0] * 100) // 100
         b = n * round((self.fractions[0] + self.fractions[1]) * 100) // 100
-        return {"train": text[:a], "valid": text[a:b], "test": text[b:]}[split]
+        part = {"train": units[:a], "valid": units[a:b], "test": units[b:]}[split]
+        if not part:
+            raise ElmanError(
+                f"{self.path(split)}: too short to cut into train, valid and test (its {split} "
+                f"part is empty); give more text, or a folder with train.txt, valid.txt, test.txt"
+            )
+        return part if isinstance(part, str) else "\n".join(part) + "\n"
 
     def lines(self, split: str) -> list[str]:
         """The lines of ``split``, without their ``"\\n"`` (for the n-gram models)."""
@@ -288,6 +300,11 @@ class Dataset:
         for line in self.lines(split):
             out.extend(line.split())
             out.append(EOS)
+        if len(out) == out.count(EOS):  # nothing but empty lines: nothing to learn or score
+            raise ElmanError(
+                f"{self.path(split)}: the {split} text holds no words, only empty lines; "
+                "give a corpus with text"
+            )
         return out
 
 
@@ -295,17 +312,32 @@ def _known() -> str:
     return ", ".join(name for name, spec in DATASETS.items() if spec.task == "lm")
 
 
-def resolve(name_or_dir: str, *, level: str | None = None, root: Path | None = None) -> Dataset:
-    """The dataset named ``name_or_dir`` (under ``root``, default :func:`data_root`), or the
-    directory ``name_or_dir`` holding train.txt, valid.txt and test.txt.
+def resolve(
+    name_or_dir: str,
+    *,
+    level: str | None = None,
+    root: Path | None = None,
+    valid: str | None = None,
+    test: str | None = None,
+) -> Dataset:
+    """The dataset named ``name_or_dir`` (under ``root``, default :func:`data_root`), the
+    directory ``name_or_dir`` holding train.txt, valid.txt and test.txt, or the text file
+    ``name_or_dir`` (cut into the three splits, or with explicit ``valid`` and ``test`` files).
 
     A known name wins over a directory of the same name (write ``./ptb`` for the folder).
-    Named datasets are checked (presence and sha256, hashed once per process); a custom
-    directory is read as it is, word level unless ``level="char"``.
+    Named datasets are checked (presence and sha256, hashed once per process); custom data is
+    read as it is, word level unless ``level="char"``.
     """
     if level is not None and level not in LEVELS:
         raise ElmanError(f"unknown level {level!r}; choose one of {', '.join(LEVELS)}")
     spec = DATASETS.get(name_or_dir)
+    if (valid is None) != (test is None):
+        raise ElmanError("give both data.valid and data.test (files), or neither")
+    if valid is not None and not Path(name_or_dir).expanduser().is_file():
+        raise ElmanError(
+            f"data.valid and data.test go with one training text file as data.dataset, "
+            f"not {name_or_dir!r}"
+        )
     if spec is not None:
         if spec.task != "lm":
             raise ElmanError(
@@ -327,6 +359,8 @@ def resolve(name_or_dir: str, *, level: str | None = None, root: Path | None = N
             fractions=spec.fractions,
         )
     folder = Path(name_or_dir).expanduser()
+    if folder.is_file():
+        return _text_file(folder, level or "word", valid, test)
     if folder.is_dir():
         missing = [f"{s}.txt" for s in SPLITS if not (folder / f"{s}.txt").is_file()]
         if missing:
@@ -343,5 +377,24 @@ def resolve(name_or_dir: str, *, level: str | None = None, root: Path | None = N
         )
     raise ElmanError(
         f"unknown dataset {name_or_dir!r}; known: {_known()} "
-        "(or a directory holding train.txt, valid.txt and test.txt)"
+        "(or a directory holding train.txt, valid.txt and test.txt, or one text file)"
+    )
+
+
+ONE_FILE_FRACTIONS = (0.9, 0.05, 0.05)  # train, valid, test of a single file (module docstring)
+
+
+def _text_file(path: Path, level: str, valid: str | None, test: str | None) -> Dataset:
+    """One text file of your own: cut in order, or the training text beside valid/test files."""
+    tokenizer = "whitespace" if level == "word" else "characters"
+    if valid is not None and test is not None:
+        files = {"train": path, "valid": Path(valid).expanduser(), "test": Path(test).expanduser()}
+        return Dataset(name=str(path), level=level, tokenizer=tokenizer, files=files)
+    return Dataset(
+        name=str(path),
+        level=level,
+        tokenizer=tokenizer,
+        files={s: path for s in SPLITS},
+        fractions=ONE_FILE_FRACTIONS,
+        cut_by="lines" if level == "word" else "characters",
     )

@@ -44,9 +44,13 @@ def decode_utf8(data: bytes, path: str | Path) -> str:
         ) from None
 
 
+BOM = "\ufeff"  # what some editors write first in a UTF-8 file; never part of the text
+
+
 def read_text(path: str | Path) -> str:
-    """The whole file as one string (strict UTF-8, newlines kept as they are)."""
-    return decode_utf8(read_bytes(path), path)
+    """The whole file as one string (strict UTF-8, newlines kept as they are; a leading byte
+    order mark is dropped, so it is not glued to the first word)."""
+    return decode_utf8(read_bytes(path), path).removeprefix(BOM)
 
 
 def split_lines(text: str) -> list[str]:
