@@ -67,7 +67,7 @@ def test_load_rebuilds_the_model_and_names_a_mismatch(corpus):
     for k, v in parts.model.state_dict().items():
         assert torch.equal(loaded.model.state_dict()[k], v)
     payload["recipe"]["model"]["hidden_size"] = 5
-    with pytest.raises(ElmanError, match="x.pt: weights do not match"):
+    with pytest.raises(ElmanError, match="x.pt: its weights do not fit its recipe"):
         lm.TASK.load(payload, torch.device("cpu"))
 
 

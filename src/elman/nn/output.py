@@ -214,10 +214,16 @@ class ClassSoftmax(nn.Module):
         self.classes = nn.Linear(features, num_classes)  # U, d
         self.words = nn.Linear(features, vocab_size)  # W, b
         if counts is None:
-            counts = torch.ones(vocab_size)
+            # Equal runs, computed on the CPU even when the model is built on the meta device
+            # (elman.train.checkpoint compares a checkpoint's shapes that way before allocating).
+            with torch.device("cpu"):
+                starts = frequency_bins(torch.ones(vocab_size), num_classes)
+            starts = starts.to(self.words.weight.device)
         elif counts.numel() != vocab_size:
             raise ValueError(f"counts has {counts.numel()} entries for {vocab_size} words")
-        self.register_buffer("starts", frequency_bins(counts, num_classes))
+        else:
+            starts = frequency_bins(counts, num_classes)
+        self.register_buffer("starts", starts)
 
     @property
     def num_classes(self) -> int:

@@ -26,7 +26,7 @@ from elman.inference.generate import generate_text
 from elman.models.rnnlm import RNNLM, RNNLMConfig
 from elman.tasks.protocol import Capabilities, Loaded, Metrics, Prepared, Task
 from elman.train import distributed
-from elman.train.checkpoint import load_weights
+from elman.train.checkpoint import build_checked
 from elman.train.recipe import Recipe, Renamed, parse_sections
 from elman.train.trainer import evaluate_loss, pick_device
 
@@ -206,8 +206,8 @@ class LMTask(Task):
         recipe = parse_sections(LMRecipe, payload["recipe"], renamed=self.renamed, upgrade=True)
         vocab = self.vocab_from_dict(payload["vocab"])
         recipe.model.impl = "auto"  # a model trained with one impl runs with the other
-        model = build_model(recipe.model, vocab)
-        load_weights(model, payload).to(device).eval()
+        model = build_checked(lambda: build_model(recipe.model, vocab), payload)
+        model.to(device).eval()
         level = payload.get("level", "word")
         return Loaded(self, model, vocab, recipe, Path(payload["path"]), device, level=level)
 

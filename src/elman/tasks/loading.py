@@ -10,7 +10,9 @@
 
 The checkpoint names its task; the task rebuilds the model from the recipe and vocabularies
 stored beside the weights (:class:`~elman.tasks.protocol.Loaded`). Loading never runs code from
-the file (:mod:`elman.train.checkpoint`).
+the file, verifies its checksum, and checks its entries, the weights' shapes against the recipe
+and their finiteness before a model is built (:mod:`elman.train.checkpoint`); any problem with
+the file is one line naming it.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import torch
 from elman.errors import ElmanError
 from elman.tasks.protocol import Loaded, require
 from elman.tasks.table import get_task
-from elman.train.checkpoint import load_checkpoint
+from elman.train.checkpoint import check_parts, load_checkpoint
 from elman.train.trainer import pick_device
 
 
@@ -44,13 +46,21 @@ def load(
     model is built; ``command`` names the caller in the error.
     """
     dev = device if isinstance(device, torch.device) else pick_device(device)
-    payload = load_checkpoint(path, map_location=dev)
-    task = get_task(payload.get("task"), where=f"checkpoint {payload['path']}: task")
+    # read on the CPU: the checksum reads every tensor there, and the model moves to dev whole
+    payload = load_checkpoint(path, map_location="cpu")
+    check_parts(payload, ("task", "recipe", "vocab", "model"))
+    task = get_task(payload["task"], where=f"checkpoint {payload['path']}: task")
     if need is not None:
         require(task, need, command, payload["path"])
     if ensemble:
         require(task, "ensemble", "--ensemble", payload["path"])
-    loaded = task.load(payload, dev)
+    try:
+        loaded = task.load(payload, dev)
+    except ElmanError as err:  # the recipe's or vocabulary's own message: say which file
+        message = str(err)
+        if payload["path"] not in message:
+            message = f"checkpoint {payload['path']}: {message}"
+        raise ElmanError(message) from None
     if ensemble:
         for other in ensemble:
             member = load(other, dev)

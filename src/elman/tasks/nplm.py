@@ -25,7 +25,7 @@ from elman.models.nplm import NPLM, NPLMConfig, build_nplm
 from elman.tasks.lm import checked_vocab, encode_split, lm_summary, metrics_from_loss
 from elman.tasks.protocol import Capabilities, Loaded, Metrics, Prepared, Task
 from elman.train import distributed
-from elman.train.checkpoint import load_weights
+from elman.train.checkpoint import build_checked
 from elman.train.recipe import Recipe, Renamed, parse_sections
 from elman.train.trainer import evaluate_loss, pick_device
 
@@ -169,8 +169,8 @@ class NPLMTask(Task):
     def load(self, payload: dict[str, Any], device: torch.device) -> Loaded:
         recipe = parse_sections(NPLMRecipe, payload["recipe"], renamed=self.renamed, upgrade=True)
         vocab = self.vocab_from_dict(payload["vocab"])
-        model = build_model(recipe.model, vocab)
-        load_weights(model, payload).to(device).eval()
+        model = build_checked(lambda: build_model(recipe.model, vocab), payload)
+        model.to(device).eval()
         level = payload.get("level", "word")
         return Loaded(self, model, vocab, recipe, Path(payload["path"]), device, level=level)
 

@@ -33,7 +33,7 @@ from elman.models.tagger import Tagger, TaggerConfig, build_tagger
 from elman.tasks import tagging_metrics
 from elman.tasks.protocol import Capabilities, Loaded, Metrics, Prepared, Task
 from elman.train import distributed
-from elman.train.checkpoint import load_weights
+from elman.train.checkpoint import build_checked
 from elman.train.recipe import DROPOUTS, Recipe, Renamed, parse_sections
 from elman.train.trainer import pick_device
 
@@ -213,8 +213,8 @@ class TaggerTask(Task):
         recipe = parse_sections(TaggerRecipe, payload["recipe"], renamed=self.renamed, upgrade=True)
         vocab = self.vocab_from_dict(payload["vocab"])
         recipe.model.impl = "auto"  # a model trained with one impl runs with the other
-        model = build_model(recipe.model, vocab)
-        load_weights(model, payload).to(device).eval()
+        model = build_checked(lambda: build_model(recipe.model, vocab), payload)
+        model.to(device).eval()
         return Loaded(self, model, vocab, recipe, Path(payload["path"]), device)
 
     def dataset(self, name: str, recipe: Any) -> TaggingCorpus:

@@ -33,7 +33,7 @@ from elman.inference.translate import translate_lines
 from elman.models.seq2seq import Seq2Seq, Seq2SeqConfig, build_seq2seq
 from elman.tasks.protocol import Capabilities, Loaded, Metrics, Prepared, Task
 from elman.train import distributed
-from elman.train.checkpoint import load_weights
+from elman.train.checkpoint import build_checked
 from elman.train.recipe import DROPOUTS, Recipe, Renamed, parse_sections
 from elman.train.trainer import evaluate_loss, pick_device
 
@@ -178,8 +178,8 @@ class TranslationTask(Task):
         )
         vocab = self.vocab_from_dict(payload["vocab"])
         recipe.model.impl = "auto"  # a model trained with one impl runs with the other
-        model = build_model(recipe, vocab)
-        load_weights(model, payload).to(device).eval()
+        model = build_checked(lambda: build_model(recipe, vocab), payload)
+        model.to(device).eval()
         return Loaded(self, model, vocab, recipe, Path(payload["path"]), device)
 
     def dataset(self, name: str, recipe: Any) -> ParallelCorpus:
