@@ -86,6 +86,40 @@ def train_sentencepiece(
     return out.getvalue()
 
 
+def load_processor(proto: bytes) -> Any:
+    """A sentencepiece processor of the serialized model ``proto``; malformed bytes, or a
+    model without elman's special pieces (module docstring), are one ElmanError."""
+    malformed = "the sentencepiece model is malformed ({}); the checkpoint is damaged: retrain"
+    if not proto:  # sentencepiece accepts empty bytes as a model that is not initialised
+        raise ElmanError(malformed.format("no bytes"))
+    try:
+        sp = _spm().SentencePieceProcessor(model_proto=proto)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else "unreadable"
+        raise ElmanError(malformed.format(first[:120])) from None
+    specials = (sp.pad_id(), sp.unk_id(), sp.bos_id(), sp.eos_id())
+    if specials != (PAD_ID, UNK_ID, BOS_ID, EOS_ID) or sp.get_piece_size() <= EOS_ID:
+        raise ElmanError(malformed.format(f"special piece ids {specials}, expected 0, 1, 2, 3"))
+    return sp
+
+
+def checked_keep(keep: Sequence[int], size: int) -> list[int]:
+    """``keep`` as a list of distinct piece ids of a model of ``size`` pieces, the four
+    specials first (:class:`SubwordModel`); anything else is an ElmanError."""
+    if not isinstance(keep, list | tuple) or not all(
+        isinstance(i, int) and not isinstance(i, bool) for i in keep
+    ):
+        raise ElmanError("a restricted subword model's kept pieces must be a list of piece ids")
+    ids = list(keep)
+    if ids[:4] != [PAD_ID, UNK_ID, BOS_ID, EOS_ID]:
+        raise ElmanError("a restricted subword model must keep the four special pieces first")
+    if len(set(ids)) != len(ids) or not all(0 <= i < size for i in ids):
+        raise ElmanError(
+            f"a restricted subword model's kept pieces must be distinct ids below {size}"
+        )
+    return ids
+
+
 class SubwordModel:
     """One serialized sentencepiece model, loaded: encode to ids, decode to text.
 
@@ -97,10 +131,8 @@ class SubwordModel:
 
     def __init__(self, proto: bytes, keep: Sequence[int] | None = None) -> None:
         self.proto = bytes(proto)
-        self._sp = _spm().SentencePieceProcessor(model_proto=self.proto)
-        self.keep = None if keep is None else [int(i) for i in keep]
-        if self.keep is not None and self.keep[:4] != [PAD_ID, UNK_ID, BOS_ID, EOS_ID]:
-            raise ElmanError("a restricted subword model must keep the four special pieces first")
+        self._sp = load_processor(self.proto)
+        self.keep = None if keep is None else checked_keep(keep, self._sp.get_piece_size())
         self._index = None if self.keep is None else {p: k for k, p in enumerate(self.keep)}
 
     def __len__(self) -> int:
@@ -203,4 +235,9 @@ class SubwordVocab:
     def from_dict(cls, d: dict[str, Any]) -> SubwordVocab:
         if not isinstance(d, dict) or d.get("kind") != "sentencepiece":
             raise ElmanError("the checkpoint holds no sentencepiece vocabulary")
-        return cls(d["src"], d.get("tgt"), d.get("tgt_keep"))
+        src, tgt = d.get("src"), d.get("tgt")
+        if not isinstance(src, bytes) or not isinstance(tgt, bytes | None):
+            raise ElmanError(
+                "the checkpoint's sentencepiece vocabulary holds no serialized model (bytes)"
+            )
+        return cls(src, tgt, d.get("tgt_keep"))
