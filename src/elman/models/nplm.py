@@ -46,6 +46,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from elman.models.limits import (
+    MAX_CONTEXT,
+    check_div_value,
+    check_init_range,
+    check_probabilities,
+    check_sizes,
+)
 from elman.nn.output import OUTPUTS, factored_output, float32
 
 
@@ -69,13 +76,11 @@ class NPLMConfig:
             raise ValueError(f"output {self.output!r} unknown; valid: {', '.join(OUTPUTS)}")
         if self.output_classes < 0:
             raise ValueError(f"output_classes must be 0 (⌈√V⌉) or more, got {self.output_classes}")
-        for name in ("dropout_embedding", "dropout_hidden"):
-            p = getattr(self, name)
-            if not 0.0 <= p < 1.0:
-                raise ValueError(f"{name} = {p}: must be in [0, 1)")
-        for name in ("context_size", "embedding_dim", "hidden_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        check_probabilities(self, ("dropout_embedding", "dropout_hidden"))
+        check_sizes(self, ("context_size",), high=MAX_CONTEXT)
+        check_sizes(self, ("embedding_dim", "hidden_size"))
+        check_init_range(self, ("init_range",))
+        check_div_value(self.adaptive_div_value)
 
 
 class NPLM(nn.Module):

@@ -37,6 +37,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from elman.models.limits import (
+    MAX_LAYERS,
+    check_div_value,
+    check_init_range,
+    check_probabilities,
+    check_sizes,
+)
 from elman.nn import Recurrent
 from elman.nn.output import (
     OUTPUTS,
@@ -71,13 +78,13 @@ class RNNLMConfig:
     output_classes: int = 0  # classes of output = "class"; 0 = ⌈√V⌉
 
     def __post_init__(self) -> None:
-        for name in ("embedding_dim", "hidden_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("dropout_embedding", "dropout_hidden", "dropout_output", "weight_dropout"):
-            p = getattr(self, name)
-            if not 0.0 <= p < 1.0:
-                raise ValueError(f"{name} = {p}: must be in [0, 1)")
+        check_sizes(self, ("embedding_dim", "hidden_size"))
+        check_sizes(self, ("num_layers",), high=MAX_LAYERS)
+        check_probabilities(
+            self, ("dropout_embedding", "dropout_hidden", "dropout_output", "weight_dropout")
+        )
+        check_init_range(self, ("init_range", "recurrent_init_range"))
+        check_div_value(self.adaptive_div_value)
         if self.output not in OUTPUTS:
             raise ValueError(f"output {self.output!r} unknown; valid: {', '.join(OUTPUTS)}")
         if self.output == "adaptive" and self.tie_weights:

@@ -62,6 +62,7 @@ from torch import Tensor, nn
 from elman.data.batching import IGNORE_INDEX
 from elman.data.pair_batches import PairBatch
 from elman.data.subword import PAD_ID
+from elman.models.limits import MAX_LAYERS, check_probabilities, check_sizes
 from elman.nn import Recurrent
 from elman.nn.attention import ATTENTIONS, build_attention
 from elman.nn.recurrent import RecurrentState
@@ -94,14 +95,13 @@ class Seq2SeqConfig:
             raise ValueError(
                 f"attention = {self.attention!r} unknown; valid: {', '.join(ATTENTIONS)}"
             )
-        for name in ("embedding_dim", "hidden_size", "num_layers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.attention_size is not None and self.attention_size < 1:
-            raise ValueError(f"attention_size must be at least 1, got {self.attention_size}")
-        for name in ("dropout_embedding", "dropout_hidden", "dropout_output", "label_smoothing"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name} = {getattr(self, name)}: must be in [0, 1)")
+        check_sizes(self, ("embedding_dim", "hidden_size"))
+        check_sizes(self, ("num_layers",), high=MAX_LAYERS)
+        if self.attention_size is not None:
+            check_sizes(self, ("attention_size",))
+        check_probabilities(
+            self, ("dropout_embedding", "dropout_hidden", "dropout_output", "label_smoothing")
+        )
 
 
 @dataclass

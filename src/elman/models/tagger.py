@@ -39,6 +39,7 @@ from torch import Tensor, nn
 
 from elman.data.batching import IGNORE_INDEX
 from elman.data.tagging import TagBatch
+from elman.models.limits import MAX_LAYERS, check_probabilities, check_sizes
 from elman.nn import Recurrent
 
 UNK_ID = 1  # elman.data.tagging.SPECIALS: <pad> = 0, <unk> = 1
@@ -65,19 +66,14 @@ class TaggerConfig:
     impl: str = "auto"
 
     def __post_init__(self) -> None:
-        for name in ("embedding_dim", "hidden_size", "num_layers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.char_embedding_dim < 0 or (
-            self.char_embedding_dim > 0 and self.char_hidden_size < 1
-        ):
-            raise ValueError(
-                "char_embedding_dim must be >= 0 (0: no character encoder), char_hidden_size >= 1"
-            )
-        for name in ("dropout_embedding", "dropout_hidden", "dropout_output", "dropout_words"):
-            p = getattr(self, name)
-            if not 0.0 <= p < 1.0:
-                raise ValueError(f"{name} = {p}: must be in [0, 1)")
+        check_sizes(self, ("embedding_dim", "hidden_size"))
+        check_sizes(self, ("num_layers",), high=MAX_LAYERS)
+        check_sizes(self, ("char_embedding_dim",), low=0)  # 0: no character encoder
+        if self.char_embedding_dim > 0:
+            check_sizes(self, ("char_hidden_size",))
+        check_probabilities(
+            self, ("dropout_embedding", "dropout_hidden", "dropout_output", "dropout_words")
+        )
 
 
 class CharEncoder(nn.Module):
