@@ -23,6 +23,7 @@ valid ones, never a silent default. ``--set train.lr=0.5`` overrides a key with 
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import types
 import typing
@@ -98,11 +99,17 @@ def _check_union(section: str, name: str, value: Any, args: tuple[Any, ...]) -> 
 
 
 def _check_scalar(section: str, name: str, value: Any, tp: type) -> Any:
-    """int, float (an int is taken as a float), str or bool, never a bool for an int."""
+    """int, float (an int is taken as a float), str or bool, never a bool for an int.
+
+    A float must be finite: TOML writes ``nan`` and ``inf``, and no recipe key means anything
+    by them (a NaN rate or dropout would turn every weight into NaN at the first step).
+    """
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
         raise ElmanError(f"[{section}] {name} = {value!r}: expected {tp.__name__}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ElmanError(f"[{section}] {name} = {value!r}: expected a finite number")
     return value
 
 
