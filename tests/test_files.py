@@ -60,3 +60,13 @@ def test_unwritable_outputs_are_one_line_naming_the_path(tmp_path):
             files.check_writable(ro / "r.json", "--results")
     files.check_writable(tmp_path / "new" / "r.json")  # creates the folder, writes nothing
     assert list((tmp_path / "new").iterdir()) == []
+
+
+def test_a_replaced_file_keeps_its_permissions_and_a_new_one_follows_the_umask(tmp_path):
+    old = tmp_path / "README.md"
+    old.write_text("old\n")
+    old.chmod(0o640)
+    files.write_text(old, "new\n")
+    assert old.stat().st_mode & 0o777 == 0o640
+    new = files.write_text(tmp_path / "new.arpa", "x\n")
+    assert new.stat().st_mode & 0o777 == 0o666 & ~files._UMASK  # not mkstemp's 0o600

@@ -29,6 +29,9 @@ from typing import IO, Any
 from elman.errors import ElmanError
 
 TEMP_SUFFIX = ".tmp"
+# The umask can only be read by setting it; done once, at import, before any thread is writing.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -73,6 +76,7 @@ def atomic_open(
         with os.fdopen(fd, mode, encoding=None if binary else encoding) as f:
             yield f
             f.flush()
+            os.chmod(f.fileno(), _mode_for(path))
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as err:
@@ -82,6 +86,16 @@ def atomic_open(
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_folder(path.parent)
+
+
+def _mode_for(path: Path) -> int:
+    """The permissions the new file gets: the old file's, or those of a file created the usual
+    way (0o666 less the umask); mkstemp's own 0o600 would hide an ARPA file or a README
+    rewritten for others."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_UMASK
 
 
 def write_text(path: str | Path, text: str) -> Path:
