@@ -16,8 +16,7 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("plateau", "newbob", "fixed", "constant")
+from elman.train.config import OPTIMIZERS, SCHEDULES
 
 
 def build_optimizer(
@@ -98,17 +97,30 @@ class LRSchedule:
         self.lr = max(self.lr, self.min_lr)
         return self.lr
 
+    def restart(self, lr: float, epoch: int) -> None:
+        """Continue at ``lr`` from epoch ``epoch`` on (a resume that changes ``train.lr``).
+
+        plateau and newbob decay from the new rate; ``fixed`` takes the base rate that gives
+        ``lr`` in this epoch, so that it keeps decaying by ``decay`` per epoch from there.
+        """
+        self.lr = lr
+        if self.kind == "fixed":
+            self.base_lr = lr / self.decay ** max(epoch - self.decay_start, 0)
+
     def state_dict(self) -> dict[str, float]:
         return {
             "lr": self.lr,
             "best": self.best,
             "annealing": float(self.annealing),
             "done": float(self.done),
+            "base_lr": self.base_lr,  # the recipe's lr, unless a resume restarted the rate
         }
 
     def load_state_dict(self, state: dict[str, float]) -> None:
         self.lr = float(state["lr"])
         self.best = float(state["best"])
+        # checkpoints written before restart() existed: the recipe's lr, as constructed
+        self.base_lr = float(state.get("base_lr", self.base_lr))
         # checkpoints written before the newbob schedule have neither key
         self.annealing = bool(state.get("annealing", 0.0))
         self.done = bool(state.get("done", 0.0))

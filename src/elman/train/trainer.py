@@ -16,14 +16,28 @@ reshuffle deterministically.
 
 Under ``torchrun`` (elman.train.distributed) the same loop runs in every process: the training
 step goes through a DistributedDataParallel wrapper, rank 0 alone logs, prints and saves.
+
+What a run never does (docs/lm.md, "Resuming"):
+
+* save non-finite weights: they are checked (one norm, one sync) before every save, at every log
+  window, and on the CPU after every step; a step that made them NaN or infinite stops the run
+  in one line naming it, and the last finite ``last.pt`` stays;
+* lose the steps since the last checkpoint to SIGINT (Ctrl-C) or SIGTERM (schedulers, ``docker
+  stop``): the loop finishes the step under way, saves ``last.pt`` and raises
+  :class:`TrainingStopped`; a second signal acts at once. Under several processes the ranks
+  agree on stopping at the next log window, so that they save the same step;
+* go silent: without a progress bar it prints a line every 30 s (elman.train.progress), and an
+  epoch whose validation loss explodes without becoming non-finite is a warning naming it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
+import signal
+import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
@@ -34,12 +48,12 @@ import torch
 from torch import Tensor, nn
 
 from elman.errors import ElmanError
+from elman.files import append_jsonl
 from elman.train import distributed
 from elman.train.checkpoint import load_weights, save_checkpoint
+from elman.train.config import TrainConfig  # also imported from here, its first home
 from elman.train.metrics import MetricWindow
 from elman.train.optim import (
-    OPTIMIZERS,
-    SCHEDULES,
     LRSchedule,
     ParameterAverage,
     build_optimizer,
@@ -47,12 +61,20 @@ from elman.train.optim import (
     clip_grad_value,
     set_lr,
 )
+from elman.train.progress import EpochProgress, wants_bar
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
-    from tqdm import tqdm
 
 AUTOCAST = {None: None, "bfloat16": torch.bfloat16}
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# An epoch's validation loss above this (perplexity 1e13: worse than a uniform guess over any
+# vocabulary), or more than 1 nat (a factor e of perplexity) above the best so far, means the
+# run diverges although its loss stayed finite.
+DIVERGED_LOSS = 30.0
+DIVERGED_JUMP = 1.0
+# an optimiser's settings that the trainer sets after loading its state (the others must match)
+RESETTABLE = ("params", "lr", "initial_lr", "momentum", "weight_decay")
 
 # model.loss, or the DDP wrapper that calls it: (batch, state) -> (loss_sum, num_tokens, state)
 LossFn = Callable[[Any, Any], tuple[Tensor, int | Tensor, Any]]
@@ -62,65 +84,6 @@ class LossModel(Protocol):
     """The one method the trainer needs of a model (see the module docstring)."""
 
     def loss(self, batch: Any, state: Any) -> tuple[Tensor, int | Tensor, Any]: ...
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 10
-    optimizer: str = "sgd"  # sgd | adam | adamw
-    lr: float = 1.0
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    schedule: str = "plateau"  # plateau | newbob | fixed | constant (elman.train.optim.LRSchedule)
-    lr_decay: float = 0.25
-    decay_start: int = 1  # fixed schedule: epochs at the full rate
-    min_lr: float = 0.0
-    min_improvement: float = 0.0  # plateau/newbob: relative validation-loss gain that counts
-    # evaluate/save the mean of the weights over the steps from this epoch on, or from the epoch
-    # after the first one without a min_improvement gain ("plateau": NT-ASGD's trigger)
-    average_start: int | str | None = None
-    clip_norm: float | None = None  # global-norm threshold (the lecture's rule)
-    clip_value: float | None = None  # element-wise clipping
-    patience: int | None = None  # early stopping: epochs without a better validation loss
-    seed: int = 1
-    device: str = "auto"  # auto | cpu | cuda | mps
-    threads: int | None = None  # torch.set_num_threads on CPU
-    compile: bool = False  # torch.compile the training step's model.loss (not evaluation)
-    # "bfloat16": training steps run under torch.autocast (weights, optimiser and loss stay
-    # float32); evaluation always computes in float32
-    autocast: str | None = None
-    log_every: int = 100
-    save_every: int | None = None  # steps between mid-epoch checkpoints
-    max_steps: int | None = None  # stop (resumably) after this many steps in all
-    progress: bool = True
-    tensorboard: bool = False
-
-    def __post_init__(self) -> None:
-        if self.autocast not in AUTOCAST:
-            raise ValueError(f"autocast {self.autocast!r} unknown; valid: bfloat16 (or none)")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(
-                f"optimizer {self.optimizer!r} unknown; valid: {', '.join(OPTIMIZERS)}"
-            )
-        if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith(
-            "cuda:"
-        ):
-            raise ValueError(f"device {self.device!r} unknown; valid: auto, cpu, cuda, cuda:N, mps")
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule {self.schedule!r} unknown; valid: {', '.join(SCHEDULES)}")
-        # torch's optimisers would raise these mid-setup, as a traceback
-        for name in ("lr", "momentum", "weight_decay", "min_lr", "min_improvement"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        start = self.average_start
-        if isinstance(start, str) and start != "plateau" or isinstance(start, int) and start < 1:
-            raise ValueError(f"average_start must be an epoch >= 1 or 'plateau', got {start!r}")
-        for name in ("lr_decay", "clip_norm", "clip_value"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ValueError(f"{name} must be > 0, got {value}")
 
 
 def pick_device(name: str) -> torch.device:
@@ -195,6 +158,56 @@ def evaluate_loss(model: nn.Module, data: Any, device: torch.device) -> dict[str
     if tokens == 0:
         raise ElmanError("the evaluation data holds no tokens to score")
     return {"loss": total.item() / tokens, "tokens": tokens}
+
+
+@torch.no_grad()
+def all_finite(tensors: list[Tensor]) -> bool:
+    """Whether every entry of ``tensors`` is finite, with one norm and one host sync.
+
+    The global L2 norm is finite exactly when no entry is NaN or infinite, unless the squares
+    of huge but finite weights overflow; only then are the entries looked at one by one.
+    """
+    if not tensors:
+        return True
+    norms = [n.float() for n in torch._foreach_norm(tensors)]
+    if math.isfinite(torch.linalg.vector_norm(torch.stack(norms)).item()):
+        return True
+    return all(bool(torch.isfinite(t).all()) for t in tensors)
+
+
+def divergence(loss: float, best: float) -> str | None:
+    """Why an epoch's validation ``loss`` says that training diverges (None: it does not)."""
+    if not math.isfinite(loss):
+        return f"validation loss {loss} with finite weights"
+    ppl = math.exp(min(loss, 700))
+    if loss > DIVERGED_LOSS:
+        return (
+            f"validation perplexity {ppl:.3g} (loss {loss:.4g}), worse than a uniform guess over "
+            "any vocabulary: training diverged"
+        )
+    if loss > best + DIVERGED_JUMP:
+        return (
+            f"validation loss {loss:.4g} is {loss - best:.3g} above the best so far "
+            f"({best:.4g}; perplexity x{math.exp(loss - best):.3g}): training diverges"
+        )
+    return None
+
+
+class TrainingStopped(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped training between two steps, after ``last.pt`` was saved.
+
+    A ``KeyboardInterrupt``, so that a caller who does not know it treats it as Ctrl-C.
+    ``exit_code`` is the shell's convention for the signal: 128 + its number (130, 143).
+    """
+
+    def __init__(self, signum: int, step: int) -> None:
+        self.signum, self.step = signum, step
+        self.signal_name = signal.Signals(signum).name
+        super().__init__(f"{self.signal_name} stopped training after step {step}")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
 
 
 @dataclass
@@ -309,6 +322,9 @@ class Trainer:
         self._fit_start: float | None = None
         self._cpu_start = 0.0
         self._writer: SummaryWriter | None = None
+        self._signal: int | None = None  # SIGINT or SIGTERM received: stop after this step
+        self._finite_at = 0  # the last step after which the weights were checked finite
+        self._saved_step: int | None = None  # the step last.pt holds (None: not written yet)
 
     # Read by the commands and labs that drive a Trainer; the state holds the values.
     @property
@@ -376,22 +392,61 @@ class Trainer:
             "carry": _flatten_state(carry),
         }
 
-    def load_state_dict(self, payload: dict[str, Any]) -> None:
-        """Restore everything ``state_dict`` wrote, so training continues bit for bit."""
+    def load_state_dict(self, payload: dict[str, Any], previous: TrainConfig | None = None) -> None:
+        """Restore everything ``state_dict`` wrote, so training continues bit for bit.
+
+        ``previous``: the ``[train]`` config the checkpoint was written under. Where this
+        trainer's config changes a key a resume may change (elman.train.config.RESUMABLE), the
+        change takes effect: a new ``lr`` restarts the schedule's rate (its decays go on from
+        there), ``momentum`` and ``weight_decay`` go into the restored optimiser; the other keys
+        are read from the config as the run goes. Unchanged keys leave the state as saved.
+        """
         load_weights(self.model, payload)
-        self.optimizer.load_state_dict(payload["optimizer"])
+        self._load_optimizer(payload["optimizer"])
         t = payload["trainer"]
         if t.get("average") is not None:
             self._load_average(t["average"])
         # a key that an older checkpoint lacks keeps this (fresh) trainer's value
         self.state = TrainerState.from_dict(t, defaults=self.state)
         self.schedule.load_state_dict(t["schedule"])
+        if previous is not None and previous.lr != self.config.lr:
+            self.schedule.restart(self.config.lr, self.state.epoch)
         set_lr(self.optimizer, self.schedule.lr)
+        self._saved_step = self._finite_at = self.state.global_step
         torch.set_rng_state(payload["rng"]["torch"])
         if "cuda" in payload["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(payload["rng"]["cuda"])
         # stored in the one-process column layout; each rank takes its own columns
         self.carry = distributed.shard_state(_unflatten_state(payload["carry"], self.device))
+
+    def _load_optimizer(self, saved: dict[str, Any]) -> None:
+        """The saved optimiser state, with this config's momentum and weight decay.
+
+        torch loads another optimiser's state without a word (Adam's into SGD) and fails at the
+        first step (``KeyError: 'betas'``), or steps silently as the other one (Adam's flags
+        into AdamW): the settings other than the ones a resume may change must match.
+        """
+        fresh = [
+            {k: v for k, v in g.items() if k not in RESETTABLE} for g in self.optimizer.param_groups
+        ]
+        mismatch = None
+        try:
+            self.optimizer.load_state_dict(saved)
+        except (KeyError, ValueError) as err:
+            mismatch = f"{type(err).__name__}: {err}"
+        loaded = [
+            {k: v for k, v in g.items() if k not in RESETTABLE} for g in self.optimizer.param_groups
+        ]
+        if mismatch is not None or loaded != fresh:
+            raise ElmanError(
+                f"the checkpoint's optimiser state does not fit train.optimizer = "
+                f"{self.config.optimizer!r} ({mismatch or 'other settings'}); resume with the "
+                "optimizer the run started with"
+            ) from None
+        for group in self.optimizer.param_groups:  # the same values unless a resume changed them
+            group["weight_decay"] = self.config.weight_decay
+            if "momentum" in group:  # SGD's; Adam has betas instead
+                group["momentum"] = self.config.momentum
 
     def _load_average(self, saved: dict[str, Any]) -> None:
         """The model holds the mean (the checkpoint's "model"); put the raw iterate back."""
@@ -414,19 +469,51 @@ class Trainer:
             self.average.swap()
 
     def save(self, name: str) -> Path:
-        """Write a checkpoint (rank 0 only; every rank must call it: the carry is gathered)."""
+        """Write a checkpoint (rank 0 only; every rank must call it: the carry is gathered).
+
+        Non-finite weights are never written: every rank holds the same weights, so every rank
+        stops here with the same one-line error, and the last finite checkpoint stays.
+        """
+        self.check_weights(with_average=True)
         carry = distributed.gather_state(detach_state(self.carry))
         if not self.main:
             return self.run_dir / name
-        return save_checkpoint(self.state_dict(carry), self.run_dir / name)
+        path = save_checkpoint(self.state_dict(carry), self.run_dir / name)
+        if name == "last.pt":
+            self._saved_step = self.state.global_step
+        return path
+
+    def check_weights(self, with_average: bool = False) -> None:
+        """Stop in one line when a step has made the weights NaN or infinite."""
+        tensors = list(self.params)
+        if with_average and self.average is not None:
+            tensors += self.average.mean
+        if all_finite(tensors):
+            self._finite_at = self.state.global_step
+            return
+        st = self.state
+        if self._finite_at >= st.global_step - 1:
+            when = f"after step {st.global_step}"
+        else:  # checked once per log window (on a GPU): the step is one of these
+            when = f"after one of steps {self._finite_at + 1}-{st.global_step}"
+        kept = (
+            "nothing was saved"
+            if self._saved_step is None
+            else f"{self.run_dir / 'last.pt'} keeps step {self._saved_step}"
+        )
+        raise ElmanError(
+            f"non-finite weights {when} (epoch {st.epoch}), not saved; {kept}; lower the "
+            "learning rate or set train.clip_norm (e.g. --set train.clip_norm=5)"
+        )
 
     # ----------------------------------------------------------------- logging
     def _log(self, record: dict[str, Any]) -> None:
         if not self.main:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        with (self.run_dir / "metrics.jsonl").open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        # one strict-JSON line per write (NaN as null): a crash tears at most the last line,
+        # which elman.files.read_jsonl skips
+        append_jsonl(self.run_dir / "metrics.jsonl", record)
         if self._writer is not None:
             for key, value in record.items():
                 if isinstance(value, int | float) and key not in ("epoch", "step"):
@@ -434,7 +521,7 @@ class Trainer:
                         f"{record['kind']}/{key}", value, self.state.global_step
                     )
 
-    def _log_window(self, bar: tqdm | None) -> None:
+    def _log_window(self, progress: EpochProgress) -> None:
         """Log the steps since the last log line and count them into the epoch's loss."""
         totals = self.window.flush()
         if not math.isfinite(totals.loss_sum):
@@ -442,12 +529,13 @@ class Trainer:
         self.state.epoch_loss += totals.loss_sum
         self.state.epoch_tokens += totals.tokens
         self.state.clip_steps += totals.clipped
+        ppl = math.exp(min(totals.mean_loss, 700))
         record = {
             "kind": "train",
             "epoch": self.state.epoch,
             "step": self.state.global_step,
             "loss": totals.mean_loss,
-            "ppl": math.exp(min(totals.mean_loss, 700)),
+            "ppl": ppl,
             "lr": self.schedule.lr,
             "tokens_per_s": totals.tokens_per_s,
         }
@@ -455,24 +543,15 @@ class Trainer:
             record["grad_norm"] = totals.grad_norm
             record["clip_fraction"] = totals.clip_fraction
         self._log(record)
-        if bar is not None:
-            bar.set_postfix(
-                loss=f"{record['loss']:.3f}",
-                ppl=f"{record['ppl']:.1f}",
-                tok_s=f"{record['tokens_per_s']:.0f}",
-            )
+        progress.show(totals.mean_loss, ppl, totals.tokens_per_s)
 
-    def _progress_bar(self, total: int) -> tqdm | None:
-        if not (self.config.progress and self.main):
-            return None
-        from tqdm.auto import tqdm  # progress bars belong to the training layer
-
-        return tqdm(
-            total=total,
-            initial=self.state.step_in_epoch,
-            desc=f"epoch {self.state.epoch}",
-            leave=False,
-            dynamic_ncols=True,
+    def _progress(self, total: int) -> EpochProgress:
+        return EpochProgress(
+            self.state.epoch,
+            total,
+            self.state.step_in_epoch,
+            bar=wants_bar(self.config.progress),
+            quiet=not self.main,
         )
 
     def _non_finite(self) -> None:
@@ -483,9 +562,14 @@ class Trainer:
 
     # ----------------------------------------------------------------- the loop
     def fit(self) -> dict[str, Any]:
-        """Train until the last epoch, early stopping, or ``max_steps``; return the summary."""
+        """Train until the last epoch, early stopping, or ``max_steps``; return the summary.
+
+        SIGINT or SIGTERM: ``last.pt`` of the step under way is saved, then
+        :class:`TrainingStopped` is raised.
+        """
         cfg = self.config
         self._fit_start, self._cpu_start = time.perf_counter(), time.process_time()
+        self._finite_at = self.state.global_step
         if self.state.global_step == 0 and self.state.step_in_epoch == 0 and self.state.epoch == 1:
             torch.manual_seed(cfg.seed)
         if cfg.tensorboard and self.main:
@@ -493,51 +577,110 @@ class Trainer:
 
             self._writer = SummaryWriter(self.run_dir / "tensorboard")
         set_lr(self.optimizer, self.schedule.lr)
+        with self._signals_stop_after_a_step():
+            return self._fit()
+
+    def _fit(self) -> dict[str, Any]:
         stopped_early = False
-        while self.state.epoch <= cfg.epochs and not self.state.finished:
+        while self.state.epoch <= self.config.epochs and not self.state.finished:
             # Checked before a step, not only after one: a target reached at an epoch end (or
             # before a resume) must not be overshot by the next epoch's first step.
-            if self._max_steps_reached():
+            if self._max_steps_reached() or self._stop_asked(sync=True):
                 self.save("last.pt")
-                return self._summary(interrupted=True)
+                return self._interrupted()
             if self._run_epoch():
-                return self._summary(interrupted=True)
+                return self._interrupted()
             stopped_early = self._end_epoch()
             if stopped_early:
                 break
         self.state.finished = stopped_early  # a later resume with more epochs continues otherwise
         self.save("last.pt")
+        if self._stop_asked(sync=True):  # during the last validation: the results are not made
+            return self._interrupted()
         return self._summary(interrupted=False, stopped_early=stopped_early)
 
     def _run_epoch(self) -> bool:
-        """One epoch from the saved position; True when ``max_steps`` interrupted it."""
+        """One epoch from the saved position; True when ``max_steps`` or a signal stopped it."""
         if hasattr(self.train_data, "set_epoch"):
             self.train_data.set_epoch(self.state.epoch)
         (self.step_model or self.model).train()  # DDP.train() reaches the model inside
         n_batches = len(self.train_data)
-        bar = self._progress_bar(n_batches)
+        progress = self._progress(n_batches)
         self.window.reset()
         state = self.carry
         try:
             for batch in self.train_data.iter_from(self.state.step_in_epoch):
                 state = self._step(to_device(batch, self.device), state)
                 last = self.state.step_in_epoch == n_batches
-                if self.state.global_step % self.config.log_every == 0 or last:
-                    self._log_window(bar)
-                if bar is not None:
-                    bar.update(1)
+                window_ends = self.state.global_step % self.config.log_every == 0 or last
+                if window_ends:
+                    self._log_window(progress)
+                if window_ends or self.device.type == "cpu":  # a CPU sync costs nothing
+                    self.check_weights()
+                progress.step()
                 if last:  # the epoch's end validates and saves
                     break
-                stop = self._max_steps_reached()
+                stop = self._max_steps_reached() or self._stop_asked(sync=window_ends)
                 if stop or self._periodic_save_due():
-                    self._save_mid_epoch(state, bar)
+                    self._save_mid_epoch(state, progress)
                 if stop:
                     return True
         finally:
-            if bar is not None:
-                bar.close()
+            progress.close()
         self.carry = None
         return False
+
+    # ----------------------------------------------------------------- stopping on signals
+    @contextmanager
+    def _signals_stop_after_a_step(self) -> Iterator[None]:
+        """SIGINT and SIGTERM ask the loop to stop after the step under way, once.
+
+        The handler only records the signal (a consistent state exists only between steps) and
+        puts the previous handler back, so that a second signal acts at once as it would without
+        elman. A signal the process ignores (SIGINT of a background job) stays ignored; outside
+        the main thread Python cannot set handlers, and signals keep their usual effect.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous: dict[int, Any] = {}
+
+        def ask(signum: int, frame: Any) -> None:
+            self._signal = signum
+            signal.signal(signum, previous[signum])
+
+        for sig in STOP_SIGNALS:
+            handler = signal.getsignal(sig)
+            if handler is not signal.SIG_IGN:
+                previous[sig] = signal.SIG_DFL if handler is None else handler
+                signal.signal(sig, ask)
+        try:
+            yield
+        finally:
+            for number, saved in previous.items():
+                signal.signal(number, saved)
+
+    def _stop_asked(self, sync: bool) -> bool:
+        """Whether a signal asks to stop now.
+
+        One process: at any step. Several: only where every rank passes (``sync``: a log window,
+        an epoch's end), and all of them stop when any was signalled, so they save the same step.
+        """
+        if not distributed.active():
+            return self._signal is not None
+        if not sync:
+            return False
+        asked = torch.tensor(float(self._signal is not None), device=self.device)
+        if distributed.all_reduce_sum(asked).item() == 0:
+            return False
+        self._signal = self._signal or int(signal.SIGTERM)
+        return True
+
+    def _interrupted(self) -> dict[str, Any]:
+        """The summary of a run that ``max_steps`` stopped; a signal raises instead."""
+        if self._signal is not None:
+            raise TrainingStopped(self._signal, self.state.global_step)
+        return self._summary(interrupted=True)
 
     def _step(self, batch: Any, state: Any) -> Any:
         """One optimiser step on ``batch`` from the carried ``state``; returns the next carry."""
@@ -588,10 +731,10 @@ class Trainer:
             return False
         return self.state.global_step % every == 0
 
-    def _save_mid_epoch(self, state: Any, bar: tqdm | None) -> None:
+    def _save_mid_epoch(self, state: Any, progress: EpochProgress) -> None:
         """Checkpoint inside the epoch with the carried state, to resume from this very step."""
         if self.window.steps:  # into epoch_loss first, so a resume from here loses no tokens
-            self._log_window(bar)
+            self._log_window(progress)
         self.carry = state
         self.save("last.pt")
 
@@ -619,6 +762,13 @@ class Trainer:
                 f" | valid " + " ".join(f"{k} {v:.4g}" for k, v in valid.items() if k != "tokens"),
                 flush=True,
             )
+            why = divergence(valid["loss"], st.best_valid)
+            if why is not None:
+                warnings.warn(
+                    f"epoch {st.epoch}: {why}; lower train.lr or set train.clip_norm "
+                    "(e.g. --set train.clip_norm=5)",
+                    stacklevel=2,
+                )
         improved = valid["loss"] < st.best_valid
         if improved:
             st.best_valid = valid["loss"]
