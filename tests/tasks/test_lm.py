@@ -77,3 +77,28 @@ def test_prepare_refuses_a_vocabulary_from_another_corpus(corpus):
     recipe = parse_recipe({"data": {"dataset": str(corpus)}})
     with pytest.raises(ElmanError, match="vocabulary .* does not match"):
         lm.TASK.prepare(recipe, vocab=Vocabulary(["<unk>", "<eos>", "zebra"]))
+
+
+@pytest.mark.parametrize("level", ["word", "char"])
+def test_a_language_model_on_one_text_file_of_your_own(tmp_path, level):
+    from elman.tasks.training import train
+
+    text = tmp_path / "mine.txt"
+    text.write_text("".join(f"the cat sat on mat {i % 7}\n" for i in range(200)))
+    recipe = tmp_path / "mine.toml"
+    recipe.write_text(
+        f'[recipe]\nname = "mine"\ntask = "lm"\naim = "a test"\n'
+        f'[data]\ndataset = "{text}"\nlevel = "{level}"\nbatch_size = 4\nbptt = 8\n'
+        "[model]\nembedding_dim = 8\nhidden_size = 8\nnum_layers = 1\n"
+        "[train]\nepochs = 1\nprogress = false\n"
+    )
+    summary = train(recipe, out=tmp_path / "run")
+    test = summary["results"]["metrics"]["test"]
+    assert ("bpc" in test) == (level == "char")
+    n = len(text.read_text())
+    # the last 5%: 10 lines of 6 words + <eos>; or characters, the first of which has no
+    # history to be predicted from (no <eos> in a character stream)
+    expected = {"word": 10 * 7, "char": n - n * 95 // 100 - 1}
+    assert test["tokens"] == expected[level]
+    with pytest.raises(ElmanError, match="level 'bytes' unknown"):
+        train(recipe, out=tmp_path / "x", overrides=["data.level=bytes"])

@@ -33,7 +33,12 @@ from elman.train.trainer import evaluate_loss, pick_device
 
 @dataclass
 class LMDataConfig:
-    dataset: str = "ptb"  # a name (`elman data list`) or a folder with train/valid/test.txt
+    # a name (`elman data list`), a folder with train/valid/test.txt, or one text file (cut
+    # 90/5/5 in order, or the training text when `valid` and `test` name files)
+    dataset: str = "ptb"
+    level: str | None = None  # your own data: "word" (default) or "char" (bits per character)
+    valid: str | None = None  # with one training file: its validation file
+    test: str | None = None  # and its test file
     batch_size: int = 20  # B columns of the training stream
     bptt: int = 35  # truncation length T
     eval_batch_size: int = 1  # 1 gives every token its full left context (as the papers do)
@@ -44,12 +49,22 @@ class LMDataConfig:
         for name in ("batch_size", "bptt", "eval_batch_size", "min_count"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.level not in (None, "word", "char"):
+            raise ValueError(f"level {self.level!r} unknown; valid: word, char")
 
 
 @dataclass
 class LMRecipe(Recipe):
     data: LMDataConfig
     model: RNNLMConfig
+
+
+def resolve_data(cfg: Any, name: str | None = None) -> Dataset:
+    """The corpus of a data config (``cfg.dataset``, or ``name`` instead), with its own
+    ``level`` and ``valid``/``test`` files where the config has them."""
+    if name is not None and name != cfg.dataset:  # another corpus: its own files only
+        return resolve(name, level=getattr(cfg, "level", None))
+    return resolve(cfg.dataset, level=getattr(cfg, "level", None), valid=cfg.valid, test=cfg.test)
 
 
 def build_vocab(dataset: Dataset, cfg: Any) -> Vocabulary:
@@ -181,7 +196,7 @@ class LMTask(Task):
 
     def prepare(self, recipe: LMRecipe, vocab: Vocabulary | None = None) -> Prepared:
         data_cfg = recipe.data
-        dataset = resolve(data_cfg.dataset)
+        dataset = resolve_data(data_cfg)
         # A missing, empty or non-UTF-8 valid/test file stops the run now, not after training.
         for split in ("valid", "test"):
             dataset.tokens(split)
@@ -212,7 +227,7 @@ class LMTask(Task):
         return Loaded(self, model, vocab, recipe, Path(payload["path"]), device, level=level)
 
     def dataset(self, name: str, recipe: Any) -> Dataset:
-        return resolve(name)
+        return resolve_data(recipe.data, name)
 
     def evaluate(
         self, loaded: Loaded, dataset: Any, split: str, *, batch_size: int | None = None

@@ -17,12 +17,18 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from elman.data.datasets import Dataset, resolve
+from elman.data.datasets import Dataset
 from elman.data.vocabulary import Vocabulary
 from elman.data.windows import ContextWindows
 from elman.errors import ElmanError
 from elman.models.nplm import NPLM, NPLMConfig, build_nplm
-from elman.tasks.lm import checked_vocab, encode_split, lm_summary, metrics_from_loss
+from elman.tasks.lm import (
+    checked_vocab,
+    encode_split,
+    lm_summary,
+    metrics_from_loss,
+    resolve_data,
+)
 from elman.tasks.protocol import Capabilities, Loaded, Metrics, Prepared, Task
 from elman.train import distributed
 from elman.train.checkpoint import build_checked
@@ -32,7 +38,11 @@ from elman.train.trainer import evaluate_loss, pick_device
 
 @dataclass
 class NPLMDataConfig:
-    dataset: str = "ptb"  # a name (`elman data list`) or a folder with train/valid/test.txt
+    # a name (`elman data list`), a folder with train/valid/test.txt, or one text file (cut
+    # 90/5/5 in order, or the training text when `valid` and `test` name files)
+    dataset: str = "ptb"
+    valid: str | None = None  # with one training file: its validation file
+    test: str | None = None  # and its test file
     batch_size: int = 256  # windows per training step
     eval_batch_size: int = 1024  # windows per evaluation step (any size gives the same score)
     epoch_size: int | None = None  # training windows per epoch, a fresh random subset; None: all
@@ -137,7 +147,7 @@ class NPLMTask(Task):
 
     def prepare(self, recipe: NPLMRecipe, vocab: Vocabulary | None = None) -> Prepared:
         data_cfg = recipe.data
-        dataset = resolve(data_cfg.dataset)
+        dataset = resolve_data(data_cfg)
         vocab = checked_vocab(dataset, data_cfg, vocab)
         train_windows = make_windows(
             vocab,
@@ -175,7 +185,7 @@ class NPLMTask(Task):
         return Loaded(self, model, vocab, recipe, Path(payload["path"]), device, level=level)
 
     def dataset(self, name: str, recipe: Any) -> Dataset:
-        return resolve(name)
+        return resolve_data(recipe.data, name)
 
     def evaluate(
         self, loaded: Loaded, dataset: Any, split: str, *, batch_size: int | None = None
