@@ -6,47 +6,135 @@ metrics with the command, commit, device, date and wall time (:mod:`elman.tasks.
 
 The task of the recipe prepares the model and data (:meth:`Task.prepare`), the one trainer of
 :mod:`elman.train.trainer` fits it, and the task evaluates ``best.pt`` on valid and test.
+
+A run folder belongs to one ``elman train`` at a time (:func:`hold_run_folder`: an OS lock that
+dies with its process, so a second run on it stops at once and a killed one leaves no stale
+lock). A resume continues the same run: only the keys of :data:`RESUME_MAY_CHANGE` may differ
+from the checkpoint's recipe, and each of them takes effect (docs/lm.md, "Resuming").
 """
 
 from __future__ import annotations
 
 import copy
-import json
+import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
+from filelock import FileLock, Timeout
 
 from elman.errors import ElmanError
+from elman.files import check_writable, os_error, remove_temporaries
+from elman.files import write_json as write_json_file
 from elman.provenance import command_line, git_commit, utc_now
 from elman.tasks.loading import load
 from elman.tasks.protocol import Prepared, Task
 from elman.tasks.results import training_record, write_json
 from elman.tasks.table import get_task, parse_recipe, read_recipe
 from elman.train import distributed
-from elman.train.checkpoint import load_checkpoint, resolve_checkpoint
+from elman.train.checkpoint import load_checkpoint
+from elman.train.config import RESUMABLE
 from elman.train.recipe import Recipe
-from elman.train.trainer import Trainer, pick_device
+from elman.train.trainer import Trainer, TrainingStopped, pick_device
 
-# Keys of other sections than [train] that a resume may change: they leave the weights, the
-# carried state and the data position meaningful (a moved corpus folder, another impl).
-RESUME_MAY_CHANGE = {("data", "dataset"), ("data", "eval_batch_size"), ("model", "impl")}
+# The keys a resume may change: the [train] keys of elman.train.config.RESUMABLE, and of the other
+# sections those that leave the weights, the carried state and the data position meaningful (a
+# moved corpus folder, a larger evaluation batch, another implementation of the same cells).
+RESUME_MAY_CHANGE = frozenset(
+    {"data.dataset", "data.eval_batch_size", "model.impl"} | {f"train.{k}" for k in RESUMABLE}
+)
+LOCK_NAME = ".lock"  # in the run folder; the file stays, the lock dies with its process
 
 
 def check_resume_overrides(stored: dict[str, Any], resolved: dict[str, Any]) -> None:
-    """A resume continues the same run: its model and training data must stay as they were."""
+    """A resume continues the same run: only the keys of RESUME_MAY_CHANGE may differ."""
     changed = [
-        f"{section}.{key}"
+        f"{section}.{key} ({stored.get(section, {}).get(key)!r} -> {value!r})"
         for section, table in resolved.items()
-        if section not in ("recipe", "train")
+        if section != "recipe"  # the run's name and aim may be renamed
         for key, value in table.items()
-        if value != stored.get(section, {}).get(key) and (section, key) not in RESUME_MAY_CHANGE
+        if value != stored.get(section, {}).get(key) and f"{section}.{key}" not in RESUME_MAY_CHANGE
     ]
     if changed:
+        train_keys = ", ".join(sorted(RESUMABLE))
         raise ElmanError(
-            f"--resume continues the same run, but --set changes {', '.join(changed)}; "
-            "only [train] keys may change (start a new run with --out to change the others)"
+            f"--resume continues the same run, but --set changes {', '.join(changed)}; a resume "
+            f"may change only train.{{{train_keys}}}, data.dataset, data.eval_batch_size and "
+            "model.impl (start a new run with --out to change the others)"
         )
+
+
+@contextmanager
+def hold_run_folder(run_dir: Path) -> Iterator[None]:
+    """Hold ``run_dir`` for this run alone, and clear what a killed save left in it.
+
+    The lock is ``flock`` on ``RUN_DIR/.lock`` (the ``filelock`` package), taken without
+    waiting: a second ``elman train`` on the folder stops at once in one line. The kernel
+    releases it when the process ends in any way, ``kill -9`` included, so there are no stale
+    locks. Under torchrun rank 0 alone holds it (the other ranks write nothing).
+    """
+    if os.environ.get("RANK", "0") != "0":
+        yield
+        return
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ElmanError(f"run folder {run_dir} is a file; choose a folder with --out")
+    created = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise os_error(run_dir, err, "cannot create the run folder") from None
+    lock = FileLock(run_dir / LOCK_NAME, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise ElmanError(
+            f"run folder {run_dir} is in use by another elman train; wait for it to end, or "
+            "train into another folder with --out"
+        ) from None
+    except OSError as err:
+        raise os_error(run_dir / LOCK_NAME, err, "cannot lock the run folder") from None
+    try:
+        remove_temporaries(run_dir)  # the temporary files of a save that was killed
+        yield
+    except BaseException:
+        if created and [p.name for p in run_dir.iterdir()] == [LOCK_NAME]:
+            # failed before writing anything (a missing corpus): leave no empty folder behind
+            (run_dir / LOCK_NAME).unlink()
+            run_dir.rmdir()
+        raise
+    finally:
+        lock.release()
+
+
+def resume_target(resume: str | Path) -> tuple[Path, Path]:
+    """The run folder and the checkpoint that ``--resume`` names (a folder: its last.pt)."""
+    path = Path(resume)
+    if path.is_dir():
+        if not (path / "last.pt").is_file():
+            raise ElmanError(
+                f"run folder {path} has no checkpoint yet: it stopped before its first save "
+                "(an epoch's end, train.save_every, max_steps, Ctrl-C or SIGTERM), so there is "
+                f"nothing to resume; start it again with elman train RECIPE --out {path}"
+            )
+        return path, path / "last.pt"
+    if path.is_file():
+        return path.parent, path
+    raise ElmanError(f"--resume {path}: no such run folder or checkpoint")
+
+
+def resumed_recipe(payload: dict[str, Any], overrides: list[str] | None) -> tuple[Recipe, Recipe]:
+    """The recipe a resume trains with, and the one the checkpoint was written under."""
+    stored = copy.deepcopy(payload["recipe"])
+    # max_steps stopped the earlier session; a resume runs on to the end unless --set
+    # gives a new target (else every resume would stop at once, at the same step).
+    stored.get("train", {}).pop("max_steps", None)
+    previous = parse_recipe(stored, upgrade=True)
+    recipe = parse_recipe(stored, overrides, upgrade=True)
+    check_resume_overrides(previous.raw, recipe.raw)
+    return recipe, previous
 
 
 def train(
@@ -62,43 +150,52 @@ def train(
 
     Returns the trainer's summary (``interrupted``, ``history``, ``sessions``, ``run_dir`` …)
     and, once training ended, ``results``: the record also written to ``results``.
+
+    SIGINT (Ctrl-C) or SIGTERM saves ``last.pt`` of the step under way and prints how to resume;
+    then SIGINT raises ``KeyboardInterrupt`` (exit status 130 from the command line) and SIGTERM
+    ``SystemExit(143)``, what the signal itself would have done, less the lost steps.
     """
     commit = git_commit()  # the code that trains is the code checked out now, not at the end
-    payload = None
+    if results is not None:
+        check_writable(results, "results file")  # before the training, not after it
     if resume is not None:
-        run_dir = Path(resume)
-        last = run_dir / "last.pt" if run_dir.is_dir() else run_dir
-        payload = load_checkpoint(resolve_checkpoint(last))
-        run_dir = Path(payload["path"]).parent
-        stored = copy.deepcopy(payload["recipe"])
-        # max_steps stopped the earlier session; a resume runs on to the end unless --set
-        # gives a new target (else every resume would stop at once, at the same step).
-        stored.get("train", {}).pop("max_steps", None)
-        recipe = parse_recipe(stored, overrides, upgrade=True)
-        check_resume_overrides(parse_recipe(stored, upgrade=True).raw, recipe.raw)
+        if recipe_path is not None or out is not None:
+            raise ElmanError(
+                f"--resume {resume} continues a run with the recipe and folder it was started "
+                "with; give no recipe or --out beside it (change keys with --set)"
+            )
+        run_dir, last = resume_target(resume)
     else:
         if recipe_path is None:
             raise ElmanError("give a recipe (elman train recipes/NAME.toml) or --resume RUN_DIR")
         recipe = read_recipe(recipe_path, overrides)
         run_dir = Path(out) if out is not None else Path("runs") / recipe.info.name
-        if (run_dir / "last.pt").exists():
+    with hold_run_folder(run_dir):
+        payload = previous = None
+        if resume is not None:  # read under the lock: no other run writes last.pt meanwhile
+            payload = load_checkpoint(last)
+            recipe, previous = resumed_recipe(payload, overrides)
+        elif (run_dir / "last.pt").exists():
             raise ElmanError(
                 f"run folder {run_dir} already holds a run; continue it with --resume {run_dir} "
                 "or choose another folder with --out"
             )
-    # torchrun: join the other processes (a no-op for a plain run)
-    started = distributed.init_from_env(recipe.train.device)
-    try:
-        return _train(recipe, run_dir, payload, results, command or command_line(), commit)
-    finally:
-        if started:
-            distributed.cleanup()
+        # torchrun: join the other processes (a no-op for a plain run)
+        started = distributed.init_from_env(recipe.train.device)
+        try:
+            return _train(
+                recipe, run_dir, payload, previous, results, command or command_line(), commit
+            )
+        finally:
+            if started:
+                distributed.cleanup()
 
 
 def _train(
     recipe: Recipe,
     run_dir: Path,
     payload: dict[str, Any] | None,
+    previous: Recipe | None,
     results: str | Path | None,
     command: str,
     commit: str,
@@ -110,18 +207,28 @@ def _train(
     prepared = task.prepare(recipe, vocab=vocab)
     main = distributed.is_main()  # only rank 0 writes and prints
     if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "recipe.json").write_text(json.dumps(recipe.raw, indent=2) + "\n")
+        write_json_file(run_dir / "recipe.json", recipe.raw)
     meta = prepared.checkpoint_meta(task.name, recipe)
     trainer = Trainer(
         prepared.model, recipe.train, prepared.train_data, prepared.validate, run_dir, meta
     )
     if payload is not None:
-        trainer.load_state_dict(payload)
+        trainer.load_state_dict(payload, previous.train if previous is not None else None)
     trainer.sessions.append(
         {"command": command, "commit": commit, "from_step": trainer.global_step, "date": utc_now()}
     )
-    summary = trainer.fit()
+    try:
+        summary = trainer.fit()
+    except TrainingStopped as stop:
+        if main:
+            print(
+                f"stopped at step {stop.step} ({stop.signal_name}); continue with "
+                f"`elman train --resume {run_dir}`",
+                flush=True,
+            )
+        if stop.signum == signal.SIGTERM:  # exit as SIGTERM's convention says, 128 + 15
+            raise SystemExit(stop.exit_code) from None
+        raise
     summary["sessions"] = trainer.sessions
     summary["run_dir"] = str(run_dir)
     if not main:
