@@ -146,6 +146,44 @@ def test_a_signal_in_process_raises_training_stopped_after_saving(tmp_path):
     assert signal.getsignal(signal.SIGTERM) == before  # the handler is put back
 
 
+# Under torchrun: rank 1 alone is signalled, after step 2; the ranks agree at the next log window.
+SIGNALLED_RANK = """\
+import os, signal, sys
+from elman.train.trainer import Trainer
+
+real_step = Trainer._step
+
+def step(self, batch, state):
+    out = real_step(self, batch, state)
+    if os.environ["RANK"] == "1" and self.global_step == 2:
+        os.kill(os.getpid(), signal.SIGTERM)
+    return out
+
+Trainer._step = step
+from elman.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.distributed
+def test_under_torchrun_the_ranks_stop_together_at_the_next_log_window(recipe, tmp_path):
+    from .test_distributed import free_port
+
+    worker = tmp_path / "worker.py"
+    worker.write_text(SIGNALLED_RANK)
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    cmd += ["--master-addr", "127.0.0.1", "--master-port", str(free_port()), str(worker)]
+    cmd += ["train", str(recipe), "--out", str(run), "--set", "train.log_every=3"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode != 0  # torchrun reports its workers' exit status 143
+    message = f"stopped at step 3 (SIGTERM); continue with `elman train --resume {run}`"
+    assert done.stdout.count(message) == 1, done.stdout[-2000:] + done.stderr[-3000:]
+    assert load_checkpoint(run / "last.pt")["trainer"]["global_step"] == 3
+    assert train(None, overrides=["train.max_steps=4"], resume=run)["global_step"] == 4
+
+
 # ----------------------------------------------------------------- non-finite weights
 def test_an_infinite_rate_stops_before_any_save(tmp_path):
     # a recipe cannot say lr = inf (test_values_out_of_range_…); Python code can set the rate
