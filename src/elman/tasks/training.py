@@ -59,11 +59,14 @@ def check_resume_overrides(stored: dict[str, Any], resolved: dict[str, Any]) -> 
         if value != stored.get(section, {}).get(key) and f"{section}.{key}" not in RESUME_MAY_CHANGE
     ]
     if changed:
-        train_keys = ", ".join(sorted(RESUMABLE))
+        by_section: dict[str, list[str]] = {}
+        for name in sorted(RESUME_MAY_CHANGE):
+            section, key = name.split(".", 1)
+            by_section.setdefault(section, []).append(key)
+        allowed = "; ".join(f"[{sec}] {', '.join(keys)}" for sec, keys in by_section.items())
         raise ElmanError(
             f"--resume continues the same run, but --set changes {', '.join(changed)}; a resume "
-            f"may change only train.{{{train_keys}}}, data.dataset, data.eval_batch_size and "
-            "model.impl (start a new run with --out to change the others)"
+            f"may change only {allowed} (start a new run with --out to change the others)"
         )
 
 
@@ -115,7 +118,8 @@ def resume_target(resume: str | Path) -> tuple[Path, Path]:
     if path.is_dir():
         if not (path / "last.pt").is_file():
             raise ElmanError(
-                f"run folder {path} has no checkpoint yet: it stopped before its first save "
+                f"run folder {path} has no checkpoint yet (no {path / 'last.pt'}): it stopped "
+                "before its first save "
                 "(an epoch's end, train.save_every, max_steps, Ctrl-C or SIGTERM), so there is "
                 f"nothing to resume; start it again with elman train RECIPE --out {path}"
             )

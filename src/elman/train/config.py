@@ -116,7 +116,9 @@ class TrainConfig:
         for name in ("lr", "momentum", "weight_decay", "min_lr", "min_improvement"):
             value = getattr(self, name)
             if not 0 <= value <= MAX_RATE:  # NaN fails too
-                raise ValueError(f"{name} must be in [0, {MAX_RATE:.3g}], got {value}")
+                raise ValueError(
+                    f"{name} must be >= 0 and at most {MAX_RATE:.3g} (float32), got {value}"
+                )
         if not 0 < self.lr_decay <= 1:  # NaN fails too
             raise ValueError(f"lr_decay must be in (0, 1] (1: never decay), got {self.lr_decay}")
         if self.min_improvement >= 1:
