@@ -48,7 +48,10 @@ def core_check() -> None:
         print(f"  {cell:5s}  max |difference| = {(out_f - out_u).abs().max().item():.1e}")
 
 
-RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "recipe.json", "results.json", "tensorboard")
+RUN_FILES = (
+    "last.pt", "best.pt", "metrics.jsonl", "recipe.json", "results.json", "tensorboard",
+    ".lock",  # elman train's run-folder lock (elman.tasks.training.hold_run_folder)
+)  # fmt: skip
 
 
 def check_run_folder(out: Path) -> None:
