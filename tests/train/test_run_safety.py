@@ -19,6 +19,7 @@ import warnings
 import pytest
 import torch
 
+from elman.cli.demo import check_run_folder
 from elman.errors import ElmanError
 from elman.files import read_jsonl
 from elman.tasks.training import train
@@ -104,6 +105,8 @@ def test_the_lock_is_released_when_a_run_fails(recipe, tmp_path):
         train(None, overrides=[f"data.dataset={tmp_path / 'absent'}"], resume=run)
     assert (run / "last.pt").is_file()  # a folder it did not make stays
     assert train(None, overrides=["train.max_steps=2"], resume=run)["global_step"] == 2
+    assert (run / ".lock").is_file()
+    check_run_folder(run)  # elman demo still takes the folder for an elman run
 
 
 # ----------------------------------------------------------------- signals
