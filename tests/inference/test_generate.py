@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from elman.data.vocabulary import Vocabulary
+from elman.errors import ElmanError
 from elman.inference.generate import decode_text, encode_prompt, filter_logits, sample
 from elman.models.rnnlm import RNNLM, RNNLMConfig
 from elman.tasks.loading import load
@@ -95,6 +96,25 @@ def test_sample_rejects_bad_arguments(model):
         sample(model, [], 3)
     with pytest.raises(ValueError, match="temperature"):
         sample(model, [1], 3, temperature=-1)
+    with pytest.raises(ValueError, match="temperature must be a finite number >= 0, got nan"):
+        sample(model, [1], 3, temperature=float("nan"))
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"temperature": float("nan")}, "--temperature must be a finite number >= 0"),
+        ({"temperature": float("inf")}, "--temperature must be a finite number >= 0"),
+        ({"top_p": float("nan")}, r"--top-p must be in \(0, 1\], got nan"),
+        ({"top_k": 0}, "--top-k must be >= 1"),
+        ({"seed": 2**64}, r"--seed must be in 0 … 4294967295"),
+        ({"tokens": -1}, "--tokens must be >= 0"),
+    ],
+)
+def test_generate_refuses_what_would_sample_from_nan(run_dir, options, message):
+    options = {"prompt": "the", "tokens": 3, **options}
+    with pytest.raises(ElmanError, match=message):
+        generate(str(run_dir), **options)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import torch
 
 from elman.data.pair_batches import pad_sources
 from elman.data.subword import BOS_ID, EOS_ID
+from elman.inference.limits import MAX_BEAM
 from elman.inference.search import (
     NEVER_WRITTEN,
     DecodeConfig,
@@ -140,3 +141,23 @@ def test_lengths_and_config_checks():
     for bad in ({"beam": 0}, {"length_penalty": -1}, {"max_len_ratio": 0, "max_len_extra": 0}):
         with pytest.raises(ValueError):
             DecodeConfig(**bad)
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"beam": 100_000}, r"beam must be in 1 … 100 \(1 = greedy\), got 100000"),
+        ({"beam": 2.5}, "beam must be a whole number"),
+        ({"beam": True}, "beam must be in"),
+        ({"length_penalty": math.nan}, "length_penalty must be in 0 … 10"),
+        ({"length_penalty": math.inf}, "length_penalty must be in 0 … 10"),
+        ({"max_len_ratio": math.nan}, "max_len_ratio must be in 0 … 10"),
+        ({"max_len_ratio": 1e9}, "max_len_ratio must be in 0 … 10"),
+        ({"max_len_extra": 10**9}, "max_len_extra must be in 0 … 1000"),
+        ({"max_source_len": 0}, "max_source_len must be in 1 … 100000"),
+    ],
+)
+def test_decode_settings_are_finite_and_capped_with_the_cap_in_the_message(bad, message):
+    with pytest.raises(ValueError, match=message):
+        DecodeConfig(**bad)
+    assert DecodeConfig(beam=MAX_BEAM).beam == 100  # the cap itself is allowed

@@ -11,6 +11,7 @@ text with ``<eos>`` as a line break (:func:`encode_prompt`, :func:`decode_text`)
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import torch
@@ -18,6 +19,8 @@ from torch import Tensor, nn
 
 from elman.data.vocabulary import Vocabulary
 from elman.errors import ElmanError
+
+MAX_SEED = 2**32 - 1  # as the recipes' train.seed
 
 
 def filter_logits(logits: Tensor, top_k: int | None = None, top_p: float | None = None) -> Tensor:
@@ -52,8 +55,8 @@ def sample(
     """
     if not prompt_ids:
         raise ValueError("prompt_ids must hold at least one id (e.g. the <eos> id)")
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if not (math.isfinite(temperature) and temperature >= 0):  # NaN fails every comparison
+        raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
     generator = torch.Generator(device="cpu")
     if seed is not None:
         generator.manual_seed(seed)
@@ -97,6 +100,25 @@ def decode_text(ids: list[int], vocab: Vocabulary, level: str) -> str:
     return text.replace("_", " ") if " " not in vocab and "_" in vocab else text
 
 
+def check_sampling(
+    tokens: int, temperature: float, top_k: int | None, top_p: float | None, seed: int | None
+) -> None:
+    """Refuse, in one line naming the option, what would crash or sample from NaN later
+    (a NaN passes every ``<`` test, so each check asks for the valid range instead)."""
+    if tokens < 0:
+        raise ElmanError(f"--tokens must be >= 0, got {tokens}")
+    if not (math.isfinite(temperature) and temperature >= 0):
+        raise ElmanError(
+            f"--temperature must be a finite number >= 0 (0: greedy), got {temperature}"
+        )
+    if top_k is not None and top_k < 1:
+        raise ElmanError(f"--top-k must be >= 1, got {top_k}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ElmanError(f"--top-p must be in (0, 1], got {top_p}")
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise ElmanError(f"--seed must be in 0 … {MAX_SEED} (2**32 - 1), got {seed}")
+
+
 def generate_text(
     model: nn.Module,
     vocab: Vocabulary,
@@ -112,14 +134,7 @@ def generate_text(
 ) -> str:
     """The prompt followed by ``tokens`` sampled tokens, as text (prompt words the vocabulary
     lacks are read as ``<unk>``, with a warning)."""
-    if tokens < 0:
-        raise ElmanError(f"--tokens must be >= 0, got {tokens}")
-    if temperature < 0:
-        raise ElmanError(f"--temperature must be >= 0, got {temperature}")
-    if top_k is not None and top_k < 1:
-        raise ElmanError(f"--top-k must be >= 1, got {top_k}")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise ElmanError(f"--top-p must be in (0, 1], got {top_p}")
+    check_sampling(tokens, temperature, top_k, top_p, seed)
     ids, unknown = encode_prompt(prompt, vocab, level)
     if unknown:
         warnings.warn(

@@ -41,6 +41,13 @@ from torch import Tensor
 
 from elman.data.subword import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from elman.errors import ElmanError
+from elman.inference.limits import (
+    MAX_BEAM,
+    MAX_LEN_EXTRA,
+    MAX_LEN_RATIO,
+    MAX_LENGTH_PENALTY,
+    MAX_SOURCE_LEN,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11
@@ -85,6 +92,12 @@ class SearchModel(Protocol[MemoryT, StateT]):
 
 @dataclass
 class DecodeConfig:
+    """How to decode; every value is checked against its range (:mod:`elman.inference.limits`).
+
+    The messages start with the field's name: the recipe reader and ``elman translate`` turn
+    it into the key or option the user wrote.
+    """
+
     beam: int = 5  # K; 1 = greedy
     length_penalty: float = 1.0  # α of lp(Y) = ((5 + |Y|) / 6)^α; 0: none
     max_len_ratio: float = 1.5  # at most ⌊ratio · source pieces + extra⌋ output pieces
@@ -92,16 +105,21 @@ class DecodeConfig:
     max_source_len: int = 250  # `elman translate`: longer inputs are cut to this many pieces
 
     def __post_init__(self) -> None:
-        if self.beam < 1:
-            raise ValueError(f"beam must be at least 1, got {self.beam}")
-        if self.length_penalty < 0:
-            raise ValueError(f"length_penalty must be >= 0, got {self.length_penalty}")
-        if self.max_len_ratio < 0 or self.max_len_extra < 0:
-            raise ValueError("max_len_ratio and max_len_extra must be >= 0")
+        # `not low <= x <= high` rather than `x < low`: a NaN fails every comparison.
+        _check("beam", self.beam, 1, MAX_BEAM, "1 = greedy")
+        _check("length_penalty", self.length_penalty, 0.0, MAX_LENGTH_PENALTY, "0 = none")
+        _check("max_len_ratio", self.max_len_ratio, 0.0, MAX_LEN_RATIO, "1.5 is usual")
+        _check("max_len_extra", self.max_len_extra, 0, MAX_LEN_EXTRA, "10 is usual")
+        _check("max_source_len", self.max_source_len, 1, MAX_SOURCE_LEN, "250 is usual")
         if self.max_len_ratio == 0 and self.max_len_extra == 0:
             raise ValueError("max_len_ratio and max_len_extra are both 0: no output possible")
-        if self.max_source_len < 1:
-            raise ValueError(f"max_source_len must be at least 1, got {self.max_source_len}")
+
+
+def _check(name: str, value: float, low: float, high: float, note: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise ValueError(f"{name} must be in {low:g} … {high:g} ({note}), got {value!r}")
+    if isinstance(low, int) and not isinstance(value, int):
+        raise ValueError(f"{name} must be a whole number in {low} … {high}, got {value!r}")
 
 
 @dataclass
