@@ -130,6 +130,69 @@ def test_malformed_files_name_the_line(tmp_path, lineno, replacement, expected):
     assert expected in _broken(tmp_path, "\n".join(lines) + "\n")
 
 
+@pytest.mark.parametrize(
+    "lineno, replacement, expected",
+    [
+        (10, "nan\ta\t-0.2", "bad.arpa:10: log10 probability nan is not"),
+        (10, "nan a -0.2", "bad.arpa:10: log10 probability nan is not"),  # the general parser
+        (10, "0.5\ta\t-0.2", "bad.arpa:10: log10 probability 0.5 is not"),
+        (10, "1e-9\ta\t-0.2", "bad.arpa:10: log10 probability 1e-09 is not"),
+        (11, "inf\tb\t-0.1", "bad.arpa:11: log10 probability inf is not"),
+        (20, "NaN\t<s> a b", "bad.arpa:20: log10 probability nan is not"),
+        (15, "-0.4\ta b\tnan", "bad.arpa:15: back-off weight nan is not a finite number"),
+        (15, "-0.4\ta b\t-inf", "bad.arpa:15: back-off weight -inf is not a finite number"),
+        (8, "-99\t<s>\tinf", "bad.arpa:8: back-off weight inf is not a finite number"),
+    ],
+)
+def test_values_that_are_not_probabilities_are_refused(tmp_path, lineno, replacement, expected):
+    lines = list(GOOD)
+    lines[lineno - 1] = replacement
+    message = _broken(tmp_path, "\n".join(lines) + "\n")
+    assert expected in message and "rebuild it" in message
+
+
+def test_kenlm_and_srilm_conventions_are_accepted(tmp_path):
+    # -99 and -inf: probability zero; 0: probability one; back-off weights above 1 (log > 0)
+    text = (
+        KENLM_STYLE.replace("-1.0\t<unk>\t0", "-inf\t<unk>\t0")
+        .replace("-0.5\ta\t-0.2", "0\ta\t0.3")
+        .replace("-0.1\t<s> a b", "-99\t<s> a b")
+    )
+    path = tmp_path / "ok.arpa"
+    path.write_text(text)
+    lm = read_arpa(path)
+    assert lm.logp[0][lm.unk_id] == -math.inf and lm.logp[0][lm.index["a"]] == 0.0
+    assert lm.logbo[0][lm.index["a"]] == 0.3
+
+
+@pytest.mark.filterwarnings("ignore::elman.models.ngram.counts.NgramWarning")
+@pytest.mark.parametrize("method", SMOOTHINGS)
+def test_built_models_have_log_probabilities_at_most_zero(method):
+    # interpolated sums can round above 1; the builder keeps log10 p <= 0 (readable again)
+    lm = NgramLM.build(LINES * 3, NgramConfig(order=3, smoothing=method))
+    assert all((lp <= 0).all() and np.isfinite(lp).all() for lp in lm.logp)
+    assert all(np.isfinite(b).all() for b in lm.logbo)
+
+
+def test_config_refuses_an_infinite_k_and_a_huge_order():
+    with pytest.raises(ElmanError, match="finite number > 0, got inf"):
+        NgramConfig(smoothing="addk", k=math.inf)
+    with pytest.raises(ElmanError, match="finite number > 0, got nan"):
+        NgramConfig(smoothing="addk", k=math.nan)
+    with pytest.raises(ElmanError, match=r"order must be an integer in 1 … 20, got 1000"):
+        NgramConfig(order=1000)
+
+
+def test_write_is_atomic_and_leaves_no_temporary(tmp_path, monkeypatch):
+    lm = NgramLM.build(LINES, NgramConfig(order=2, smoothing="kn"))
+    path = tmp_path / "m.arpa"
+    path.write_text("old model\n")
+    monkeypatch.setattr(lm, "counts", lambda: 1 / 0)  # fails after the header began
+    with pytest.raises(ZeroDivisionError):
+        write_arpa(lm, path)
+    assert path.read_text() == "old model\n" and [p.name for p in tmp_path.iterdir()] == ["m.arpa"]
+
+
 def test_malformed_structure(tmp_path):
     assert "no '\\data\\' line" in _broken(tmp_path, "hello\n")
     short = KENLM_STYLE.replace("ngram 2=4", "ngram 2=5")

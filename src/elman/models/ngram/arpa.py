@@ -20,6 +20,14 @@ order) the log10 back-off weight; a missing weight is 0.  Fields are separated b
 tabs or spaces.  Probabilities are written with Python's shortest round-trip float
 formatting, so reading a written file gives back every log10 value bit for bit.
 A malformed file raises ElmanError naming ``file:line`` and what was expected.
+
+Values are checked as KenLM checks them: a log10 probability is a number <= 0, where
+probability zero is written -99 (SRILM's and KenLM's convention, e.g. for <s>, which is
+never predicted) or -inf; a back-off weight is any finite number (log10 of a weight,
+which may exceed 1).  NaN, +inf, a positive log10 probability (KenLM: "a bug in IRSTLM")
+and an infinite back-off weight would score silently wrong, so they are refused with the
+file and line.  A file is written atomically (:func:`elman.files.atomic_open`): a build
+killed while writing leaves the old file whole.
 """
 
 from __future__ import annotations
@@ -32,15 +40,17 @@ from pathlib import Path
 import numpy as np
 
 from elman.errors import ElmanError
+from elman.files import atomic_open
 from elman.models.ngram.model import NgramLM, find_rows
 
 CHUNK = 100_000  # entry lines formatted or parsed at a time (bounds the Python strings)
 
 
 def write_arpa(lm: NgramLM, path: str | Path) -> None:
-    """Write ``lm`` to ``path`` as an ARPA file."""
+    """Write ``lm`` to ``path`` as an ARPA file, atomically: ``path`` is replaced only once the
+    whole file is written and on disk (an error or a kill before leaves the old file)."""
     V = lm.vocab_size
-    with open(path, "w", encoding="utf-8") as f:
+    with atomic_open(path, "w") as f:
         f.write("\n\\data\\\n")
         for n, count in enumerate(lm.counts(), start=1):
             f.write(f"ngram {n}={count}\n")
@@ -229,6 +239,7 @@ def _read(r: _Reader) -> NgramLM:
                     key = _add_words(r, words, vocab, index, first, chunk)
                 else:
                     key = _keys(r, words, index, keys, n, first, chunk)
+            _check_values(r, first, chunk, logp, logbo)
             parts.append((key, logp, logbo))
             done += len(chunk)
         key, logp, logbo = (
@@ -251,6 +262,29 @@ def _read(r: _Reader) -> NgramLM:
     if line != "\\end\\":
         raise r.fail(r.lineno, "'\\end\\' after the last section", line)
     return NgramLM(vocab, keys[1:], logps, logbos)
+
+
+def _check_values(
+    r: _Reader, first: int, chunk: list[str], logp: np.ndarray, logbo: np.ndarray
+) -> None:
+    """Refuse a log10 probability that is NaN, +inf or positive, or a back-off weight that
+    is not finite (module docstring); ``first`` is the line number of ``chunk[0]``."""
+    bad_p = np.flatnonzero(~(logp <= 0.0))  # NaN fails every comparison; -inf passes
+    bad_b = np.flatnonzero(~np.isfinite(logbo))
+    if not len(bad_p) and not len(bad_b):
+        return
+    k = int(min(bad_p[:1].tolist() + bad_b[:1].tolist()))
+    line = " ".join(chunk[k].split())[:60]
+    if len(bad_p) and bad_p[0] == k:
+        raise ElmanError(
+            f"{r.path}:{first + k}: log10 probability {float(logp[k])!r} is not a probability's "
+            f"log (a number <= 0, with -99 or -inf for zero) in {line!r}; the file is damaged "
+            "or was written by a tool with a bug: rebuild it"
+        )
+    raise ElmanError(
+        f"{r.path}:{first + k}: back-off weight {float(logbo[k])!r} is not a finite number in "
+        f"{line!r}; the file is damaged or was written by a tool with a bug: rebuild it"
+    )
 
 
 def _fast(chunk: list[str], n: int, index: dict, keys: list[np.ndarray]):

@@ -19,6 +19,7 @@ OOVs drops those tokens from the sum and the count.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -38,6 +39,9 @@ from elman.models.ngram.counts import (
 from elman.models.ngram.smoothing import check_smoothing, estimate
 
 LN10 = float(np.log(10.0))
+# Counting makes one table per order: an order of thousands would only spend time and memory on
+# copies of whole sentences. KenLM is compiled for at most 6 by default.
+MAX_ORDER = 20
 
 
 def find_rows(keys: np.ndarray, context_rows: np.ndarray, words: np.ndarray, V: int) -> np.ndarray:
@@ -73,11 +77,16 @@ class NgramConfig:
     k: float = 1.0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.order, int) or self.order < 1:
-            raise ElmanError(f"order must be a positive integer, got {self.order!r}")
+        if not isinstance(self.order, int) or not 1 <= self.order <= MAX_ORDER:
+            raise ElmanError(
+                f"order must be an integer in 1 … {MAX_ORDER}, got {self.order!r} "
+                "(5 is usual; past 10 the counts only repeat the corpus)"
+            )
         check_smoothing(self.smoothing)
-        if not self.k > 0:
-            raise ElmanError(f"k (the add-k pseudo-count) must be > 0, got {self.k!r}")
+        if not (math.isfinite(self.k) and self.k > 0):  # inf would give NaN probabilities
+            raise ElmanError(
+                f"k (the add-k pseudo-count) must be a finite number > 0, got {self.k!r}"
+            )
 
 
 @dataclass

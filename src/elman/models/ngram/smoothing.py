@@ -163,8 +163,11 @@ METHODS = {
 
 
 def _log10(p: np.ndarray) -> np.ndarray:
+    """log10 of probabilities or interpolation weights, in [-99, 0]: the sums alpha +
+    gamma * lower can exceed 1 by a rounding error, and a positive log10 in an ARPA file is
+    an error to KenLM and to our reader."""
     with np.errstate(divide="ignore"):
-        return np.maximum(np.log10(p), LOG10_ZERO)
+        return np.clip(np.log10(p), LOG10_ZERO, 0.0)
 
 
 def estimate(
