@@ -33,9 +33,17 @@ COMMANDS = [
 ]
 
 
+DESCRIPTION = """\
+elman: n-gram, feed-forward and recurrent language models, taggers and translation
+models on PyTorch. Train them from recipes, then evaluate, sample, tag and translate."""
+EPILOG = "Each command has its own help: elman COMMAND --help."
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="elman", description=__doc__.splitlines()[0])
+    from elman.cli.options import Parser
     from elman.provenance import elman_version
+
+    parser = Parser(prog="elman", description=DESCRIPTION, epilog=EPILOG)
 
     parser.add_argument("--version", action="version", version=f"elman {elman_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -46,7 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, --version, or a bad argument (one line printed)
+        return stop.code if isinstance(stop.code, int) else 2
     if not hasattr(args, "func"):
         parser.print_help()
         return 2

@@ -9,6 +9,8 @@ import argparse
 from pathlib import Path
 from typing import TypedDict
 
+from elman.cli.options import integer
+
 # Shipped inside the package (package data), so the demo works from any install, not only
 # from a source checkout.
 RECIPE = Path(__file__).resolve().with_name("demo.toml")
@@ -25,7 +27,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "demo", help="a 3-minute tour: train, evaluate and sample a small LM", description=__doc__
     )
     p.add_argument("--out", default="runs/demo", help="run folder (replaced)")
-    p.add_argument("--steps", type=int, default=None, help="stop training after this many steps")
+    p.add_argument(
+        "--steps",
+        type=integer(1),
+        default=None,
+        help="stop training after this many steps (default: the recipe's epochs)",
+    )
     p.set_defaults(func=run)
 
 

@@ -19,17 +19,29 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a recipe key, e.g. --set train.lr=0.5 (repeatable)",
+        help="override a recipe key, e.g. --set train.lr=0.5 (repeatable; default: none)",
     )
     p.add_argument("--out", help="run folder (default runs/RECIPE_NAME)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly")
-    p.add_argument("--results", metavar="JSON", help="also write the final results to this file")
+    p.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR exactly (default: start a new run)",
+    )
+    p.add_argument(
+        "--results",
+        metavar="JSON",
+        help="also write the final results to this file (default: none)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from elman.cli.options import check_output
     from elman.provenance import command_line
     from elman.tasks.training import train
+
+    if args.results:
+        check_output(args.results, "--results")  # now, not after the whole training
 
     train(
         args.recipe,
