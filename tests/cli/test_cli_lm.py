@@ -179,6 +179,57 @@ def test_bad_eval_and_generate_arguments(trained, capsys):
     assert_one_error(capsys, ["generate", str(trained), "--top-k", "0"], "--top-k")
 
 
+def test_outputs_are_checked_before_the_evaluation(tmp_path, capsys):
+    (tmp_path / "a-file").write_text("x")
+    # The checkpoint does not exist: the --results path is refused before anything is loaded.
+    bad = tmp_path / "a-file" / "r.json"
+    err = assert_one_error(capsys, ["eval", str(tmp_path / "none.pt"), "--results", str(bad)])
+    assert "--results" in err and "a-file is a file, not a folder" in err
+    err = assert_one_error(capsys, ["train", str(tmp_path / "none.toml"), "--results", str(bad)])
+    assert "--results" in err and "a-file is a file, not a folder" in err
+
+
+def test_eval_with_results_scores_each_split_once(trained, tmp_path, capsys, monkeypatch):
+    import elman.tasks.evaluation as evaluation
+
+    calls = []
+    real = evaluation.Evaluation.__init__
+
+    def counted(self, *args, **kwargs):
+        calls.append(kwargs.get("split"))
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(evaluation.Evaluation, "__init__", counted)
+    out = tmp_path / "results" / "r.json"
+    code, stdout, _ = run(capsys, "eval", str(trained), "--results", str(out), "--json")
+    assert code == 0 and sorted(calls) == ["test", "valid"]
+    record = json.loads(out.read_text())
+    assert json.loads(stdout)["ppl"] == record["metrics"]["test"]["ppl"]
+
+
+def test_eval_refuses_metrics_that_are_not_finite(trained, tmp_path, capsys, monkeypatch):
+    import elman.tasks.evaluation as evaluation
+    from elman.tasks.loading import load
+
+    loaded = load(trained, "cpu")
+    with torch.no_grad():
+        for p in loaded.model.parameters():
+            p.fill_(float("nan"))  # what the checkpoint check would refuse at load time
+    monkeypatch.setattr(evaluation, "load", lambda *a, **k: loaded)
+    results = tmp_path / "r.json"
+    err = assert_one_error(capsys, ["eval", str(trained), "--results", str(results)])
+    assert "is nan, not a finite number" in err and not results.exists()
+    assert_one_error(capsys, ["eval", str(trained), "--json"], "is nan, not a finite number")
+
+
+def test_eval_runs_on_one_thread_unless_told(trained, capsys):
+    torch.set_num_threads(2)
+    assert run(capsys, "eval", str(trained), "--device", "cpu")[0] == 0
+    assert torch.get_num_threads() == 1  # the default (elman.cli.options.DEFAULT_THREADS)
+    assert run(capsys, "eval", str(trained), "--threads", "2")[0] == 0
+    assert torch.get_num_threads() == 2
+
+
 def test_resume_errors_and_an_occupied_run_folder(recipe, trained, tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()

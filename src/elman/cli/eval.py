@@ -13,18 +13,25 @@ The Python function is :func:`elman.evaluate`.
 from __future__ import annotations
 
 import argparse
-import json
+
+from elman.cli.options import add_device, add_threads, check_output, integer, use_threads
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a checkpoint on a split", description=__doc__)
     p.add_argument("checkpoint", help="a .pt checkpoint or a run folder (uses its best.pt)")
-    p.add_argument("--data", help="dataset name or folder (default: the one it was trained on)")
-    p.add_argument("--split", default="test", help="train, valid or test (default test)")
     p.add_argument(
-        "--batch-size", type=int, default=None, help="evaluation columns (default: recipe)"
+        "--data", help="dataset name or folder (default: the one the model was trained on)"
     )
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
+    p.add_argument("--split", default="test", help="train, valid or test")
+    p.add_argument(
+        "--batch-size",
+        type=integer(1),
+        default=None,
+        help="evaluation batch (default: the recipe's)",
+    )
+    add_device(p)
+    add_threads(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument(
         "--report", action="store_true", help="taggers: per-tag P/R/F1 and the confusion table"
@@ -34,42 +41,58 @@ def register(sub: argparse._SubParsersAction) -> None:
         nargs="+",
         metavar="CKPT",
         default=(),
-        help="taggers: average the tag distributions of these models with CHECKPOINT's",
+        help="taggers: average the tag distributions of these models with CHECKPOINT's "
+        "(default: none)",
     )
-    p.add_argument("--mix", metavar="ARPA", help="interpolate with this n-gram model (ARPA file)")
+    p.add_argument(
+        "--mix", metavar="ARPA", help="interpolate with this n-gram model (default: none)"
+    )
     p.add_argument(
         "--lambda",
         dest="lam",
         default="auto",
-        help="weight of the neural model in the mixture: auto (tuned on valid) or a number",
+        help="weight of the neural model in the mixture: auto (tuned on valid) or a number "
+        "in [0, 1]",
     )
     p.add_argument(
         "--results",
         metavar="JSON",
-        help="write a results file (valid and test, with the command) for the README table",
+        help="write a results file (valid and test, with the command) for the README table "
+        "(default: none)",
     )
-    p.add_argument("--aim", default="", help="with --results: the published number aimed at")
+    p.add_argument(
+        "--aim", default="", help="with --results: the published number aimed at (default: none)"
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from elman.tasks.evaluation import evaluate
-    from elman.tasks.results import evaluation_record, write_json
+    from elman.files import dumps, write_json
+    from elman.tasks.evaluation import Evaluation, evaluate, parse_lambda
+    from elman.tasks.results import evaluation_record
     from elman.tasks.tagging_metrics import format_report
 
+    parse_lambda(args.lam)  # a bad --lambda stops before anything is loaded
+    if args.results:
+        check_output(args.results, "--results")  # before the evaluation, not after it
+    use_threads(args.threads)
+    evaluations: dict[str, Evaluation] = {}
     if args.results:
         record = evaluation_record(
             args.checkpoint, data=args.data, batch_size=args.batch_size, device=args.device,
             ensemble=args.ensemble, mix=args.mix, lam=args.lam, aim=args.aim,
+            evaluations=evaluations,
         )  # fmt: skip
         write_json(args.results, record)
-    result = evaluate(
-        args.checkpoint, args.split, data=args.data, batch_size=args.batch_size,
-        device=args.device, ensemble=args.ensemble, report=args.report, mix=args.mix,
-        lam=args.lam,
-    )  # fmt: skip
+    result = evaluations.get(args.split) if not args.report else None
+    if result is None:
+        result = evaluate(
+            args.checkpoint, args.split, data=args.data, batch_size=args.batch_size,
+            device=args.device, ensemble=args.ensemble, report=args.report, mix=args.mix,
+            lam=args.lam,
+        )  # fmt: skip
     if args.json:
-        print(json.dumps(result.to_dict()))
+        print(dumps(result.to_dict()))
         return 0
     print(result.summary())
     if result.report is not None:

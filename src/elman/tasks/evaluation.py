@@ -16,7 +16,8 @@ convention of docs/data.md), so only word-level language models mix with a word 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -179,6 +180,7 @@ def evaluate(
         summary_line=task.summary(metrics),
         notes=task.notes(metrics),
     )
+    check_finite(metrics, f"{loaded.path} on {dataset.name}/{split}")
     if report:
         result.report = task.report(loaded, dataset, split, batch_size=batch_size)
     if mix is not None:
@@ -187,4 +189,28 @@ def evaluate(
             return task.token_logprobs(loaded, dataset, s, batch_size=batch_size)
 
         result.mix = mix_with_ngram(scores, dataset, split, mix, lam)
+        check_finite(result.mix.to_dict(), f"{loaded.path} mixed with {mix} on {split}", MIXTURE)
     return result
+
+
+# The numbers a result stands on. Others may be NaN by definition (a tagger's accuracy on
+# unseen words when the split has none) and are shown as n/a, not refused.
+HEADLINE = ("loss", "ppl", "bpc", "accuracy", "bleu", "chrf", "mse")
+MIXTURE = ("lambda", "neural_ppl", "ngram_ppl", "ppl")
+
+
+def check_finite(metrics: Mapping[str, Any], what: str, keys: Sequence[str] = HEADLINE) -> None:
+    """Refuse a NaN or infinite number among ``metrics[keys]``: printed, it would pass for a
+    result (``elman eval`` printed ``ppl nan`` and exited 0).
+
+    A softmax never gives probability 0, so a non-finite loss or perplexity means the model
+    computes NaN or infinity (damaged or diverged weights); for an n-gram model, that it gives
+    a token of the split probability 0.
+    """
+    for key in keys:
+        value = metrics.get(key)
+        if isinstance(value, float | np.floating) and not math.isfinite(float(value)):
+            raise ElmanError(
+                f"{what}: {key} is {value}, not a finite number; the model's outputs are not "
+                "numbers (damaged or diverged weights?): evaluate another checkpoint or retrain"
+            )

@@ -7,9 +7,6 @@ commit, device, torch, date). ``elman results`` builds the README's table from t
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,26 +14,16 @@ from typing import Any
 
 import torch
 
+from elman import files
 from elman.provenance import provenance
 from elman.tasks.evaluation import Evaluation, evaluate
 from elman.train.trainer import pick_device
 
 
 def write_json(path: str | Path, record: dict[str, Any]) -> Path:
-    """Write ``record`` as indented JSON, atomically (temporary file, fsync, rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(json.dumps(record, indent=2) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``record`` as indented strict JSON (a NaN is ``null``), atomically: the old file
+    stays whole until the new one is complete (:func:`elman.files.write_json`)."""
+    return files.write_json(path, record)
 
 
 def training_record(
@@ -88,11 +75,14 @@ def evaluation_record(
     lam: str | float = "auto",
     aim: str = "",
     command: str | None = None,
+    evaluations: dict[str, Evaluation] | None = None,
 ) -> dict[str, Any]:
     """Score valid and test and return a results record like ``elman train --results`` writes.
 
     The record's name is the run folder's (``+ARPA`` stem with ``mix``, ``-ensembleN`` with an
-    ensemble); with ``mix`` each split's metrics are the mixture's.
+    ensemble); with ``mix`` each split's metrics are the mixture's. ``evaluations``, when
+    given, receives the two :class:`Evaluation` objects (``elman eval`` prints one of them
+    instead of scoring its split again).
     """
     start = time.perf_counter()
     metrics: dict[str, Any] = {}
@@ -102,6 +92,8 @@ def evaluation_record(
             checkpoint, split, data=data, batch_size=batch_size, device=device,
             ensemble=ensemble, mix=mix, lam=lam,
         )  # fmt: skip
+        if evaluations is not None:
+            evaluations[split] = last
         flat = last.to_dict()
         if last.mix is not None:
             metrics[split] = {**flat.pop("mix"), "tokens": flat["tokens"]}
