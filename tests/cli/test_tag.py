@@ -135,3 +135,42 @@ def test_ensemble_of_a_language_model_is_an_error(run_dir, tmp_path, capsys):
     assert f"--ensemble {lm / 'best.pt'} is a 'lm' model" in err and "of one task" in err
     assert main(["eval", str(lm), "--ensemble", str(run_dir)]) == 2
     assert "--ensemble needs a model that can ensemble" in capsys.readouterr().err
+
+
+def test_input_file_after_the_options(run_dir, tmp_path, capsys):
+    write_tagged_corpus(tmp_path / "c", sizes=(1, 1, 2))
+    src = tmp_path / "c" / "toy-test.conllu"
+    assert main(["tag", str(run_dir), str(src), "--conllu"]) == 0
+    before = capsys.readouterr().out
+    assert main(["tag", str(run_dir), "--conllu", str(src)]) == 0  # `elman tag CKPT --conllu FILE`
+    assert capsys.readouterr().out == before and before.count("# sent_id") == 2
+
+
+def test_out_is_replaced_whole_or_not_at_all(run_dir, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "tags.txt"
+    out.write_text("old tags\n")
+    src = tmp_path / "in.txt"
+    src.write_text("the cat sat .\nthe dog ran .\n")
+    import elman.inference.tagging as tagging
+
+    real = tagging.tag_lines
+
+    def killed(tagger, lines, sink, chunk=1000):
+        real(tagger, list(lines)[:1], sink)  # the first line is written, then the run dies
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tagging, "tag_lines", killed)
+    assert main(["tag", str(run_dir), str(src), "--out", str(out)]) == 130
+    assert out.read_text() == "old tags\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "tags.txt"]
+    monkeypatch.setattr(tagging, "tag_lines", real)
+    assert main(["tag", str(run_dir), str(src), "--out", str(out)]) == 0
+    assert out.read_text().count("\n") == 2 and "/" in out.read_text()
+
+
+def test_an_unwritable_out_stops_before_the_model_is_loaded(tmp_path, capsys):
+    (tmp_path / "a-file").write_text("x")
+    bad = tmp_path / "a-file" / "tags.txt"
+    assert main(["tag", str(tmp_path / "none.pt"), "--out", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--out" in err and "a-file is a file, not a folder" in err

@@ -3,6 +3,7 @@ and every kind of bad input."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -93,8 +94,13 @@ def test_another_tasks_checkpoint_is_a_one_line_error(runs, tmp_path, capsys):
 
 def test_bad_options_are_one_line_errors(runs, tmp_path, capsys):
     for args, message in [
-        (["--beam", "0"], "--beam: beam must be at least 1"),
-        (["--batch-size", "0"], "--batch-size must be >= 1"),
+        (["--beam", "0"], "argument --beam: must be in 1 … 100, got 0"),
+        (["--beam", "100000"], "argument --beam: must be in 1 … 100, got 100000"),
+        (["--batch-size", "0"], "argument --batch-size: must be at least 1"),
+        (["--length-penalty", "nan"], "argument --length-penalty: must be a finite number"),
+        (["--max-len-ratio", "inf"], "argument --max-len-ratio: must be a finite number"),
+        (["--device", "tpu"], "unknown device 'tpu'; valid: auto, cpu, cuda, cuda:N, mps"),
+        (["--threads", "0"], "argument --threads: must be in 1 … 1024, got 0"),
         (["--plot-attention", "1"], "go together"),
         (["--plot-attention", "9", "--plot-out", str(tmp_path / "a.png")], "the input has 1 lines"),
     ]:
@@ -137,3 +143,40 @@ def test_eval_on_multi30k_by_split_name(runs, capsys):
     assert main([*args, "--batch-size", "256"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("multi30k/test_2017_mscoco: BLEU") and "461 sentences" in out
+
+
+def test_out_is_replaced_whole_or_not_at_all(runs, tmp_path, monkeypatch):
+    out = tmp_path / "out.txt"
+    out.write_text("an older translation\n")
+    src = tmp_path / "in.txt"
+    src.write_text("1 2\n3 4 5\n")
+    import elman.files
+
+    real = elman.files.atomic_open
+
+    @contextlib.contextmanager
+    def killed(path, mode="w", encoding="utf-8"):
+        with real(path, mode, encoding) as f:
+            f.write("2 1\n")  # half the translations are on disk when the run dies
+            f.flush()
+            raise KeyboardInterrupt
+            yield f
+
+    monkeypatch.setattr(elman.files, "atomic_open", killed)
+    assert main(["translate", str(runs["attention"]), str(src), "--out", str(out)]) == 130
+    assert out.read_text() == "an older translation\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.txt"]
+    monkeypatch.setattr(elman.files, "atomic_open", real)
+    assert main(["translate", str(runs["attention"]), "--out", str(out), str(src)]) == 0
+    assert out.read_text() == "2 1\n5 4 3\n"  # INPUT after the options too
+
+
+def test_unwritable_outputs_stop_before_the_model_is_loaded(tmp_path, capsys):
+    (tmp_path / "a-file").write_text("x")
+    for option in ("--out", "--plot-out"):
+        argv = ["translate", str(tmp_path / "none.pt"), option, str(tmp_path / "a-file" / "o")]
+        if option == "--plot-out":
+            argv += ["--plot-attention", "1"]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and option in err and "a-file is a file, not a folder" in err

@@ -3,7 +3,9 @@
 Plain text: one whitespace-tokenised sentence a line in, ``word/TAG word/TAG …`` out; an empty
 line is echoed empty. ``--conllu``: CoNLL-U in, the same CoNLL-U out with the tagger's column
 (UPOS or XPOS, as trained) filled for every word; every other column is kept as it was.
-INPUT defaults to standard input.
+INPUT defaults to standard input, and may stand before or after the options. --out is written
+whole or not at all: the file appears (or replaces an older one) only once every sentence is
+tagged.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO, cast
+
+from elman.cli.options import add_device, add_threads, check_output, integer, use_threads
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,14 +26,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", nargs="?", default="-", help="input file (default: standard input)")
     p.add_argument("--conllu", action="store_true", help="read and write CoNLL-U")
     p.add_argument("--out", help="output file (default: standard output)")
-    p.add_argument("--batch-size", type=int, default=64, help="sentences per step (default 64)")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
+    p.add_argument("--batch-size", type=integer(1), default=64, help="sentences per step")
+    add_device(p)
+    add_threads(p)
     p.add_argument(
         "--ensemble",
         nargs="+",
         metavar="CKPT",
         default=(),
-        help="more taggers: each word gets the tag of the models' mean distribution",
+        help="more taggers: each word gets the tag of the models' mean distribution "
+        "(default: none)",
     )
     p.set_defaults(func=run)
 
@@ -47,11 +54,14 @@ def tag(
     from elman.data.conllu import parse_conllu, write_conllu
     from elman.data.text import decode_utf8, read_bytes
     from elman.errors import ElmanError
+    from elman.files import atomic_open
     from elman.inference.tagging import tag_conllu, tag_lines
     from elman.tasks.loading import load
 
     if batch_size < 1:
         raise ElmanError(f"--batch-size must be >= 1, got {batch_size}")
+    if out:
+        check_output(out, "--out")  # before the model is loaded and the input tagged
     loaded = load(checkpoint, device, ensemble=ensemble, need="tag", command="`elman tag`")
 
     def tagger(sentences: list[list[str]]) -> list[list[str]]:
@@ -64,8 +74,8 @@ def tag(
     else:
         name, data = str(input), read_bytes(input)
     text = decode_utf8(data, name)
-    sink = open(out, "w", encoding="utf-8") if out else sys.stdout  # noqa: SIM115
-    try:
+
+    def write(sink: TextIO) -> None:
         if conllu:
             sentences = parse_conllu(text, name)
             tagged = tag_conllu(tagger, sentences, loaded.recipe.data.column)
@@ -75,9 +85,12 @@ def tag(
             if lines and lines[-1] == "":
                 lines.pop()  # the newline that ends the last line opens no new one
             tag_lines(tagger, lines, sink)
-    finally:
-        if out:
-            sink.close()
+
+    if out:
+        with atomic_open(out) as sink:  # a run stopped halfway leaves the old file as it was
+            write(cast(TextIO, sink))
+    else:
+        write(sys.stdout)
     return 0
 
 
@@ -90,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    use_threads(args.threads)
     return tag(
         args.checkpoint,
         args.input,

@@ -9,6 +9,9 @@ otherwise (``--beam 1`` is greedy search).
 
 ``--plot-attention N --plot-out FILE.png`` also draws the attention weights with which the
 model wrote the translation of input line N (1-based) as a heat map (attention models only).
+
+INPUT may stand before or after the options. --out is written whole or not at all: the file
+appears (or replaces an older one) only once every line is translated.
 """
 
 from __future__ import annotations
@@ -19,6 +22,16 @@ import os
 import sys
 from pathlib import Path
 
+from elman.cli.options import (
+    add_device,
+    add_threads,
+    check_output,
+    integer,
+    real,
+    use_threads,
+)
+from elman.inference.limits import MAX_BEAM, MAX_LEN_RATIO, MAX_LENGTH_PENALTY
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -27,22 +40,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", help="a translation checkpoint (.pt) or its run folder")
     p.add_argument("input", nargs="?", default="-", help="input file (default: standard input)")
     p.add_argument("--out", help="output file (default: standard output)")
-    p.add_argument("--beam", type=int, help="beam size K (1: greedy; default: the recipe's)")
-    p.add_argument("--length-penalty", type=float, help="α of ((5+|Y|)/6)^α (default: recipe)")
+    p.add_argument(
+        "--beam",
+        type=integer(1, MAX_BEAM),
+        help=f"beam size K, 1 … {MAX_BEAM} (1: greedy; default: the recipe's)",
+    )
+    p.add_argument(
+        "--length-penalty",
+        type=real(0.0, MAX_LENGTH_PENALTY),
+        help="α of ((5+|Y|)/6)^α (default: the recipe's)",
+    )
     p.add_argument(
         "--max-len-ratio",
-        type=float,
+        type=real(0.0, MAX_LEN_RATIO),
         help="at most ratio · source pieces + extra output pieces (default: the recipe's)",
     )
-    p.add_argument("--batch-size", type=int, default=64, help="sentences per step (default 64)")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
+    p.add_argument("--batch-size", type=integer(1), default=64, help="sentences per step")
+    add_device(p)
+    add_threads(p)
     p.add_argument(
         "--plot-attention",
-        type=int,
+        type=integer(1),
         metavar="N",
-        help="draw the attention of input line N (1-based) into --plot-out",
+        help="draw the attention of input line N (1-based) into --plot-out (default: none)",
     )
-    p.add_argument("--plot-out", metavar="PNG", help="the heat map file for --plot-attention")
+    p.add_argument(
+        "--plot-out", metavar="PNG", help="the heat map file for --plot-attention (default: none)"
+    )
     p.set_defaults(func=run)
 
 
@@ -74,12 +98,18 @@ def translate(
     """Translate ``input`` (a file, or ``-`` for stdin) into ``out`` (a file, or stdout)."""
     from elman.data.text import decode_utf8, read_bytes
     from elman.errors import ElmanError
+    from elman.files import atomic_open
     from elman.tasks.loading import load
 
     if batch_size < 1:
         raise ElmanError(f"--batch-size must be >= 1, got {batch_size}")
     if (plot_attention is None) != (plot_out is None):
         raise ElmanError("--plot-attention N and --plot-out FILE.png go together; give both")
+    # Outputs are checked before the model is loaded and hours of decoding start.
+    if out:
+        check_output(out, "--out")
+    if plot_out is not None:
+        check_output(plot_out, "--plot-out")
     loaded = load(checkpoint, device, need="translate", command="`elman translate`")
     model, vocab, dev = loaded.model, loaded.vocab, loaded.device
     decode = decode_settings(loaded.recipe.decode, beam, length_penalty, max_len_ratio)
@@ -100,13 +130,11 @@ def translate(
     if plot_attention is not None and not 1 <= plot_attention <= len(lines):
         raise ElmanError(f"--plot-attention {plot_attention}: the input has {len(lines)} lines")
     outputs = loaded.translate(lines, decode=decode, batch_size=batch_size)
-    sink = open(out, "w", encoding="utf-8") if out else sys.stdout  # noqa: SIM115
-    try:
-        for line in outputs:
-            sink.write(line + "\n")
-    finally:
-        if out:
-            sink.close()
+    if out:
+        with atomic_open(out) as sink:  # a run stopped halfway leaves the old file as it was
+            sink.writelines(line + "\n" for line in outputs)
+    else:
+        sys.stdout.writelines(line + "\n" for line in outputs)
     if plot_attention is not None:
         plot_line(model, vocab, lines[plot_attention - 1], decode, dev, plot_out)
     return 0
@@ -130,6 +158,7 @@ def plot_line(model, vocab, line: str, decode, device, path) -> None:
 def save_heatmap(weights, src_labels: list[str], tgt_labels: list[str], path) -> None:
     """Rows: output pieces; columns: source pieces; darker = more weight."""
     from elman.errors import ElmanError
+    from elman.files import atomic_open
 
     try:
         import matplotlib
@@ -146,14 +175,16 @@ def save_heatmap(weights, src_labels: list[str], tgt_labels: list[str], path) ->
     ax.set_ylabel("output piece")
     fig.tight_layout()
     try:
-        fig.savefig(path, dpi=100)
-    except OSError as err:
-        raise ElmanError(f"--plot-out {path}: cannot write ({err.strerror or err})") from None
+        with atomic_open(path, "wb") as f:
+            fig.savefig(f, dpi=100, format=Path(path).suffix.lstrip(".").lower() or "png")
+    except ValueError as err:  # a suffix matplotlib cannot write, e.g. .txt
+        raise ElmanError(f"--plot-out {path}: {err}; use .png, .pdf or .svg") from None
     finally:
         plt.close(fig)
 
 
 def run(args: argparse.Namespace) -> int:
+    use_threads(args.threads)
     try:
         return translate(
             args.checkpoint, args.input, out=args.out, beam=args.beam,
