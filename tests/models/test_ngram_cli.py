@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -111,3 +114,90 @@ def test_ptb_trigram(tmp_path, capsys):
     # The published token counts of the test split (words + one </s> a line), no OOVs.
     assert rc == 0 and (r["tokens"], r["sentences"], r["oovs"]) == (82430, 3761, 0)
     assert r["perplexity"] == r["perplexity_no_oov"]
+
+
+# Runs `elman ARGV...` with an ARPA writer that flushes and pauses after every write and says
+# so on stdout: the test kills it (SIGKILL) mid-file, as a crash or `kill -9` would.
+SLOW_WRITER = """
+import contextlib, sys, time
+import elman.models.ngram.arpa as arpa
+real = arpa.atomic_open
+
+@contextlib.contextmanager
+def slow(path, mode="w"):
+    with real(path, mode) as f:
+        class Slow:
+            def write(self, text):
+                f.write(text)
+                f.flush()
+                print("wrote", len(text), flush=True)
+                time.sleep(0.05)
+        yield Slow()
+
+arpa.atomic_open = slow
+from elman.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def kill_mid_write(argv: list[str], writes: int) -> None:
+    """Start ``elman ARGV`` with the slow writer and SIGKILL it after ``writes`` writes."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_WRITER, *argv], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    try:
+        for _ in range(writes):
+            assert proc.stdout.readline().startswith("wrote"), "the build ended before the kill"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+
+
+@pytest.mark.parametrize("writes", [1, 4])
+def test_a_build_killed_mid_write_keeps_the_old_model(tmp_path, corpus, capsys, writes):
+    arpa = tmp_path / "m.arpa"
+    assert build(str(corpus), order=3, smoothing="kn", out=arpa) is not None
+    old = arpa.read_bytes()
+    argv = ["ngram", "build", "--order", "4", "--data", str(corpus), "--out", str(arpa)]
+    kill_mid_write(argv, writes)
+    assert arpa.read_bytes() == old  # the old model, whole
+    assert read_arpa(arpa).order == 3
+    torn = list(tmp_path.glob(".m.arpa.*.tmp"))
+    assert len(torn) == 1 and 0 < torn[0].stat().st_size  # the kill struck mid-file
+    rc, _, _ = run(capsys, *argv)  # the next build to that path clears what the kill left
+    assert rc == 0 and read_arpa(arpa).order == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus", "m.arpa"]
+
+
+def test_an_unwritable_out_stops_before_the_counting(tmp_path, capsys):
+    (tmp_path / "a-file").write_text("x")
+    # The data does not exist either: the output is checked first, before minutes of counting.
+    rc, _, err = run(
+        capsys, "ngram", "build", "--data", str(tmp_path / "missing"),
+        "--out", str(tmp_path / "a-file" / "m.arpa"),
+    )  # fmt: skip
+    assert rc == 2 and err.count("\n") == 1
+    assert "--out" in err and "a-file is a file, not a folder" in err
+    rc, _, err = run(
+        capsys, "ngram", "build", "--data", str(tmp_path / "missing"), "--out", str(tmp_path)
+    )
+    assert rc == 2 and "it is a folder" in err
+
+
+def test_eval_refuses_a_perplexity_that_is_not_finite(tmp_path, corpus, capsys):
+    # "zebra" has probability zero (log10 -inf, as KenLM reads it), and is in the test text
+    arpa = tmp_path / "zero.arpa"
+    arpa.write_text(
+        "\\data\\\nngram 1=5\n\n\\1-grams:\n-1\t<unk>\n-99\t<s>\n-0.5\t</s>\n-0.3\tthe\n"
+        "-inf\tzebra\n\n\\end\\\n"
+    )
+    (tmp_path / "t.txt").write_text("the zebra\n")
+    rc, out, err = run(capsys, "ngram", "eval", str(arpa), "--data", str(tmp_path / "t.txt"))
+    assert rc == 2 and out == "" and err.count("\n") == 1
+    assert "perplexity inf is not finite" in err and str(arpa) in err
+    rc, out, _ = run(
+        capsys, "ngram", "eval", str(arpa), "--data", str(corpus), "--split", "valid", "--json"
+    )  # "the cat": no zebra, a finite perplexity
+    assert rc == 0 and json.loads(out)["tokens"] == 3

@@ -6,19 +6,24 @@
 
 ``--data`` is a dataset name (``elman data list``), a directory with train.txt,
 valid.txt and test.txt, or a plain text file (one sentence a line), which is then the
-text itself whatever the split.  Each command is also a function: :func:`build`,
-:func:`evaluate`, :func:`sample`.
+text itself whatever the split.  ``build`` writes its ARPA file atomically: an older
+file at ``--out`` stays whole until the new one is complete.  Each command is also a
+function: :func:`build`, :func:`evaluate`, :func:`sample`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import time
 from dataclasses import asdict
 from pathlib import Path
 
+from elman.cli.options import SEED, check_output, integer, real
 from elman.errors import ElmanError
+from elman.files import dumps
+
+MAX_ORDER = 20  # as elman.models.ngram.model.MAX_ORDER (imported lazily there: NumPy)
 
 
 def load_lines(data: str, split: str) -> list[str]:
@@ -43,13 +48,11 @@ def build(data: str, *, order: int, smoothing: str, out: str | Path, k: float = 
     from elman.models.ngram import NgramConfig, NgramLM, write_arpa
 
     config = NgramConfig(order=order, smoothing=smoothing, k=k)
+    check_output(out, "--out")  # before the counting, which can take minutes
     lines = load_lines(data, "train")
     lm = NgramLM.build(lines, config)
-    try:
-        write_arpa(lm, out)
-    except OSError as err:
-        raise ElmanError(f"{out}: cannot write the ARPA file ({err.strerror or err})") from None
-    return lm
+    write_arpa(lm, out)  # atomic: a kill now leaves the old file (and a temporary, removed
+    return lm  # by the next build to the same path)
 
 
 def evaluate(model: str | Path, data: str, *, split: str = "test") -> dict:
@@ -58,6 +61,13 @@ def evaluate(model: str | Path, data: str, *, split: str = "test") -> dict:
 
     lm = read_arpa(model)
     result = lm.perplexity(load_lines(data, split))
+    if not result.tokens:
+        raise ElmanError(f"{data} {split}: no sentences to score; give a split with text")
+    if not math.isfinite(result.perplexity):
+        raise ElmanError(
+            f"{model} on {data} {split}: perplexity {result.perplexity} is not finite; the model "
+            "gives probability 0 (log10 -inf) to a token of the split: rebuild it with smoothing"
+        )
     return {"model": str(model), "order": lm.order, "data": data, "split": split, **asdict(result)}
 
 
@@ -70,35 +80,48 @@ def sample(model: str | Path, *, sentences: int, seed: int, max_words: int = 100
 
 # --- the command line ----------------------------------------------------------------
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("ngram", help="n-gram language models (build, eval, sample)")
+    p = sub.add_parser(
+        "ngram", help="n-gram language models (build, eval, sample)", description=__doc__
+    )
     cmds = p.add_subparsers(dest="ngram_command", metavar="{build,eval,sample}")
     p.set_defaults(func=lambda args: p.print_help() or 2)
 
     b = cmds.add_parser("build", help="count a corpus and write a smoothed ARPA model")
     b.add_argument("--data", required=True, help="dataset name, directory or text file")
-    b.add_argument("--order", type=int, default=5, help="n-gram order N (default 5)")
+    b.add_argument(
+        "--order", type=integer(1, MAX_ORDER), default=5, help=f"n-gram order N, 1 … {MAX_ORDER}"
+    )
     b.add_argument(
         "--smoothing",
         default="mkn",
-        help="ml, addk, abs, kn or mkn (modified Kneser-Ney, default; KenLM's lmplz)",
+        help="ml, addk, abs, kn or mkn (modified Kneser-Ney, as KenLM's lmplz)",
     )
-    b.add_argument("--k", type=float, default=1.0, help="add-k pseudo-count (default 1)")
-    b.add_argument("--out", required=True, help="ARPA file to write")
+    b.add_argument("--k", type=real(0.0, above=True), default=1.0, help="add-k pseudo-count, > 0")
+    b.add_argument("--out", required=True, help="ARPA file to write (replaced when present)")
     b.set_defaults(func=_run_build)
 
     e = cmds.add_parser("eval", help="perplexity of an ARPA model on a split")
     e.add_argument("model", help="ARPA file")
     e.add_argument("--data", required=True, help="dataset name, directory or text file")
-    e.add_argument("--split", default="test", help="train, valid or test (default test)")
+    e.add_argument("--split", default="test", help="train, valid or test")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=_run_eval)
 
     s = cmds.add_parser("sample", help="sample sentences from an ARPA model")
     s.add_argument("model", help="ARPA file")
-    s.add_argument("--sentences", type=int, default=5, help="how many (default 5)")
-    s.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    s.add_argument("--max-words", type=int, default=100, help="cut sentences at this length")
+    s.add_argument(
+        "--sentences", type=integer(0, MAX_SENTENCES), default=5, help="how many sentences"
+    )
+    s.add_argument("--seed", type=SEED, default=1, help="random seed")
+    s.add_argument(
+        "--max-words", type=integer(1, MAX_WORDS), default=100, help="cut sentences at this length"
+    )
     s.set_defaults(func=_run_sample)
+
+
+# Bounds that keep a typo from running for hours: a million sentences of up to 10,000 words.
+MAX_SENTENCES = 1_000_000
+MAX_WORDS = 10_000
 
 
 def _run_build(args: argparse.Namespace) -> int:
@@ -115,7 +138,7 @@ def _run_build(args: argparse.Namespace) -> int:
 def _run_eval(args: argparse.Namespace) -> int:
     r = evaluate(args.model, args.data, split=args.split)
     if args.json:
-        print(json.dumps(r))
+        print(dumps(r))
         return 0
     share = 100.0 * r["oovs"] / max(r["words"], 1)
     print(f"model       {r['model']} ({r['order']}-gram)")
@@ -129,8 +152,6 @@ def _run_eval(args: argparse.Namespace) -> int:
 
 
 def _run_sample(args: argparse.Namespace) -> int:
-    if args.sentences < 0:
-        raise ElmanError(f"--sentences must be >= 0, got {args.sentences}")
     for line in sample(
         args.model, sentences=args.sentences, seed=args.seed, max_words=args.max_words
     ):
