@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from elman import files
+from elman.cli import main
 from elman.cli.results import END, START, results_table, write_readme
 from elman.errors import ElmanError
 
@@ -61,3 +63,53 @@ def test_bad_input_is_one_clear_error(tmp_path):
     readme.write_text("no markers")
     with pytest.raises(ElmanError, match="markers"):
         write_readme(readme, tmp_path)
+
+
+def test_results_files_are_read_as_strict_json(tmp_path):
+    (tmp_path / "nan.json").write_text('{"recipe": "n", "metrics": {"test": {"ppl": NaN}}}')
+    with pytest.raises(ElmanError, match=r"nan\.json is not valid JSON \(NaN is not strict JSON"):
+        results_table(tmp_path)
+    (tmp_path / "nan.json").write_text("[1, 2]")
+    with pytest.raises(ElmanError, match=r"nan\.json: expected a JSON object, found list"):
+        results_table(tmp_path)
+
+
+def test_null_numbers_show_as_a_dash(tmp_path):
+    # what strict JSON writes for a NaN: shown as missing, never a traceback
+    metrics = {"valid": {"ppl": None}, "test": {"bpc": None, "loss": 1.0}}
+    write(tmp_path, "a", recipe="a", metrics=metrics, wall_time_s=None, cpu_time_s=None)
+    write(tmp_path, "b", recipe="b", metrics={"valid": {"bpc": 1.5}, "test": {"accuracy": 0.5}})
+    rows = results_table(tmp_path).splitlines()
+    assert rows[2] == "| a |  | – | – | – |  | – |"
+    assert "| 1.500 bpc | 50.00% |" in rows[3]
+
+
+def test_the_readme_is_left_whole_when_the_table_cannot_be_built(tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{START}\nold table\n{END}\n")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "bad.json").write_text('{"metrics": Infinity}')
+    code = main(["results", "--readme", str(readme), "--dir", str(tmp_path / "results")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "bad.json" in err
+    assert readme.read_text() == f"intro\n{START}\nold table\n{END}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "results"]
+    code = main(["results", "--readme", str(tmp_path / "missing.md")])
+    assert code == 2 and "--readme" in capsys.readouterr().err
+
+
+def test_a_readme_rewrite_is_atomic(tmp_path, monkeypatch):
+    write(tmp_path / "results", "a", recipe="a", metrics={})
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{START}\nold table\n{END}\n")
+
+    def killed(path, text):  # the write dies halfway, as a kill would
+        with files.atomic_open(path) as f:
+            f.write(text[:5])
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("elman.cli.results.write_text", killed)
+    with pytest.raises(KeyboardInterrupt):
+        write_readme(readme, tmp_path / "results")
+    assert readme.read_text() == f"intro\n{START}\nold table\n{END}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "results"]

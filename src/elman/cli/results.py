@@ -3,15 +3,21 @@
 Every number in the README's table comes from a results file written by a run of the committed
 code (``elman train … --results results/NAME.json``, ``elman ngram eval … --json``); this command
 only formats them, between the markers ``<!-- results:start -->`` and ``<!-- results:end -->``.
+Results files are strict JSON (a missing number is null, shown as –; a NaN literal is refused).
+The README is rewritten atomically: a run stopped halfway leaves it as it was.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
+from typing import Any
 
+from elman.cli.options import check_output
 from elman.errors import ElmanError
+from elman.files import write_text
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -21,24 +27,54 @@ def register(sub: argparse._SubParsersAction) -> None:
         "results", help="print (or write into the README) the results table", description=__doc__
     )
     p.add_argument("--dir", default="results", help="folder of results JSON files")
-    p.add_argument("--readme", help="rewrite the table between the markers in this file")
+    p.add_argument(
+        "--readme",
+        help="rewrite the table between the markers in this file (default: print the table)",
+    )
     p.set_defaults(func=run)
 
 
-def _metric(split: dict) -> str:
-    if not split:
+def _number(split: dict[str, Any], key: str) -> float | None:
+    value = split.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _metric(split: Any) -> str:
+    """The headline number of one split's metrics; – when it is missing or null."""
+    if not isinstance(split, dict) or not split:
         return "–"
     if "bpc" in split:
-        return f"{split['bpc']:.3f} bpc (loss {split['loss']:.3f})"
-    if "bleu" in split:
-        return f"BLEU {split['bleu']:.1f}"
-    if "mse" in split:
-        return f"MSE {split['mse']:.4f}"
-    if "accuracy" in split:
-        return f"{100 * split['accuracy']:.2f}%"
-    if "ppl" in split:
-        return f"{split['ppl']:.1f}"
+        bpc, loss = _number(split, "bpc"), _number(split, "loss")
+        if bpc is None:
+            return "–"
+        return f"{bpc:.3f} bpc" + (f" (loss {loss:.3f})" if loss is not None else "")
+    formats = (("bleu", "BLEU {:.1f}", 1), ("mse", "MSE {:.4f}", 1), ("accuracy", "{:.2f}%", 100))
+    for key, fmt, scale in (*formats, ("ppl", "{:.1f}", 1)):
+        if key in split:
+            value = _number(split, key)
+            return "–" if value is None else fmt.format(scale * value)
     return "–"
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not strict JSON; write null for a missing number")
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    """One results file: a JSON object, strictly (no NaN or Infinity literals)."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant)
+    except OSError as err:
+        raise ElmanError(f"results file {path}: cannot read ({err.strerror or err})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as err:
+        raise ElmanError(f"results file {path} is not valid JSON ({err})") from None
+    if not isinstance(record, dict):
+        raise ElmanError(
+            f"results file {path}: expected a JSON object, found {type(record).__name__}"
+        )
+    return record
 
 
 def results_table(folder: str | Path = "results") -> str:
@@ -52,20 +88,18 @@ def results_table(folder: str | Path = "results") -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for path in files:
-        try:
-            r = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ElmanError(f"results file {path} is not valid JSON ({err})") from None
-        metrics = r.get("metrics", {})
-        wall = r.get("wall_time_s")
-        wall_s = f"{wall / 60:.1f} min" if isinstance(wall, int | float) else "–"
+        r = read_record(path)
+        metrics = r["metrics"] if isinstance(r.get("metrics"), dict) else {}
+        wall = _number(r, "wall_time_s")
+        wall_s = f"{wall / 60:.1f} min" if wall is not None else "–"
         if str(r.get("task", "")).startswith("eval") and wall_s != "–":
             wall_s = "eval " + wall_s  # `elman eval --results`: scoring time, not training
-        cpu = r.get("cpu_time_s")  # the process's CPU time: the wall time of idle cores
-        if isinstance(cpu, int | float):
+        cpu = _number(r, "cpu_time_s")  # the process's CPU time: the wall time of idle cores
+        if cpu is not None:
             wall_s += f" ({cpu / 60:.1f} CPU min)"
-        command = f"`{r.get('command', '')}`"
-        resumes = len(r.get("sessions", [])) - 1
+        command = f"`{r['command']}`" if r.get("command") else "–"
+        sessions = r.get("sessions")
+        resumes = len(sessions) - 1 if isinstance(sessions, list) else 0
         if resumes > 0:  # the run went on with `elman train --resume` (listed in the file)
             command += f", resumed {resumes}× (`sessions` in {path.name})"
         rows.append(
@@ -76,13 +110,21 @@ def results_table(folder: str | Path = "results") -> str:
 
 
 def write_readme(readme: str | Path, folder: str | Path = "results") -> None:
+    """Replace the table between the markers of ``readme``, atomically."""
     readme = Path(readme)
-    text = readme.read_text()
+    try:
+        text = readme.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ElmanError(f"--readme {readme}: no such file; check the path") from None
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) else "not UTF-8 text"
+        raise ElmanError(f"--readme {readme}: cannot read ({reason or err})") from None
     if START not in text or END not in text:
         raise ElmanError(f"{readme} has no {START} … {END} markers to write the table between")
+    check_output(readme, "--readme")
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{START}\n{results_table(folder)}\n{END}{tail}")
+    write_text(readme, f"{head}{START}\n{results_table(folder)}\n{END}{tail}")
 
 
 def run(args: argparse.Namespace) -> int:
