@@ -29,4 +29,4 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
     text = tmp_path / "t.txt"
     text.write_text("a b\n", encoding="utf-8")
     rc = main(["vectors", "--data", str(text), "--out", str(tmp_path / "x.vec"), "--dim", "0"])
-    assert rc == 2 and "--dim must be at least 1" in capsys.readouterr().err
+    assert rc == 2 and "argument --dim: must be in 1 … 10000, got 0" in capsys.readouterr().err

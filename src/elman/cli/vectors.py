@@ -14,17 +14,21 @@ import argparse
 import time
 from pathlib import Path
 
+from elman.cli.options import SEED, THREADS, check_output, integer
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("vectors", help="train word2vec vectors on a corpus", description=__doc__)
     p.add_argument("--data", required=True, help="dataset name, folder or text file")
     p.add_argument("--out", required=True, help="output file (word2vec text format)")
-    p.add_argument("--dim", type=int, default=100, help="vector size (default 100)")
-    p.add_argument("--window", type=int, default=2, help="context words each side (default 2)")
-    p.add_argument("--min-count", type=int, default=2, help="drop rarer words (default 2)")
-    p.add_argument("--epochs", type=int, default=5, help="passes over the corpus (default 5)")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--dim", type=integer(1, 10_000), default=100, help="vector size")
+    p.add_argument("--window", type=integer(1, 100), default=2, help="context words on each side")
+    p.add_argument("--min-count", type=integer(1), default=2, help="drop rarer words")
+    p.add_argument("--epochs", type=integer(1, 1000), default=5, help="passes over the corpus")
+    p.add_argument("--seed", type=SEED, default=1, help="random seed")
+    p.add_argument(
+        "--threads", type=THREADS, default=1, help="word2vec worker threads (1: reproducible)"
+    )
     p.set_defaults(func=run)
 
 
@@ -47,6 +51,7 @@ def vectors(
     for name, value in (("--dim", dim), ("--window", window), ("--epochs", epochs)):
         if value < 1:
             raise ElmanError(f"{name} must be at least 1, got {value}")
+    check_output(out, "--out")  # before the training, not after it
     sentences = [line.split() for line in load_lines(data, "train")]
     words, matrix = train_vectors(
         sentences,
@@ -57,10 +62,7 @@ def vectors(
         seed=seed,
         threads=threads,
     )
-    try:
-        write_vectors(out, words, matrix)
-    except OSError as err:
-        raise ElmanError(f"{out}: cannot write the vectors ({err.strerror})") from None
+    write_vectors(out, words, matrix)  # atomic: an older file stays whole until this one is done
     return len(words)
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from elman.errors import ElmanError
+from elman.files import atomic_open
 
 
 def read_vectors(path: str | Path, limit: int | None = None) -> tuple[list[str], np.ndarray]:
@@ -80,14 +81,10 @@ def read_vectors(path: str | Path, limit: int | None = None) -> tuple[list[str],
 
 def write_vectors(path: str | Path, words: Sequence[str], vectors: np.ndarray) -> None:
     """Write ``words`` and ``vectors`` (N, D) in the word2vec text format (with its header)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
+    with atomic_open(path) as f:  # temporary file, fsync, rename: never a torn file
         f.write(f"{len(words)} {vectors.shape[1]}\n")
         for word, row in zip(words, vectors, strict=True):
             f.write(word + " " + " ".join(f"{x:.6g}" for x in row.tolist()) + "\n")
-    tmp.replace(path)
 
 
 def _stable_hash(text: str) -> int:
