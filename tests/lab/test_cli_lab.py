@@ -75,3 +75,21 @@ def test_gradients_on_ptb(tmp_path):
         pytest.skip("ELMAN_DATA does not hold ptb/ptb.train.txt")
     flows = gradients_run(["rnn-tanh", "irnn"], data="ptb", steps=8, batch=2, hidden=8)
     assert set(flows) == {"rnn-tanh", "irnn"} and len(flows["irnn"].jacobian) == 9
+
+
+def test_lab_outputs_are_checked_before_the_training(tmp_path, capsys):
+    (tmp_path / "a-file").write_text("x")
+    bad = str(tmp_path / "a-file" / "r.json")
+    argv = ["lab", "adding", "--steps", "100000", "--out", str(tmp_path / "a"), "--results", bad]
+    assert main(argv) == 2  # at once: 100,000 steps would take minutes
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--results" in err and "a-file is a file, not a folder" in err
+    assert not (tmp_path / "a" / "last.pt").exists()
+    for argv in (
+        ["lab", "exploding", "--out", str(tmp_path / "a-file")],
+        ["lab", "gradients", "--out", str(tmp_path / "a-file")],
+        ["lab", "plot", str(tmp_path / "a-file"), "--out", str(tmp_path / "a-file" / "p.png")],
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "a-file is a file, not a folder" in err, err

@@ -50,3 +50,18 @@ def test_solved_criteria_and_config_checks():
     for bad in ({"cell": "rnn"}, {"task": "sort"}, {"optimizer": "rmsprop"}, {"lr": -1.0}):
         with pytest.raises(ValueError):
             TaskConfig(**bad)
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"lr": float("nan")}, "lr must be a finite number > 0, got nan"),
+        ({"clip_norm": float("inf")}, "clip_norm must be a finite number > 0, got inf"),
+        ({"max_minutes": float("nan")}, "max_minutes must be a finite number > 0"),
+        ({"test_size": 0}, "test_size must be at least 1"),
+        ({"seed": 2**40}, "seed must be in 0 … 4294967295"),
+    ],
+)
+def test_numbers_that_pass_a_comparison_but_are_not_usable(bad, message):
+    with pytest.raises(ValueError, match=message):
+        TaskConfig(**bad)

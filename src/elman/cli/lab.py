@@ -18,11 +18,14 @@ import argparse
 import json
 from pathlib import Path
 
+from elman.cli.options import SEED, THREADS, check_output, integer, real, use_threads
 from elman.errors import ElmanError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("lab", help="gradient flow, clipping, IRNN and the long-range tasks")
+    p = sub.add_parser(
+        "lab", help="gradient flow, clipping, IRNN and the long-range tasks", description=__doc__
+    )
     cmds = p.add_subparsers(dest="lab_command", metavar="{gradients,exploding,adding,copy,plot}")
     p.set_defaults(func=lambda args: p.print_help() or 2)
 
@@ -33,59 +36,79 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="comma-separated: rnn-tanh, rnn-sigmoid, rnn-relu, irnn, lstm, gru (default: "
         "rnn-tanh,rnn-sigmoid,irnn,lstm,gru without --checkpoint, none with it)",
     )
-    g.add_argument("--checkpoint", help="also measure this trained RNN LM (run folder or .pt)")
+    g.add_argument(
+        "--checkpoint", help="also measure this trained RNN LM, a run folder or .pt (default: none)"
+    )
     g.add_argument("--data", help="dataset name or folder (default ptb, or the checkpoint's)")
-    g.add_argument("--split", default="valid", help="split the windows come from (default valid)")
-    g.add_argument("--steps", type=int, default=100, help="window length T (default 100)")
-    g.add_argument("--batch", type=int, default=16, help="windows averaged over (default 16)")
-    g.add_argument("--hidden", type=int, default=200, help="units of the random LMs (200)")
-    g.add_argument("--seed", type=int, default=1)
+    g.add_argument("--split", default="valid", help="split the windows come from")
+    g.add_argument("--steps", type=integer(1, 10_000), default=100, help="window length T")
+    g.add_argument("--batch", type=integer(1, 10_000), default=16, help="windows averaged over")
+    g.add_argument("--hidden", type=integer(1, 10_000), default=200, help="units of the random LMs")
+    g.add_argument("--seed", type=SEED, default=1, help="random seed")
     g.add_argument("--out", required=True, help="folder for gradients.csv and gradients.png")
-    g.add_argument("--plot", help="write the PNG here instead of OUT/gradients.png")
-    g.add_argument("--threads", type=int, default=1, help="torch threads (1: small matrices)")
+    g.add_argument("--plot", help="write the PNG here (default: OUT/gradients.png)")
+    g.add_argument("--threads", type=THREADS, default=1, help="torch threads (1: small matrices)")
     g.set_defaults(func=_gradients)
 
     e = cmds.add_parser("exploding", help="W_hh scaled up: training without and with clipping")
-    e.add_argument("--data", default="ptb", help="dataset name or folder (default ptb)")
+    e.add_argument("--data", default="ptb", help="dataset name or folder")
     e.add_argument("--out", required=True, help="folder for the two runs, JSON and PNG")
-    e.add_argument("--steps", type=int, default=300, help="training steps per run (300)")
-    e.add_argument("--hidden", type=int, default=128)
-    e.add_argument("--nonlinearity", default="relu", choices=["relu", "tanh"])
-    e.add_argument("--scale", type=float, default=1.2, help="singular values of W_hh (1.2)")
-    e.add_argument("--lr", type=float, default=1.0, help="SGD learning rate (1)")
-    e.add_argument("--clip", type=float, default=1.0, help="clip_norm of the clipped run (1)")
-    e.add_argument("--batch-size", type=int, default=20)
-    e.add_argument("--bptt", type=int, default=35)
-    e.add_argument("--seed", type=int, default=1)
-    e.add_argument("--plot", help="write the PNG here instead of OUT/exploding.png")
-    e.add_argument("--threads", type=int, default=1, help="torch threads (1)")
+    e.add_argument("--steps", type=integer(1), default=300, help="training steps per run")
+    e.add_argument("--hidden", type=integer(1, 10_000), default=128, help="hidden units")
+    e.add_argument("--nonlinearity", default="relu", choices=["relu", "tanh"], help="of the RNN")
+    e.add_argument(
+        "--scale", type=real(0.0, above=True), default=1.2, help="singular values of W_hh"
+    )
+    e.add_argument("--lr", type=real(0.0, above=True), default=1.0, help="SGD learning rate")
+    e.add_argument(
+        "--clip", type=real(0.0, above=True), default=1.0, help="clip_norm of the clipped run"
+    )
+    e.add_argument("--batch-size", type=integer(1, 100_000), default=20, help="batch columns")
+    e.add_argument("--bptt", type=integer(1, 100_000), default=35, help="steps per batch")
+    e.add_argument("--seed", type=SEED, default=1, help="random seed")
+    e.add_argument("--plot", help="write the PNG here (default: OUT/exploding.png)")
+    e.add_argument("--threads", type=THREADS, default=1, help="torch threads")
     e.set_defaults(func=_exploding)
 
+    positive = real(0.0, above=True)
     for task, T in (("adding", 150), ("copy", 100)):
         t = cmds.add_parser(task, help=f"train one cell on the {task} task")
-        cells = "irnn, rnn-tanh, rnn-sigmoid, rnn-relu, lstm, gru (cuDNN's)"
-        t.add_argument("--cell", default="irnn", help=cells)
-        t.add_argument("--T", type=int, default=T, help=f"sequence length / delay ({T})")
-        t.add_argument("--hidden", type=int, default=100)
-        t.add_argument("--batch-size", type=int, default=32)
-        t.add_argument("--steps", type=int, default=30000, help="at most this many (30000)")
-        t.add_argument("--eval-every", type=int, default=250)
+        t.add_argument(
+            "--cell",
+            default="irnn",
+            help="irnn, rnn-tanh, rnn-sigmoid, rnn-relu, lstm, gru (cuDNN's)",
+        )
+        t.add_argument("--T", type=integer(1, 100_000), default=T, help="sequence length / delay")
+        t.add_argument("--hidden", type=integer(1, 10_000), default=100, help="hidden units")
+        t.add_argument("--batch-size", type=integer(1, 100_000), default=32, help="batch size")
+        t.add_argument("--steps", type=integer(1), default=30000, help="at most this many")
+        t.add_argument(
+            "--eval-every", type=integer(1), default=250, help="steps between validations"
+        )
         t.add_argument("--optimizer", help="sgd, adam or adamw (default: the cell's)")
-        t.add_argument("--lr", type=float, help="learning rate (default: the cell's)")
-        t.add_argument("--clip", type=float, help="clip_norm (default: the cell's)")
-        t.add_argument("--input-std", type=float, help="W_hx ~ N(0, std^2) (default: the cell's)")
-        t.add_argument("--max-minutes", type=float, default=10.0, help="wall-time budget (10)")
+        t.add_argument("--lr", type=positive, help="learning rate (default: the cell's)")
+        t.add_argument("--clip", type=positive, help="clip_norm (default: the cell's)")
+        t.add_argument(
+            "--input-std", type=positive, help="W_hx ~ N(0, std^2) (default: the cell's)"
+        )
+        t.add_argument("--max-minutes", type=positive, default=10.0, help="wall-time budget")
         t.add_argument("--keep-going", action="store_true", help="train on after solving")
-        t.add_argument("--valid-size", type=int, default=1000)
-        t.add_argument("--test-size", type=int, default=10000)
-        t.add_argument("--seed", type=int, default=1)
-        t.add_argument("--threads", type=int, default=1, help="torch threads (1)")
+        t.add_argument(
+            "--valid-size", type=integer(1, 10_000_000), default=1000, help="validation sequences"
+        )
+        t.add_argument(
+            "--test-size", type=integer(1, 10_000_000), default=10000, help="test sequences"
+        )
+        t.add_argument("--seed", type=SEED, default=1, help="random seed")
+        t.add_argument("--threads", type=THREADS, default=1, help="torch threads")
         t.add_argument("--out", required=True, help="run folder")
-        t.add_argument("--results", help="also write the record here (results/lab-*.json)")
+        t.add_argument(
+            "--results", help="also write the record here, e.g. results/lab-*.json (default: none)"
+        )
         t.set_defaults(func=_task, task=task)
 
     q = cmds.add_parser("plot", help="curves and a Markdown table from adding/copy results files")
-    q.add_argument("results", nargs="+", help="results JSON files of `elman lab adding|copy`")
+    q.add_argument("results", nargs="+", help="results JSON files of elman lab adding|copy")
     q.add_argument("--out", required=True, help="PNG to write")
     q.set_defaults(func=_plot)
 
@@ -94,9 +117,17 @@ def _threads(n: int | None) -> None:
     if n is not None:
         if n < 1:
             raise ElmanError(f"--threads must be at least 1, got {n}")
-        import torch
+        use_threads(n)
 
-        torch.set_num_threads(n)
+
+def _outputs(out: str, *names: str, plot: str | None = None, results: str | None = None) -> None:
+    """Check every file a lab command will write, before its minutes of work."""
+    for name in names:
+        check_output(Path(out) / name, "--out")
+    if plot is not None:
+        check_output(plot, "--plot")
+    if results is not None:
+        check_output(results, "--results")
 
 
 def _gradients(args: argparse.Namespace) -> int:
@@ -104,6 +135,7 @@ def _gradients(args: argparse.Namespace) -> int:
     from elman.lab.gradients import run, summary_line
 
     _threads(args.threads)
+    _outputs(args.out, "gradients.csv", "gradients.png", plot=args.plot)
     cells = args.cells
     if cells is None and args.checkpoint is None:
         cells = "rnn-tanh,rnn-sigmoid,irnn,lstm,gru"
@@ -126,6 +158,7 @@ def _exploding(args: argparse.Namespace) -> int:
     from elman.lab.exploding import run, summary_lines
 
     _threads(args.threads)
+    _outputs(args.out, "exploding.json", "exploding.png", plot=args.plot)
     record = run(
         data=args.data, out=args.out, steps=args.steps, hidden=args.hidden,
         nonlinearity=args.nonlinearity, scale=args.scale, lr=args.lr, clip_norm=args.clip,
@@ -150,6 +183,7 @@ def _task(args: argparse.Namespace) -> int:
         )  # fmt: skip
     except ValueError as err:
         raise ElmanError(str(err)) from None
+    _outputs(args.out, "results.json", "curve.png", results=args.results)
     record = run(config, out=args.out, results=args.results)
     print(summary_line(record))
     return 0
@@ -158,13 +192,14 @@ def _task(args: argparse.Namespace) -> int:
 def _plot(args: argparse.Namespace) -> int:
     from elman.lab.longrange import markdown_table, plot_curves
 
+    check_output(args.out, "--out")
     records = []
     for path in args.results:
         try:
-            records.append(json.loads(Path(path).read_text()))
-        except (OSError, json.JSONDecodeError) as err:
+            records.append(json.loads(Path(path).read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             raise ElmanError(f"{path}: cannot read a results file ({err})") from None
-        if "curve" not in records[-1]:
+        if not isinstance(records[-1], dict) or "curve" not in records[-1]:
             raise ElmanError(f"{path}: not a results file of `elman lab adding|copy`")
     print(markdown_table(records))
     print(f"wrote {plot_curves(records, args.out)}")

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from elman.errors import ElmanError
+from elman.files import write_json
 
 
 def _build(vocab_size: int, hidden: int, nonlinearity: str, scale: float, seed: int):
@@ -73,8 +74,12 @@ def run(
     from elman.tasks.lm import make_stream
     from elman.train.trainer import TrainConfig, Trainer
 
-    if steps < 1 or hidden < 1 or scale <= 0 or lr <= 0 or clip_norm <= 0:
-        raise ElmanError("--steps, --hidden, --scale, --lr and --clip must be positive")
+    numbers = {"--scale": scale, "--lr": lr, "--clip": clip_norm}
+    if steps < 1 or hidden < 1 or not all(math.isfinite(x) and x > 0 for x in numbers.values()):
+        raise ElmanError(
+            "--steps, --hidden, --scale, --lr and --clip must be positive (finite) numbers, got "
+            f"{steps}, {hidden}, {scale}, {lr}, {clip_norm}"
+        )
     out = Path(out)
     for name in ("no-clip", "clip"):
         if (out / name / "metrics.jsonl").exists():
@@ -122,8 +127,7 @@ def run(
         },  # fmt: skip
         "runs": runs,
     }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "exploding.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_json(out / "exploding.json", record)  # atomic and strict (a NaN loss is null)
     plot(record, plot_path or out / "exploding.png")
     return record
 

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from elman.errors import ElmanError
+from elman.files import atomic_open
 from elman.nn import Recurrent
 
 if TYPE_CHECKING:
@@ -187,9 +188,8 @@ def lm_gradient_flow(model: RNNLM, inputs: Tensor, targets: Tensor) -> GradientF
 def write_csv(flows: dict[str, GradientFlow], path: str | Path) -> Path:
     """Columns: cell, distance, loss_grad, loss_grad_ratio (to d = 0), jacobian."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        w = csv.writer(f)
+    with atomic_open(path) as f:  # never a torn file in place of an older one
+        w = csv.writer(f, lineterminator="\n")
         w.writerow(["cell", "distance", "loss_grad", "loss_grad_ratio", "jacobian"])
         for name, flow in flows.items():
             for i, d in enumerate(flow.distance):

@@ -13,7 +13,6 @@ time are spent, whichever comes first; the final model is then scored on the tes
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import sys
 import time
@@ -24,6 +23,7 @@ from typing import Any
 import torch
 
 from elman.errors import ElmanError
+from elman.files import write_json
 from elman.lab.cells import CELL_SPECS
 from elman.lab.tasks import (
     MODELS,
@@ -36,6 +36,9 @@ from elman.lab.tasks import (
 )
 from elman.provenance import provenance
 from elman.train.optim import OPTIMIZERS
+
+MAX_SEED = 2**32 - 1  # as the recipes' train.seed
+SET_SIZES = ("valid_size", "test_size")  # an empty set would score NaN
 
 AIMS = {
     "adding": "Le et al. 2015 (fig. 2), adding problem T=150: the IRNN and the LSTM reach test "
@@ -81,7 +84,7 @@ class TaskConfig:
             raise ValueError(f"task {self.task!r} unknown; valid: {', '.join(MODELS)}")
         if self.cell not in CELL_SPECS:
             raise ValueError(f"cell {self.cell!r} unknown; valid: {', '.join(CELL_SPECS)}")
-        for name in ("T", "hidden_size", "batch_size", "steps", "eval_every", "valid_size"):
+        for name in ("T", "hidden_size", "batch_size", "steps", "eval_every") + SET_SIZES:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         for key, value in CELL_DEFAULTS[self.cell].items():
@@ -93,8 +96,10 @@ class TaskConfig:
             )
         for name in ("lr", "clip_norm", "input_std", "max_minutes"):
             value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ValueError(f"{name} must be > 0, got {value}")
+            if value is not None and not (math.isfinite(value) and value > 0):  # NaN, inf too
+                raise ValueError(f"{name} must be a finite number > 0, got {value}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"seed must be in 0 … {MAX_SEED}, got {self.seed}")
 
 
 def solved(task: str, metrics: dict[str, float]) -> bool:
@@ -161,12 +166,9 @@ def run(
             break
     wall = time.perf_counter() - start
     record = _record(c, trainer, steps_to_solve, stopped, wall, command)
-    out.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(record, indent=2) + "\n"
-    (out / "results.json").write_text(text)
+    write_json(out / "results.json", record)  # atomic and strict (a NaN loss is null)
     if results is not None:
-        Path(results).parent.mkdir(parents=True, exist_ok=True)
-        Path(results).write_text(text)
+        write_json(results, record)
     plot_curves([record], out / "curve.png")
     return record
 

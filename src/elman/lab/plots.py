@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from elman.errors import ElmanError
+from elman.files import atomic_open
 
 
 def pyplot() -> Any:
@@ -24,11 +25,13 @@ def pyplot() -> Any:
 def save(fig: Any, path: str | Path) -> Path:
     """Write ``fig`` as a small PNG and close it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fig.savefig(path, dpi=90, bbox_inches="tight")
-    except OSError as err:
-        raise ElmanError(f"{path}: cannot write the figure ({err.strerror or err})") from None
+        with atomic_open(path, "wb") as f:  # never a torn image in place of an older one
+            fig.savefig(f, dpi=90, bbox_inches="tight", format=path.suffix[1:].lower() or "png")
+    except ValueError as err:  # a format matplotlib cannot write (the suffix)
+        raise ElmanError(
+            f"{path}: cannot write the figure ({err}); use .png, .pdf or .svg"
+        ) from None
     finally:
         pyplot().close(fig)
     return path
