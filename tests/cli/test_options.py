@@ -77,7 +77,8 @@ def test_translate_input_after_the_options():
 # Each bad value stops while the command line is read, before any file is opened: the
 # checkpoint and data named here do not exist.
 BAD = [
-    (["eval", "C", "--batch-size", "0"], "argument --batch-size: must be at least 1, got 0"),
+    (["eval", "C", "--batch-size", "0"], "argument --batch-size: must be in 1 … 100000, got 0"),
+    (["eval", "C", "--batch-size", str(10**9)], "argument --batch-size: must be in 1 … 100000"),
     (["eval", "C", "--threads", "0"], "argument --threads: must be in 1 … 1024, got 0"),
     (["eval", "C", "--threads", "two"], "argument --threads: expected an integer"),
     (["eval", "C", "--device", "tpu"], "unknown device 'tpu'; valid: auto, cpu, cuda, cuda:N, mps"),
@@ -91,7 +92,8 @@ BAD = [
     (["generate", "C", "--tokens", "-5"], "argument --tokens: must be in 0 … 1000000, got -5"),
     (["generate", "C", "--seed", str(2**64)], "argument --seed: must be in 0 … 4294967295"),
     (["generate", "C", "--seed", "-1"], "argument --seed: must be in 0 … 4294967295"),
-    (["tag", "C", "--batch-size", "-3"], "argument --batch-size: must be at least 1"),
+    (["tag", "C", "--batch-size", "-3"], "argument --batch-size: must be in 1 … 100000"),
+    (["translate", "C", "--batch-size", "100001"], "argument --batch-size: must be in 1 … 100000"),
     (["translate", "C", "--beam", "100000"], "argument --beam: must be in 1 … 100, got 100000"),
     (["translate", "C", "--length-penalty", "nan"], "argument --length-penalty"),
     (["translate", "C", "--max-len-ratio", "-1"], "argument --max-len-ratio"),

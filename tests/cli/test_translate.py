@@ -96,7 +96,7 @@ def test_bad_options_are_one_line_errors(runs, tmp_path, capsys):
     for args, message in [
         (["--beam", "0"], "argument --beam: must be in 1 … 100, got 0"),
         (["--beam", "100000"], "argument --beam: must be in 1 … 100, got 100000"),
-        (["--batch-size", "0"], "argument --batch-size: must be at least 1"),
+        (["--batch-size", "0"], "argument --batch-size: must be in 1 … 100000, got 0"),
         (["--length-penalty", "nan"], "argument --length-penalty: must be a finite number"),
         (["--max-len-ratio", "inf"], "argument --max-len-ratio: must be a finite number"),
         (["--device", "tpu"], "unknown device 'tpu'; valid: auto, cpu, cuda, cuda:N, mps"),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 
 from elman.cli.options import add_device, add_threads, check_output, integer, use_threads
+from elman.inference.limits import MAX_BATCH
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test", help="train, valid or test")
     p.add_argument(
         "--batch-size",
-        type=integer(1),
+        type=integer(1, MAX_BATCH),
         default=None,
         help="evaluation batch (default: the recipe's)",
     )

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TextIO, cast
 
 from elman.cli.options import add_device, add_threads, check_output, integer, use_threads
+from elman.inference.limits import MAX_BATCH
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", nargs="?", default="-", help="input file (default: standard input)")
     p.add_argument("--conllu", action="store_true", help="read and write CoNLL-U")
     p.add_argument("--out", help="output file (default: standard output)")
-    p.add_argument("--batch-size", type=integer(1), default=64, help="sentences per step")
+    p.add_argument(
+        "--batch-size", type=integer(1, MAX_BATCH), default=64, help="sentences per step"
+    )
     add_device(p)
     add_threads(p)
     p.add_argument(
@@ -58,8 +61,8 @@ def tag(
     from elman.inference.tagging import tag_conllu, tag_lines
     from elman.tasks.loading import load
 
-    if batch_size < 1:
-        raise ElmanError(f"--batch-size must be >= 1, got {batch_size}")
+    if not 1 <= batch_size <= MAX_BATCH:
+        raise ElmanError(f"--batch-size must be in 1 … {MAX_BATCH}, got {batch_size}")
     if out:
         check_output(out, "--out")  # before the model is loaded and the input tagged
     loaded = load(checkpoint, device, ensemble=ensemble, need="tag", command="`elman tag`")

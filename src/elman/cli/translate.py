@@ -30,7 +30,7 @@ from elman.cli.options import (
     real,
     use_threads,
 )
-from elman.inference.limits import MAX_BEAM, MAX_LEN_RATIO, MAX_LENGTH_PENALTY
+from elman.inference.limits import MAX_BATCH, MAX_BEAM, MAX_LEN_RATIO, MAX_LENGTH_PENALTY
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,7 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=real(0.0, MAX_LEN_RATIO),
         help="at most ratio · source pieces + extra output pieces (default: the recipe's)",
     )
-    p.add_argument("--batch-size", type=integer(1), default=64, help="sentences per step")
+    p.add_argument(
+        "--batch-size", type=integer(1, MAX_BATCH), default=64, help="sentences per step"
+    )
     add_device(p)
     add_threads(p)
     p.add_argument(
@@ -101,8 +103,8 @@ def translate(
     from elman.files import atomic_open
     from elman.tasks.loading import load
 
-    if batch_size < 1:
-        raise ElmanError(f"--batch-size must be >= 1, got {batch_size}")
+    if not 1 <= batch_size <= MAX_BATCH:
+        raise ElmanError(f"--batch-size must be in 1 … {MAX_BATCH}, got {batch_size}")
     if (plot_attention is None) != (plot_out is None):
         raise ElmanError("--plot-attention N and --plot-out FILE.png go together; give both")
     # Outputs are checked before the model is loaded and hours of decoding start.

@@ -17,3 +17,7 @@ MAX_LENGTH_PENALTY = 10.0
 MAX_LEN_RATIO = 10.0
 MAX_LEN_EXTRA = 1000
 MAX_SOURCE_LEN = 100_000
+
+# Sentences (or BPTT columns) decoded or scored at once by eval, tag and translate. A batch
+# holds a state per row: --batch-size 10**9 asked for gigabytes and was killed for memory.
+MAX_BATCH = 100_000

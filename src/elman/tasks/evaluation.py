@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from elman.errors import ElmanError
+from elman.inference.limits import MAX_BATCH
 from elman.tasks.loading import load
 from elman.tasks.protocol import Loaded, Metrics
 
@@ -156,8 +157,8 @@ def evaluate(
     (taggers). ``report``: per-class precision/recall/F1 (taggers). ``mix``: an ARPA file to
     interpolate with, ``lam`` its weight (module docstring).
     """
-    if batch_size is not None and batch_size < 1:
-        raise ElmanError(f"--batch-size must be >= 1, got {batch_size}")
+    if batch_size is not None and not 1 <= batch_size <= MAX_BATCH:
+        raise ElmanError(f"--batch-size must be in 1 … {MAX_BATCH}, got {batch_size}")
     if isinstance(model, Loaded):
         loaded = model
         if ensemble:
