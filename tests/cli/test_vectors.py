@@ -30,3 +30,12 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
     text.write_text("a b\n", encoding="utf-8")
     rc = main(["vectors", "--data", str(text), "--out", str(tmp_path / "x.vec"), "--dim", "0"])
     assert rc == 2 and "argument --dim: must be in 1 … 10000, got 0" in capsys.readouterr().err
+
+
+def test_a_min_count_no_word_reaches_is_one_line(tmp_path, capsys):
+    text = tmp_path / "t.txt"
+    text.write_text("a b a\n", encoding="utf-8")
+    argv = ["vectors", "--data", str(text), "--out", str(tmp_path / "x.vec"), "--min-count", "3"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--min-count 3" in err and "occurs 2 times" in err

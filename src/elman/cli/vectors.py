@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections import Counter
 from pathlib import Path
 
 from elman.cli.options import SEED, THREADS, check_output, integer
@@ -53,6 +54,12 @@ def vectors(
             raise ElmanError(f"{name} must be at least 1, got {value}")
     check_output(out, "--out")  # before the training, not after it
     sentences = [line.split() for line in load_lines(data, "train")]
+    top = max(Counter(w for s in sentences for w in s).values(), default=0)
+    if top < min_count:  # gensim would stop with "you must first build vocabulary"
+        raise ElmanError(
+            f"--min-count {min_count}: no word of {data} occurs that often (the most frequent "
+            f"occurs {top} times); give a smaller --min-count or more text"
+        )
     words, matrix = train_vectors(
         sentences,
         dim=dim,
