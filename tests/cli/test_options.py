@@ -135,3 +135,22 @@ def test_number_types_name_their_range():
 def test_cuda_devices_by_number_pass_the_parser():
     args = build_parser().parse_args(["eval", "C", "--device", "cuda:1"])
     assert args.device == "cuda:1"
+
+
+@pytest.mark.parametrize("command", ["eval", "generate", "tag", "translate"])
+def test_a_device_that_is_not_here_is_one_line_before_loading(capsys, command):
+    import torch
+
+    if torch.cuda.is_available():
+        n = torch.cuda.device_count()
+        cases = [(f"cuda:{n}", f"this machine has {n} CUDA device(s)")]
+    else:
+        cases = [("cuda", "--device cuda: CUDA is not available here"), ("cuda:1", "CUDA")]
+    mps = getattr(torch.backends, "mps", None)
+    if not (mps and mps.is_available()):
+        cases.append(("mps", "--device mps: MPS is not available here"))
+    for name, message in cases:
+        # the checkpoint "C" does not exist: the device is refused first
+        assert main([command, "C", "--device", name]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err and "Traceback" not in err, err

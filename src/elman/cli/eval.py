@@ -14,7 +14,14 @@ from __future__ import annotations
 
 import argparse
 
-from elman.cli.options import add_device, add_threads, check_output, integer, use_threads
+from elman.cli.options import (
+    add_device,
+    add_threads,
+    check_device,
+    check_output,
+    integer,
+    use_threads,
+)
 from elman.inference.limits import MAX_BATCH
 
 
@@ -77,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     if args.results:
         check_output(args.results, "--results")  # before the evaluation, not after it
     use_threads(args.threads)
+    check_device(args.device)
     evaluations: dict[str, Evaluation] = {}
     if args.results:
         record = evaluation_record(

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 import argparse
 
-from elman.cli.options import SEED, add_device, add_threads, integer, real, use_threads
+from elman.cli.options import (
+    SEED,
+    add_device,
+    add_threads,
+    check_device,
+    integer,
+    real,
+    use_threads,
+)
 
 # Far beyond any use (a 1,000,000-token sample is a few novels) and still a run that ends.
 MAX_TOKENS = 1_000_000
@@ -44,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from elman.tasks.loading import load
 
     use_threads(args.threads)
+    check_device(args.device)
     model = load(args.checkpoint, args.device, need="generate", command="`elman generate`")
     text = model.generate(
         args.prompt, args.tokens, temperature=args.temperature, top_k=args.top_k,

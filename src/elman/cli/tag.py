@@ -17,7 +17,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO, cast
 
-from elman.cli.options import add_device, add_threads, check_output, integer, use_threads
+from elman.cli.options import (
+    add_device,
+    add_threads,
+    check_device,
+    check_output,
+    integer,
+    use_threads,
+)
 from elman.inference.limits import MAX_BATCH
 
 
@@ -107,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     use_threads(args.threads)
+    check_device(args.device)
     return tag(
         args.checkpoint,
         args.input,

@@ -25,6 +25,7 @@ from pathlib import Path
 from elman.cli.options import (
     add_device,
     add_threads,
+    check_device,
     check_output,
     integer,
     real,
@@ -187,6 +188,7 @@ def save_heatmap(weights, src_labels: list[str], tgt_labels: list[str], path) ->
 
 def run(args: argparse.Namespace) -> int:
     use_threads(args.threads)
+    check_device(args.device)
     try:
         return translate(
             args.checkpoint, args.input, out=args.out, beam=args.beam,
