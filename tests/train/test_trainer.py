@@ -150,3 +150,16 @@ def test_a_compiled_training_step_trains_what_the_eager_one_trains(recipe, tmp_p
     assert a.keys() == b.keys()  # compiling the step leaves the checkpoint's names alone
     for name in a:
         torch.testing.assert_close(b[name], a[name], rtol=1e-5, atol=1e-6)
+
+
+def test_a_device_this_machine_lacks_is_one_line():
+    from elman.train.trainer import pick_device
+
+    if not torch.cuda.is_available():
+        with pytest.raises(ElmanError, match="train.device cuda:1: CUDA is not available here"):
+            pick_device("cuda:1", "train.device")
+    mps = getattr(torch.backends, "mps", None)
+    if not (mps and mps.is_available()):
+        with pytest.raises(ElmanError, match="--device mps: MPS is not available here"):
+            pick_device("mps", "--device")
+    assert pick_device("cpu").type == "cpu"

@@ -199,25 +199,9 @@ def check_device(name: str) -> None:
     """Stop in one line when the device asked for is not on this machine: torch would raise
     a RuntimeError traceback ("not linked with support for mps devices") once the model
     moves there. ``auto`` always finds one."""
-    import torch
+    from elman.train.trainer import pick_device
 
-    from elman.errors import ElmanError
-
-    if name == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if not (mps and mps.is_available()):
-            raise ElmanError("--device mps: MPS is not available here; use auto or cpu")
-    elif name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ElmanError(
-                f"--device {name}: CUDA is not available here; use --device auto or cpu"
-            )
-        count, index = torch.cuda.device_count(), int(name.partition(":")[2] or 0)
-        if index >= count:
-            raise ElmanError(
-                f"--device {name}: this machine has {count} CUDA device(s), "
-                f"cuda:0 … cuda:{count - 1}"
-            )
+    pick_device(name, "--device")
 
 
 def add_threads(p: argparse.ArgumentParser) -> None:

@@ -206,7 +206,7 @@ class LMTask(Task):
         model = build_model(recipe.model, vocab, torch.bincount(targets, minlength=len(vocab)))
         # Under torchrun each process trains on its own columns of the same B-column stream.
         train_stream = distributed.shard_columns(train_stream, "data.batch_size")
-        valid_device = pick_device(recipe.train.device)
+        valid_device = pick_device(recipe.train.device, "train.device")
 
         def validate(m: torch.nn.Module) -> dict[str, float]:
             bs, bptt = data_cfg.eval_batch_size, data_cfg.bptt

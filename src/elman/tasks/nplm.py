@@ -162,7 +162,7 @@ class NPLMTask(Task):
         # the windows' order has its own generator: the model's initial weights are as before
         counts = torch.bincount(train_windows.ids, minlength=len(vocab))
         model = build_model(recipe.model, vocab, counts)
-        valid_device = pick_device(recipe.train.device)
+        valid_device = pick_device(recipe.train.device, "train.device")
 
         def validate(m: torch.nn.Module) -> dict[str, float]:
             assert isinstance(m, NPLM)

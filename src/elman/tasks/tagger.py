@@ -194,7 +194,7 @@ class TaggerTask(Task):
         batches = SentenceBatches(
             train, vocab, data_cfg.batch_size, shuffle=True, seed=recipe.train.seed
         )
-        valid_device = pick_device(recipe.train.device)
+        valid_device = pick_device(recipe.train.device, "train.device")
 
         def validate(m: torch.nn.Module) -> dict[str, float]:
             assert isinstance(m, Tagger)

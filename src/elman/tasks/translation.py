@@ -159,7 +159,7 @@ class TranslationTask(Task):
             shuffle=True, seed=recipe.train.seed,
         )  # fmt: skip
         valid_data = pair_batches(vocab, corpus, "valid", EVAL_MAX_TOKENS)
-        valid_device = pick_device(recipe.train.device)
+        valid_device = pick_device(recipe.train.device, "train.device")
         model = build_model(recipe, vocab)
 
         def validate(m: torch.nn.Module) -> dict[str, float]:

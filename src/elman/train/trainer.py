@@ -86,16 +86,29 @@ class LossModel(Protocol):
     def loss(self, batch: Any, state: Any) -> tuple[Tensor, int | Tensor, Any]: ...
 
 
-def pick_device(name: str) -> torch.device:
-    """``auto`` takes CUDA, then MPS, then the CPU."""
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps and mps.is_available())
+
+
+def pick_device(name: str, what: str = "device") -> torch.device:
+    """``auto`` takes CUDA, then MPS, then the CPU; a device this machine lacks is one line
+    (``what`` names the setting: ``train.device``, ``--device``), not a torch traceback once
+    the model moves there."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ElmanError(f"device {name!r} asked for, but CUDA is not available; use device=cpu")
+        return torch.device("mps" if _mps_available() else "cpu")
+    if name == "mps" and not _mps_available():
+        raise ElmanError(f"{what} mps: MPS is not available here; use auto or cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ElmanError(f"{what} {name}: CUDA is not available here; use auto or cpu")
+        count, index = torch.cuda.device_count(), int(name.partition(":")[2] or 0)
+        if index >= count:
+            raise ElmanError(
+                f"{what} {name}: this machine has {count} CUDA device(s), cuda:0 … cuda:{count - 1}"
+            )
     return torch.device(name)
 
 
@@ -277,7 +290,7 @@ class Trainer:
         meta: dict[str, Any],
     ) -> None:
         self.config = config
-        self.device = pick_device(config.device)
+        self.device = pick_device(config.device, "train.device")
         if config.threads and self.device.type == "cpu":
             torch.set_num_threads(config.threads)
         self.model = model.to(self.device)
