@@ -17,7 +17,9 @@ A recipe looks like::
     lr = 1.0
 
 Every key must be a field of the section's dataclass; a misspelt key is an error that lists the
-valid ones, never a silent default. ``--set train.lr=0.5`` overrides a key with a TOML literal.
+valid ones, never a silent default. ``--set train.lr=0.5`` overrides a key with a TOML literal;
+an optional key is unset with the word ``none`` (``--set data.vectors=none``), since TOML has no
+null. An empty recipe file is refused (it would train every default on PTB).
 """
 
 from __future__ import annotations
@@ -41,15 +43,21 @@ T = TypeVar("T")
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
-    """Parse a TOML file; a missing or malformed file is an ElmanError naming it."""
+    """Parse a TOML file; a missing, malformed or empty file is an ElmanError naming it."""
     path = Path(path)
     if not path.is_file():
         raise ElmanError(f"recipe {path} not found; give the path to a .toml file (see recipes/)")
     try:
         with path.open("rb") as f:
-            return tomllib.load(f)
+            raw = tomllib.load(f)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ElmanError(f"recipe {path} is not valid TOML: {err}") from None
+    if not raw:  # every key has a default: an empty file would silently train on PTB
+        raise ElmanError(
+            f"recipe {path} is empty; write at least [recipe] name and task and [data] dataset "
+            "(see recipes/ for examples)"
+        )
+    return raw
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -83,9 +91,13 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return out
 
 
+NONE = "none"  # TOML has no null: `--set data.vectors=none` unsets an optional key
+
+
 def _check_union(section: str, name: str, value: Any, args: tuple[Any, ...]) -> Any:
-    """``X | Y | None``: None where allowed, else the first member type the value fits."""
-    if value is None and type(None) in args:
+    """``X | Y | None``: None (or ``"none"``) where allowed, else the first member type the
+    value fits."""
+    if type(None) in args and (value is None or value == NONE):
         return None
     errors = []
     for arg in args:

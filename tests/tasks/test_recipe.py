@@ -195,3 +195,36 @@ def test_an_old_checkpoints_recipe_is_read_with_the_new_names():
     assert stored_nplm.model.dropout_hidden == 0.5
     assert stored_nplm.train.autocast == "bfloat16"
     assert "train_dtype" not in stored_nplm.raw["model"]
+
+
+def test_an_empty_recipe_is_refused_not_trained_on_the_defaults(tmp_path):
+    empty = tmp_path / "empty.toml"
+    empty.write_text("# nothing yet\n")
+    with pytest.raises(ElmanError, match="empty.toml is empty"):
+        read_toml(empty)
+
+
+def test_an_optional_key_is_unset_with_none():
+    raw = {"recipe": {"task": "tagger"}, "data": {"vectors": "wiki.vec"}}
+    assert parse_recipe(raw).data.vectors == "wiki.vec"
+    assert parse_recipe(raw, ["data.vectors=none"]).data.vectors is None
+    with pytest.raises(ElmanError, match="expected int"):  # a required key stays required
+        parse_recipe({"recipe": {"task": "lm"}}, ["data.bptt=none"])
+
+
+def test_a_recipe_run_on_other_data_takes_another_name_and_no_aim(tmp_path, corpus, recipe):
+    from elman.tasks.table import read_recipe
+    from elman.tasks.training import retitle_for_other_data
+
+    own = read_recipe(recipe)
+    other = tmp_path / "my corpus"
+    moved = read_recipe(recipe, [f"data.dataset={other}"])
+    retitle_for_other_data(moved, own, [f"data.dataset={other}"])
+    assert moved.info.name == f"{own.info.name}-on-my-corpus"
+    assert moved.info.aim.startswith("none stated") and moved.raw["recipe"]["aim"] == moved.info.aim
+    named = read_recipe(recipe, [f"data.dataset={other}", "recipe.name=mine"])
+    retitle_for_other_data(named, own, [f"data.dataset={other}", "recipe.name=mine"])
+    assert named.info.name == "mine" and named.info.aim.startswith("none stated")
+    same = read_recipe(recipe)
+    retitle_for_other_data(same, own, [])
+    assert (same.info.name, same.info.aim) == (own.info.name, own.info.aim)

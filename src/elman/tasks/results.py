@@ -14,16 +14,9 @@ from typing import Any
 
 import torch
 
-from elman import files
 from elman.provenance import provenance
 from elman.tasks.evaluation import Evaluation, evaluate
 from elman.train.trainer import pick_device
-
-
-def write_json(path: str | Path, record: dict[str, Any]) -> Path:
-    """Write ``record`` as indented strict JSON (a NaN is ``null``), atomically: the old file
-    stays whole until the new one is complete (:func:`elman.files.write_json`)."""
-    return files.write_json(path, record)
 
 
 def training_record(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,12 +28,11 @@ import torch
 from filelock import FileLock, Timeout
 
 from elman.errors import ElmanError
-from elman.files import check_writable, os_error, remove_temporaries
-from elman.files import write_json as write_json_file
+from elman.files import check_writable, os_error, remove_temporaries, write_json
 from elman.provenance import command_line, git_commit, utc_now
 from elman.tasks.loading import load
 from elman.tasks.protocol import Prepared, Task
-from elman.tasks.results import training_record, write_json
+from elman.tasks.results import training_record
 from elman.tasks.table import get_task, parse_recipe, read_recipe
 from elman.train import distributed
 from elman.train.checkpoint import load_checkpoint
@@ -141,6 +141,26 @@ def resumed_recipe(payload: dict[str, Any], overrides: list[str] | None) -> tupl
     return recipe, previous
 
 
+def retitle_for_other_data(recipe: Recipe, own: Recipe, overrides: list[str]) -> None:
+    """A recipe run on another corpus than its own is another experiment: its aim (a number
+    published for the recipe's corpus) does not hold there, and its results must not pass for
+    the recipe's. Unless ``--set recipe.name/aim`` say otherwise, the name gets the corpus and
+    the aim says what was run."""
+    dataset = recipe.data.dataset
+    if dataset == own.data.dataset:
+        return
+    given = {o.split("=", 1)[0].strip() for o in overrides}
+    corpus = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(dataset).stem or dataset).strip("-")
+    if "recipe.name" not in given:
+        recipe.info.name = f"{own.info.name}-on-{corpus or 'data'}"
+    if "recipe.aim" not in given:
+        recipe.info.aim = (
+            f"none stated: {own.info.name}'s recipe on {dataset} (its aim is for "
+            f"{own.data.dataset})"
+        )
+    recipe.raw["recipe"].update(name=recipe.info.name, aim=recipe.info.aim)
+
+
 def train(
     recipe_path: str | Path | None = None,
     *,
@@ -173,6 +193,7 @@ def train(
         if recipe_path is None:
             raise ElmanError("give a recipe (elman train recipes/NAME.toml) or --resume RUN_DIR")
         recipe = read_recipe(recipe_path, overrides)
+        retitle_for_other_data(recipe, read_recipe(recipe_path), overrides or [])
         run_dir = Path(out) if out is not None else Path("runs") / recipe.info.name
     with hold_run_folder(run_dir):
         payload = previous = None
@@ -211,7 +232,7 @@ def _train(
     prepared = task.prepare(recipe, vocab=vocab)
     main = distributed.is_main()  # only rank 0 writes and prints
     if main:
-        write_json_file(run_dir / "recipe.json", recipe.raw)
+        write_json(run_dir / "recipe.json", recipe.raw)
     meta = prepared.checkpoint_meta(task.name, recipe)
     trainer = Trainer(
         prepared.model, recipe.train, prepared.train_data, prepared.validate, run_dir, meta
@@ -261,7 +282,7 @@ def final_results(
     commit: str,
 ) -> dict[str, Any]:
     """Evaluate ``best.pt`` on valid and test and write ``results.json`` into the run folder."""
-    device = pick_device(recipe.train.device)
+    device = pick_device(recipe.train.device, "train.device")
     loaded = load(run_dir / "best.pt", device)
     bs = recipe.data.eval_batch_size  # this session's: a resume may change it
     metrics = {
