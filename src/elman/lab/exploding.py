@@ -15,7 +15,6 @@ one trainer; the curves come from their metrics.jsonl (``grad_norm`` is the pre-
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 import torch
 
 from elman.errors import ElmanError
-from elman.files import write_json
+from elman.files import read_jsonl, write_json
 
 
 def _build(vocab_size: int, hidden: int, nonlinearity: str, scale: float, seed: int):
@@ -44,8 +43,7 @@ def _curve(run_dir: Path) -> list[dict[str, Any]]:
     path = run_dir / "metrics.jsonl"
     if not path.exists():
         return []
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [r for r in records if r["kind"] == "train"]
+    return [r for r in read_jsonl(path) if r["kind"] == "train"]  # a torn last line is skipped
 
 
 def run(

@@ -227,8 +227,8 @@ def markdown_table(records: list[dict[str, Any]]) -> str:
     for r in records:
         c, test = r["config"], r["metrics"]["test"]
         score = (
-            f"MSE {test['mse']:.4f}" if "mse" in test
-            else f"accuracy {test['accuracy']:.3f}" if test else "–"
+            f"MSE {test['mse']:.4f}" if test.get("mse") is not None
+            else f"accuracy {test['accuracy']:.3f}" if test.get("accuracy") is not None else "–"
         )  # fmt: skip
         solve = "–" if r["steps_to_solve"] is None else str(r["steps_to_solve"])
         opt = f"{c['optimizer']} {c['lr']:g}, clip {c['clip_norm']}"
