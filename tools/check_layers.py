@@ -3,8 +3,9 @@
     python tools/check_layers.py            # prints each violation; exit status 1 if any
 
 The layers, bottom to top (docs/architecture.md): the base modules (``errors``, ``config``,
-``files``, ``provenance``) -> ``data`` -> ``nn`` -> ``models`` -> ``train`` -> ``inference``
--> ``tasks`` -> ``lab`` -> ``cli`` (and the package's own ``__init__``/``__main__``, on top).
+``files``, ``provenance``, ``progress``) -> ``data`` -> ``nn`` -> ``models`` -> ``train`` ->
+``inference`` -> ``tasks`` -> ``lab`` -> ``cli`` (and the package's own ``__init__``/``__main__``,
+on top).
 Every import counts, also one inside a function (a lazy import is still a dependency).
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "elman"
 LAYERS = ["base", "data", "nn", "models", "train", "inference", "tasks", "lab", "cli", "facade"]
-BASE = {"errors", "config", "provenance", "files"}
+BASE = {"errors", "config", "provenance", "files", "progress"}
 
 
 def module_name(path: Path, root: Path = PACKAGE) -> str:
@@ -26,7 +27,7 @@ def module_name(path: Path, root: Path = PACKAGE) -> str:
 
 
 def layer(module: str) -> str:
-    """The layer of ``elman.X…``: X's own, or ``base`` for errors/config/provenance."""
+    """The layer of ``elman.X…``: X's own, or ``base`` for the base modules (``BASE``)."""
     parts = module.split(".")
     if len(parts) == 1 or parts[1] == "__main__":
         return "facade"
