@@ -74,6 +74,23 @@ def test_eval_prints_perplexity_and_json(trained, corpus, capsys):
     assert {"ppl", "loss", "seconds", "checkpoint", "data"} <= result.keys()
 
 
+def test_eval_progress_goes_to_stderr_and_json_stays_alone_on_stdout(
+    trained, corpus, capsys, monkeypatch
+):
+    argv = ["eval", str(trained), "--json", "--batch-size", "1"]
+    code, quiet, err = run(capsys, *argv)
+    assert code == 0 and err == ""  # done within the 30 s between two lines
+    monkeypatch.setenv("ELMAN_PROGRESS_EVERY", "0")  # a line at every batch
+    code, out, err = run(capsys, *argv)
+    drop = ("seconds",)  # the one number that differs between two runs
+    assert {k: v for k, v in json.loads(out).items() if k not in drop} == {
+        k: v for k, v in json.loads(quiet).items() if k not in drop
+    }
+    lines = err.splitlines()
+    assert lines and all(line.startswith(f"evaluating {corpus}/test | ") for line in lines)
+    assert " batches (100%) | " in lines[-1]
+
+
 def test_eval_on_another_folder_of_the_same_kind(trained, tmp_path, capsys):
     other = write_corpus(tmp_path / "other")
     code, out, _ = run(capsys, "eval", str(trained), "--data", str(other), "--json")

@@ -114,6 +114,16 @@ def test_eval_report_prints_accuracy_table_and_confusions(run_dir, capsys):
     assert '"accuracy"' in capsys.readouterr().out
 
 
+def test_eval_progress_goes_to_stderr(run_dir, capsys, monkeypatch):
+    monkeypatch.setenv("ELMAN_PROGRESS_EVERY", "0")  # a line at every batch
+    assert main(["eval", str(run_dir), "--json", "--ensemble", str(run_dir)]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("{") and '"accuracy"' in out
+    lines = err.splitlines()
+    assert lines and all(line.startswith("tagging ") and "/test | " in line for line in lines)
+    assert " batches (100%) | " in lines[-1]  # both members' batches counted
+
+
 def test_ensemble_in_tag_and_eval(run_dir, tmp_path, capsys):
     text = "the big cat sat .\n\nthe dog ran .\n"
     code, alone = tag(run_dir, tmp_path, text, capsys=capsys)

@@ -134,6 +134,19 @@ def test_eval_prints_bleu_chrf_and_signatures(runs, capsys):
     assert result["split"] == "valid" and 0 <= result["bleu"] <= 100 and result["sentences"] == 30
 
 
+def test_progress_of_scoring_and_decoding_goes_to_stderr(runs, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ELMAN_PROGRESS_EVERY", "0")  # a line at every batch
+    assert main(["eval", str(runs["attention"]), "--split", "test"]) == 0
+    out, err = capsys.readouterr()
+    assert "BLEU" in out and "scoring" not in out and "translating" not in out
+    name = f"{runs['corpus']}/test"
+    assert f"scoring {name} | " in err and f"translating {name} (beam " in err
+    assert "30/30 sentences (100%)" in err
+    code, out = translate(runs["attention"], tmp_path, "1 2 3\n4 5\n", "--batch-size", "1")
+    assert code == 0 and out == "3 2 1\n5 4\n"  # --out: the translations alone
+    assert "translating | 2/2 sentences (100%) | " in capsys.readouterr().err
+
+
 @pytest.mark.data
 def test_eval_on_multi30k_by_split_name(runs, capsys):
     root = os.environ.get("ELMAN_DATA")

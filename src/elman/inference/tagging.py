@@ -16,6 +16,7 @@ import torch
 from elman.data.conllu import Sentence
 from elman.data.tagging import TaggerVocab, by_length, make_batch
 from elman.models.tagger import Tagger
+from elman.progress import Progress
 
 Member = tuple[Tagger, TaggerVocab]  # a trained tagger and the vocabularies it reads
 
@@ -26,26 +27,30 @@ def tag_distributions(
     sentences: Sequence[Sequence[str]],
     batch_size: int,
     device: torch.device | str,
+    *,
+    what: str = "tagging",
 ) -> list[torch.Tensor]:
     """ŷ_t of every word, shape (n_i, K) per sentence (K tags; (0, K) for an empty one).
 
     With M members it is the mean of their distributions, ŷ_t = (1/M) Σ_m ŷ_t^(m): each
     member reads the sentences through its own vocabularies (they may differ, e.g. with other
     pretrained vectors); the tag sets must be equal. Sentences are batched in sorted-length
-    order; padding never changes a prediction.
+    order; padding never changes a prediction. ``what`` names the work in the progress shown
+    (an ensemble over a large corpus takes a while).
     """
     num_tags = len(members[0][1].tags)
     out: list[torch.Tensor] = [torch.zeros(len(s), num_tags) for s in sentences]
     batches = by_length([len(s) for s in sentences], batch_size)
-    for model, vocab in members:
-        was_training = model.training
-        model.eval()
-        for ids in batches:
-            batch = make_batch([sentences[i] for i in ids], vocab, index=ids).to(device)
-            probs = model(batch).softmax(dim=2).cpu()  # (B, T, K)
-            for i, row, n in zip(ids, probs, batch.lengths.tolist(), strict=True):
-                out[i] += row[:n] / len(members)
-        model.train(was_training)
+    with Progress(what, len(batches) * len(members), unit="batches") as progress:
+        for model, vocab in members:
+            was_training = model.training
+            model.eval()
+            for ids in progress.over(batches):
+                batch = make_batch([sentences[i] for i in ids], vocab, index=ids).to(device)
+                probs = model(batch).softmax(dim=2).cpu()  # (B, T, K)
+                for i, row, n in zip(ids, probs, batch.lengths.tolist(), strict=True):
+                    out[i] += row[:n] / len(members)
+            model.train(was_training)
     return out
 
 

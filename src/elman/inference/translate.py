@@ -23,6 +23,7 @@ from elman.data.pair_batches import make_batch, pad_sources
 from elman.data.subword import SubwordVocab
 from elman.inference.search import DecodeConfig, beam_search, greedy_search, max_lengths
 from elman.models.seq2seq import Seq2Seq
+from elman.progress import Progress
 
 
 @torch.no_grad()
@@ -32,26 +33,42 @@ def translate_ids(
     decode: DecodeConfig,
     batch_size: int = 64,
     device: torch.device | str = "cpu",
+    *,
+    what: str = "translating",
 ) -> list[list[int]]:
-    """The 1-best output pieces of every source (lists of piece ids), in the input order."""
+    """The 1-best output pieces of every source (lists of piece ids), in the input order.
+
+    A beam search over a test set takes minutes on a CPU: ``what`` names it in the progress
+    shown meanwhile (:mod:`elman.progress`)."""
     was_training = model.training
     model.eval()
     out: list[list[int]] = [[] for _ in sources]
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
-    for start in range(0, len(order), batch_size):
-        ids = order[start : start + batch_size]
-        src, lengths = pad_sources([sources[i] for i in ids])
-        src, lengths = src.to(device), lengths.to(device)
-        limit = max_lengths(lengths, decode.max_len_ratio, decode.max_len_extra)
-        if decode.beam == 1:
-            best = greedy_search(model, src, lengths, limit)
-        else:
-            hyps = beam_search(model, src, lengths, decode.beam, limit, decode.length_penalty)
-            best = [h[0].tokens for h in hyps]
-        for i, tokens in zip(ids, best, strict=True):
-            out[i] = tokens
+    with Progress(what, len(sources), unit="sentences") as progress:
+        for start in range(0, len(order), batch_size):
+            ids = order[start : start + batch_size]
+            out_batch = _decode_batch(model, [sources[i] for i in ids], decode, device)
+            for i, tokens in zip(ids, out_batch, strict=True):
+                out[i] = tokens
+            progress.update(len(ids))
     model.train(was_training)
     return out
+
+
+def _decode_batch(
+    model: Seq2Seq,
+    sources: Sequence[Sequence[int]],
+    decode: DecodeConfig,
+    device: torch.device | str,
+) -> list[list[int]]:
+    """The 1-best output pieces of one batch of sources, greedy or by beam search."""
+    src, lengths = pad_sources(sources)
+    src, lengths = src.to(device), lengths.to(device)
+    limit = max_lengths(lengths, decode.max_len_ratio, decode.max_len_extra)
+    if decode.beam == 1:
+        return greedy_search(model, src, lengths, limit)
+    hyps = beam_search(model, src, lengths, decode.beam, limit, decode.length_penalty)
+    return [h[0].tokens for h in hyps]
 
 
 def encode_sources(vocab: SubwordVocab, lines: Sequence[str], max_len: int) -> list[list[int]]:
@@ -76,11 +93,14 @@ def translate_lines(
     decode: DecodeConfig,
     batch_size: int = 64,
     device: torch.device | str = "cpu",
+    *,
+    what: str = "translating",
 ) -> list[str]:
-    """Plain-text translations of ``lines`` (blank lines give empty lines)."""
+    """Plain-text translations of ``lines`` (blank lines give empty lines); ``what`` names
+    the work in the progress shown."""
     real = [k for k, line in enumerate(lines) if line.strip()]
     sources = encode_sources(vocab, [lines[k] for k in real], decode.max_source_len)
-    outputs = translate_ids(model, sources, decode, batch_size, device)
+    outputs = translate_ids(model, sources, decode, batch_size, device, what=what)
     text = [""] * len(lines)
     for k, pieces in zip(real, outputs, strict=True):
         text[k] = vocab.tgt.decode(pieces)

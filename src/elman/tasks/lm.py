@@ -24,6 +24,7 @@ from elman.data.vocabulary import Vocabulary
 from elman.errors import ElmanError
 from elman.inference.generate import generate_text
 from elman.models.rnnlm import RNNLM, RNNLMConfig
+from elman.progress import Counted, Progress
 from elman.tasks.protocol import Capabilities, Loaded, Metrics, Prepared, Task
 from elman.train import distributed
 from elman.train.checkpoint import build_checked
@@ -153,7 +154,9 @@ def evaluate_model(
     """Perplexity (and bpc) of ``model`` on one split, every token scored once."""
     start = time.perf_counter()
     stream = make_stream(vocab, dataset, split, batch_size, bptt)
-    result = evaluate_loss(model, stream, device)
+    # batch size 1 on PTB's test split is minutes on a CPU: show how far it is
+    with Progress(f"evaluating {dataset.name}/{split}", len(stream), unit="batches") as progress:
+        result = evaluate_loss(model, Counted(stream, progress), device)
     metrics: Metrics = metrics_from_loss(result["loss"], int(result["tokens"]), dataset.level)
     metrics["seconds"] = time.perf_counter() - start
     return metrics
@@ -177,11 +180,12 @@ def split_logprobs(
     stream = make_stream(vocab, dataset, split, batch_size, bptt).to(device)
     model.eval()
     state, rows = None, []
-    for batch in stream:
-        logits, state = model(batch.inputs, state)  # (T, B, V)
-        logp = torch.log_softmax(logits.float(), dim=-1)
-        target = batch.targets.clamp(min=0).unsqueeze(-1)  # padding (-100) gathers id 0
-        rows.append(logp.gather(-1, target).squeeze(-1))  # (T, B)
+    with Progress(f"scoring {dataset.name}/{split}", len(stream), unit="batches") as progress:
+        for batch in progress.over(stream):
+            logits, state = model(batch.inputs, state)  # (T, B, V)
+            logp = torch.log_softmax(logits.float(), dim=-1)
+            target = batch.targets.clamp(min=0).unsqueeze(-1)  # padding (-100) gathers id 0
+            rows.append(logp.gather(-1, target).squeeze(-1))  # (T, B)
     grid = torch.cat(rows)  # (L, B)
     return grid.t().reshape(-1)[: stream.total_tokens].double().cpu().numpy()
 

@@ -22,6 +22,7 @@ from elman.data.vocabulary import Vocabulary
 from elman.data.windows import ContextWindows
 from elman.errors import ElmanError
 from elman.models.nplm import NPLM, NPLMConfig, build_nplm
+from elman.progress import Counted, Progress
 from elman.tasks.lm import (
     checked_vocab,
     encode_split,
@@ -108,7 +109,8 @@ def evaluate_model(
     """Perplexity (and bpc) of ``model`` on one split, every token scored once."""
     start = time.perf_counter()
     windows = make_windows(vocab, dataset, split, model.context_size, batch_size)
-    result = evaluate_loss(model, windows, device)
+    with Progress(f"evaluating {dataset.name}/{split}", len(windows), unit="batches") as progress:
+        result = evaluate_loss(model, Counted(windows, progress), device)
     metrics: Metrics = metrics_from_loss(result["loss"], int(result["tokens"]), dataset.level)
     metrics["seconds"] = time.perf_counter() - start
     return metrics
@@ -127,9 +129,11 @@ def split_logprobs(
     model.eval()
     windows = make_windows(vocab, dataset, split, model.context_size, batch_size)
     out = []
-    for batch in windows.to(device).iter_from(0):
-        logits = model(batch.contexts)  # (B, V)
-        out.append(-torch.nn.functional.cross_entropy(logits, batch.targets, reduction="none"))
+    with Progress(f"scoring {dataset.name}/{split}", len(windows), unit="batches") as progress:
+        for batch in progress.over(windows.to(device).iter_from(0)):
+            logits = model(batch.contexts)  # (B, V)
+            loss = torch.nn.functional.cross_entropy(logits, batch.targets, reduction="none")
+            out.append(-loss)
     return torch.cat(out).double().cpu().numpy()
 
 

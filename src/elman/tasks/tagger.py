@@ -109,7 +109,9 @@ def predict_split(
     """Predicted tags of every sentence of ``split`` (in file order), the summed cross entropy
     −Σ_t log ŷ_{t, y_t} over the words whose gold tag is known, and their number."""
     sentences = corpus.sentences(split)
-    probs = tag_distributions(ensemble, [s.forms for s in sentences], batch_size, device)
+    forms = [s.forms for s in sentences]
+    what = f"tagging {corpus.name}/{split}"
+    probs = tag_distributions(ensemble, forms, batch_size, device, what=what)
     tags = ensemble[0][1].tags
     loss, scored = 0.0, 0
     predicted: list[list[str]] = []

@@ -31,6 +31,7 @@ from elman.errors import ElmanError
 from elman.inference.search import DecodeConfig
 from elman.inference.translate import translate_lines
 from elman.models.seq2seq import Seq2Seq, Seq2SeqConfig, build_seq2seq
+from elman.progress import Counted, Progress
 from elman.tasks.protocol import Capabilities, Loaded, Metrics, Prepared, Task
 from elman.train import distributed
 from elman.train.checkpoint import build_checked
@@ -104,8 +105,12 @@ def evaluate_model(
 
     start = time.perf_counter()
     sources, references = dataset.pairs(split)
-    scored = evaluate_loss(model, pair_batches(vocab, dataset, split, EVAL_MAX_TOKENS), device)
-    hypotheses = translate_lines(model, vocab, sources, decode, batch_size, device)
+    batches = pair_batches(vocab, dataset, split, EVAL_MAX_TOKENS)
+    name = f"{dataset.name}/{dataset.split_name(split)}"
+    with Progress(f"scoring {name}", len(batches), unit="batches") as progress:
+        scored = evaluate_loss(model, Counted(batches, progress), device)
+    what = f"translating {name} (beam {decode.beam})"
+    hypotheses = translate_lines(model, vocab, sources, decode, batch_size, device, what=what)
     bleu, chrf = sacrebleu.metrics.BLEU(), sacrebleu.metrics.CHRF()
     return {
         "split": dataset.split_name(split),
