@@ -59,5 +59,13 @@ def test_ngram_build_eval_sample_without_torch(tmp_path: Path):
     assert loaded("ngram", "sample", str(arpa), "--sentences", "2") == []
 
 
+def test_ngram_build_progress_lines_load_no_tqdm(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("ELMAN_PROGRESS_EVERY", "0")  # the line path runs at every phase
+    text = tmp_path / "tiny.txt"
+    text.write_text("the cat sat on the mat\nthe dog sat\n" * 4)
+    build = ["ngram", "build", "--order", "2", "--smoothing", "kn", "--data", str(text)]
+    assert loaded(*build, "--out", str(tmp_path / "m.arpa")) == []
+
+
 def test_data_list_without_torch(tmp_path: Path):
     assert loaded("data", "list", "--root", str(tmp_path)) == []

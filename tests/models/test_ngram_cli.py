@@ -56,6 +56,22 @@ def test_build_eval_sample_end_to_end(tmp_path, corpus, capsys):
     assert len(out.splitlines()) == 3
 
 
+def test_build_shows_its_phases_on_stderr_and_leaves_stdout_as_it_was(
+    tmp_path, corpus, capsys, monkeypatch
+):
+    argv = ["ngram", "build", "--order", "3", "--data", str(corpus), "--out", str(tmp_path / "m")]
+    rc, quiet, err = run(capsys, *argv)
+    assert rc == 0 and "building" not in err  # faster than the 30 s between two lines
+    monkeypatch.setenv("ELMAN_PROGRESS_EVERY", "0")  # a line at every phase
+    rc, out, err = run(capsys, *argv)
+    assert rc == 0 and out.splitlines()[:-1] == quiet.splitlines()[:-1]  # the last: seconds
+    lines = [line for line in err.splitlines() if not line.startswith("elman: warning: ")]
+    assert all(line.startswith("building a 3-gram mkn model | ") for line in lines)
+    phases = [line.split(" | ")[1] for line in lines]
+    assert phases[:3] == [f"reading {corpus}", "building the vocabulary", "counting 2-grams"]
+    assert "smoothing 3-grams" in phases and "writing 3-grams (0%)" in phases
+
+
 @pytest.mark.filterwarnings("ignore::elman.models.ngram.counts.NgramWarning")
 def test_plain_text_file_as_data(tmp_path):
     text = tmp_path / "text.txt"

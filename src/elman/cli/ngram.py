@@ -46,13 +46,19 @@ def build(data: str, *, order: int, smoothing: str, out: str | Path, k: float = 
     """Build an n-gram model on the train split of ``data`` and write it to ``out``
     (ARPA).  Returns the :class:`~elman.models.ngram.NgramLM`."""
     from elman.models.ngram import NgramConfig, NgramLM, write_arpa
+    from elman.progress import Progress
 
     config = NgramConfig(order=order, smoothing=smoothing, k=k)
     check_output(out, "--out")  # before the counting, which can take minutes
-    lines = load_lines(data, "train")
-    lm = NgramLM.build(lines, config)
-    write_arpa(lm, out)  # atomic: a kill now leaves the old file (and a temporary, removed
-    return lm  # by the next build to the same path)
+    # lines, never a bar: this path loads neither torch nor tqdm (tests/cli/test_no_torch.py)
+    with Progress(f"building a {order}-gram {smoothing} model", bar=False) as progress:
+        progress.phase(f"reading {data}")
+        lines = load_lines(data, "train")
+        lm = NgramLM.build(lines, config, progress.phase)
+        # atomic: a kill now leaves the old file (and a temporary, removed by the next build
+        # to the same path)
+        write_arpa(lm, out, progress.phase)
+    return lm
 
 
 def evaluate(model: str | Path, data: str, *, split: str = "test") -> dict:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import gc
 from collections import defaultdict
+from collections.abc import Callable
 from itertools import chain, islice
 from pathlib import Path
 
@@ -41,14 +42,16 @@ import numpy as np
 
 from elman.errors import ElmanError
 from elman.files import atomic_open
+from elman.models.ngram.counts import quiet
 from elman.models.ngram.model import NgramLM, find_rows
 
 CHUNK = 100_000  # entry lines formatted or parsed at a time (bounds the Python strings)
 
 
-def write_arpa(lm: NgramLM, path: str | Path) -> None:
+def write_arpa(lm: NgramLM, path: str | Path, phase: Callable[[str], None] = quiet) -> None:
     """Write ``lm`` to ``path`` as an ARPA file, atomically: ``path`` is replaced only once the
-    whole file is written and on disk (an error or a kill before leaves the old file)."""
+    whole file is written and on disk (an error or a kill before leaves the old file).
+    ``phase`` is told how far the writing is (a large model's file is gigabytes)."""
     V = lm.vocab_size
     with atomic_open(path, "w") as f:
         f.write("\n\\data\\\n")
@@ -63,6 +66,7 @@ def write_arpa(lm: NgramLM, path: str | Path) -> None:
                 vocab = lm.vocab
                 text = [text[r] + " " + vocab[w] for r, w in zip(rows, words, strict=True)]
             for start in range(0, len(text), CHUNK):
+                phase(f"writing {n}-grams ({100 * start // len(text)}%)")
                 part = slice(start, start + CHUNK)
                 probs = map(repr, lm.logp[n - 1][part].tolist())
                 if n < lm.order:

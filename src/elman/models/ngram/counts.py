@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import warnings
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import repeat
 
@@ -166,11 +166,19 @@ class OrderCounts:
         return len(self.word)
 
 
-def count_ngrams(enc: Encoded, order: int, vocab_size: int) -> list[OrderCounts]:
+def quiet(doing: str) -> None:
+    """The default ``phase`` of the builders: no feedback (a caller passes
+    :meth:`elman.progress.Progress.phase` to show where a long build is)."""
+
+
+def count_ngrams(
+    enc: Encoded, order: int, vocab_size: int, phase: Callable[[str], None] = quiet
+) -> list[OrderCounts]:
     """Count all n-grams of orders 1..``order`` in ``enc``; element n-1 is order n.
 
     The unigram table has one row per vocabulary word (count 0 for <s>, and for
     <unk> when the text has none).  Higher orders list the n-grams that occur.
+    ``phase`` is told which order is being counted.
     """
     ids, pos = enc.ids, enc.pos
     if len(ids) >= np.iinfo(INDEX).max:
@@ -182,6 +190,7 @@ def count_ngrams(enc: Encoded, order: int, vocab_size: int) -> list[OrderCounts]
     tables = [OrderCounts(zeros, words, unigram_count, zeros, words == BOS_ID)]
     row = ids  # (T,) row of the (n-1)-gram ending at each token; -1 when none
     for n in range(2, order + 1):
+        phase(f"counting {n}-grams")
         at = np.flatnonzero(pos >= n - 1)  # tokens that end an n-gram
         keys = row[at - 1].astype(np.int64, copy=False) * V + ids[at]
         uniq, first, inverse, count = np.unique(

@@ -20,7 +20,7 @@ OOVs drops those tokens from the sum and the count.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +34,7 @@ from elman.models.ngram.counts import (
     build_vocab,
     count_ngrams,
     encode,
+    quiet,
     warn,
 )
 from elman.models.ngram.smoothing import check_smoothing, estimate
@@ -143,12 +144,16 @@ class NgramLM:
 
     # --- construction -----------------------------------------------------------
     @classmethod
-    def build(cls, lines: Iterable[str], config: NgramConfig) -> NgramLM:
-        """Count ``lines`` (one sentence each) and smooth them as ``config`` says."""
+    def build(
+        cls, lines: Iterable[str], config: NgramConfig, phase: Callable[[str], None] = quiet
+    ) -> NgramLM:
+        """Count ``lines`` (one sentence each) and smooth them as ``config`` says; ``phase``
+        is told each step (a large corpus takes minutes: :mod:`elman.progress`)."""
+        phase("building the vocabulary")
         vocab, enc = build_vocab(lines)
-        tables = count_ngrams(enc, config.order, len(vocab))
+        tables = count_ngrams(enc, config.order, len(vocab), phase)
         logp, logbo, discounts = estimate(
-            tables, method=config.smoothing, k=config.k, vocab_size=len(vocab)
+            tables, method=config.smoothing, k=config.k, vocab_size=len(vocab), phase=phase
         )
         V = len(vocab)
         keys = [t.context.astype(np.int64) * V + t.word for t in tables[1:]]  # int64

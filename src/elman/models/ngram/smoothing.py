@@ -42,6 +42,8 @@ A context with no continuation (A(h) = 0, e.g. one ending in </s>) gets gamma = 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from elman.errors import ElmanError
@@ -50,6 +52,7 @@ from elman.models.ngram.counts import (
     OrderCounts,
     adjusted_counts,
     count_of_counts,
+    quiet,
     warn,
 )
 
@@ -171,12 +174,18 @@ def _log10(p: np.ndarray) -> np.ndarray:
 
 
 def estimate(
-    tables: list[OrderCounts], *, method: str, k: float, vocab_size: int
+    tables: list[OrderCounts],
+    *,
+    method: str,
+    k: float,
+    vocab_size: int,
+    phase: Callable[[str], None] = quiet,
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[tuple[float, ...]]]:
     """log10 p_n of every listed n-gram and log10 gamma of every context, per order.
 
     Returns (logp, logbo, discounts): logp[n-1] has one entry per n-gram of order n;
     logbo[n-1] one per n-gram of order n (its weight as a context), for n < N.
+    ``phase`` is told which order is being smoothed.
     """
     check_smoothing(method)
     estimator, continuation = METHODS[method]
@@ -186,6 +195,7 @@ def estimate(
     lower = uniform
     logp, logbo, discounts = [], [], []
     for n, t in enumerate(tables, start=1):
+        phase(f"smoothing {n}-grams")
         n_contexts = 1 if n == 1 else len(tables[n - 2])
         alpha, gamma, d = estimator(t, counts[n - 1], n, n_contexts, k, vocab_size)
         below = lower if n == 1 else lower[t.suffix]
