@@ -21,6 +21,19 @@ def test_vectors_command_writes_a_word2vec_file(tmp_path, capsys):
     assert "7 vectors of dimension 8" in capsys.readouterr().out
 
 
+def test_vectors_show_their_epochs_on_stderr(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("gensim")
+    monkeypatch.setenv("ELMAN_PROGRESS_EVERY", "0")  # a line at every epoch
+    text = tmp_path / "tiny.txt"
+    text.write_text("the cat sat on the mat\n" * 20, encoding="utf-8")
+    argv = ["vectors", "--data", str(text), "--out", str(tmp_path / "v"), "--epochs", "3"]
+    assert main([*argv, "--dim", "4", "--min-count", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("5 vectors of dimension 4")
+    assert "training word vectors | building the vocabulary" in err
+    assert "training word vectors | skip-gram | 3/3 epochs (100%)" in err
+
+
 def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
     rc = main(["vectors", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "x.vec")])
     assert rc == 2

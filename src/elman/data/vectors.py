@@ -18,11 +18,13 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from elman.errors import ElmanError
 from elman.files import atomic_open
+from elman.progress import Progress
 
 
 def read_vectors(path: str | Path, limit: int | None = None) -> tuple[list[str], np.ndarray]:
@@ -91,6 +93,26 @@ def _stable_hash(text: str) -> int:
     return zlib.crc32(text.encode("utf-8"))
 
 
+class EpochsDone:
+    """What gensim's word2vec tells its callbacks, moving a progress: the vocabulary is built,
+    then each epoch ends (gensim calls these four; its per-batch hooks it never calls)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+
+    def on_train_begin(self, model: Any) -> None:
+        self.progress.phase("skip-gram")
+
+    def on_epoch_begin(self, model: Any) -> None:
+        pass
+
+    def on_epoch_end(self, model: Any) -> None:
+        self.progress.update()
+
+    def on_train_end(self, model: Any) -> None:
+        pass
+
+
 def train_vectors(
     sentences: Iterable[Sequence[str]],
     dim: int = 100,
@@ -114,18 +136,21 @@ def train_vectors(
     corpus = [list(s) for s in sentences if len(s)]
     if not corpus:
         raise ElmanError("no sentences to train word vectors on")
-    model = Word2Vec(
-        corpus,
-        vector_size=dim,
-        window=window,
-        min_count=min_count,
-        sg=1,
-        negative=5,
-        epochs=epochs,
-        seed=seed,
-        workers=threads,
-        hashfxn=_stable_hash,  # Python's str hash changes per process: seeds would not repeat
-    )
+    with Progress("training word vectors", epochs, unit="epochs") as progress:
+        progress.phase("building the vocabulary")
+        model = Word2Vec(
+            corpus,
+            vector_size=dim,
+            window=window,
+            min_count=min_count,
+            sg=1,
+            negative=5,
+            epochs=epochs,
+            seed=seed,
+            workers=threads,
+            hashfxn=_stable_hash,  # Python's str hash changes per process: seeds would not repeat
+            callbacks=[EpochsDone(progress)],
+        )
     words = list(model.wv.index_to_key)
     return words, np.asarray(model.wv.vectors, dtype=np.float32)
 
