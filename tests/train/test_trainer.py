@@ -163,3 +163,14 @@ def test_a_device_this_machine_lacks_is_one_line():
         with pytest.raises(ElmanError, match="--device mps: MPS is not available here"):
             pick_device("mps", "--device")
     assert pick_device("cpu").type == "cpu"
+
+
+def test_keep_epochs_keeps_the_last_k_epoch_checkpoints(recipe, tmp_path):
+    run_dir = tmp_path / "run"
+    s = train(recipe, overrides=["train.epochs=4", "train.keep_epochs=2"], out=run_dir)
+    assert sorted(p.name for p in run_dir.glob("epoch*.pt")) == ["epoch3.pt", "epoch4.pt"]
+    last = load_checkpoint(run_dir / "last.pt")
+    kept = load_checkpoint(run_dir / "epoch4.pt")
+    assert all(torch.equal(last["model"][k], kept["model"][k]) for k in last["model"])
+    epoch3 = load_checkpoint(run_dir / "epoch3.pt")
+    assert epoch3["trainer"]["global_step"] == s["history"][2]["step"]

@@ -33,7 +33,7 @@ RESUMABLE = frozenset(
         # how long: the loop reads them at every step and epoch end
         "epochs", "max_steps", "patience",
         # what the run shows and writes
-        "log_every", "save_every", "progress", "tensorboard",
+        "log_every", "save_every", "keep_epochs", "progress", "tensorboard",
         # where and how fast it computes (the arithmetic, not the state)
         "device", "threads", "compile", "autocast",
         # the step: lr restarts the schedule's current rate (Trainer.load_state_dict); momentum
@@ -73,6 +73,8 @@ class TrainConfig:
     autocast: str | None = None
     log_every: int = 100
     save_every: int | None = None  # steps between mid-epoch checkpoints
+    # keep the checkpoints of the last k epochs as epochN.pt (for `elman average`); None: none
+    keep_epochs: int | None = None
     max_steps: int | None = None  # stop (resumably) after this many steps in all
     # a progress bar on a terminal; without one (false, or output to a file) a line every 30 s
     progress: bool = True
@@ -103,7 +105,7 @@ class TrainConfig:
         for name in ("epochs", "log_every", "decay_start"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("max_steps", "save_every", "patience", "threads"):
+        for name in ("max_steps", "save_every", "keep_epochs", "patience", "threads"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be at least 1 (or unset), got {value}")

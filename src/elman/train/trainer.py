@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import shutil
 import signal
 import threading
 import time
@@ -801,7 +803,26 @@ class Trainer:
         if improved:
             self.save("best.pt")
         self.save("last.pt")
+        self._keep_epoch(st.epoch - 1)
         return stop
+
+    def _keep_epoch(self, epoch: int) -> None:
+        """With ``keep_epochs = k``: last.pt, just written, is also ``epochN.pt``; older epochs
+        beyond the last k are removed (fairseq's --keep-last-epochs)."""
+        k = self.config.keep_epochs
+        if not k or not self.main:
+            return
+        last = self.run_dir / "last.pt"
+        kept = self.run_dir / f"epoch{epoch}.pt"
+        kept.unlink(missing_ok=True)
+        try:  # last.pt is only ever replaced (a new file), so a hard link keeps this content
+            os.link(last, kept)
+        except OSError:  # a file system without hard links
+            shutil.copyfile(last, kept)
+        for old in self.run_dir.glob("epoch*.pt"):
+            number = old.stem.removeprefix("epoch")
+            if number.isdigit() and int(number) <= epoch - k:
+                old.unlink(missing_ok=True)
 
     def _validate(self) -> dict[str, float]:
         with self.averaged():
