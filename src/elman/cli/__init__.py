@@ -26,6 +26,7 @@ COMMANDS = [
     "generate",
     "tag",
     "translate",
+    "score",
     "results",
     "ngram",
     "vectors",

@@ -8,7 +8,9 @@ names the file (and, for bad UTF-8, the line and byte offset) and says how to fi
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 from elman.errors import ElmanError
 
@@ -74,3 +76,39 @@ def read_lines(path: str | Path) -> list[str]:
     Raises ElmanError for a missing, empty or non-UTF-8 file.
     """
     return split_lines(read_text(path))
+
+
+def iter_lines(stream: IO[bytes], name: str) -> Iterator[str]:
+    """The lines of a binary stream one at a time, without their ``"\\n"`` (as
+    :func:`split_lines` cuts them, a last line without a newline included), in bounded memory:
+    a stream of millions of lines is never held whole. A line that is not valid UTF-8 stops
+    with one line naming ``name``, the line number and the byte; a leading byte order mark is
+    dropped."""
+    for number, raw in enumerate(stream, start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            bad = raw[err.start : err.start + 1].hex()
+            raise ElmanError(
+                f"{name}: line {number}, byte {err.start + 1} of the line: not valid UTF-8 "
+                f"(byte 0x{bad}); re-encode it as UTF-8, e.g. `iconv -f latin1 -t utf-8 IN > OUT`"
+            ) from None
+        if number == 1:
+            line = line.removeprefix(BOM)
+        yield line[:-1] if line.endswith("\n") else line
+
+
+def open_binary(path: str | Path) -> IO[bytes]:
+    """``path`` opened for reading bytes (for :func:`iter_lines`); a missing or unreadable file,
+    or a folder, is one line naming it. An empty file is not an error here: no lines."""
+    path = Path(path)
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise ElmanError(f"{path}: no such file; check the path") from None
+    except IsADirectoryError:
+        raise ElmanError(f"{path}: is a directory, expected a text file") from None
+    except PermissionError:
+        raise ElmanError(f"{path}: permission denied; make the file readable") from None
+    except OSError as err:
+        raise ElmanError(f"{path}: cannot read ({err.strerror or err})") from None

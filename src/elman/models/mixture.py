@@ -51,3 +51,35 @@ def tune_lambda(
 
 def perplexity(logp: np.ndarray) -> float:
     return float(math.exp(-float(np.mean(logp))))
+
+
+def mix_many(logps: list[np.ndarray], weights: list[float]) -> np.ndarray:
+    """Natural-log probabilities of the mixture Σ_i w_i P_i of any number of models (the weights
+    sum to 1); a model of weight 0 takes no part, so its -inf scores cannot spoil the sum."""
+    if len(logps) != len(weights) or not logps:
+        raise ValueError("one weight per model, and at least one model")
+    if len(logps) == 2:  # the two-model formula of elman eval --mix, bit for bit
+        return mix_logprobs(logps[0], logps[1], weights[0])
+    pairs = zip(weights, logps, strict=True)
+    stacked = np.stack([math.log(w) + np.asarray(lp, np.float64) for w, lp in pairs if w > 0])
+    return np.logaddexp.reduce(stacked, axis=0)  # (K, N) -> (N,)
+
+
+def tune_weights(logps: list[np.ndarray], *, iters: int = 200, tol: float = 1e-9) -> list[float]:
+    """The weights maximising the held-out likelihood of a mixture of K models: EM from equal
+    weights, :func:`tune_lambda` generalised (w_i ← mean_t of model i's posterior); two models
+    give exactly ``tune_lambda``'s λ and 1 − λ."""
+    if len(logps) == 2:
+        lam = tune_lambda(logps[0], logps[1], iters=iters, tol=tol)
+        return [lam, 1.0 - lam]
+    stacked = np.stack([np.asarray(lp, np.float64) for lp in logps])  # (K, N)
+    weights = np.full(len(logps), 1.0 / len(logps))
+    for _ in range(iters):
+        with np.errstate(divide="ignore"):  # a weight that reached 0 stays 0
+            joint = np.log(weights)[:, None] + stacked  # (K, N)
+        posterior = np.exp(joint - np.logaddexp.reduce(joint, axis=0))  # (K, N)
+        new = posterior.mean(axis=1)
+        if np.abs(new - weights).max() < tol:
+            return [float(w) for w in new]
+        weights = new
+    return [float(w) for w in weights]

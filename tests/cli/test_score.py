@@ -1,0 +1,141 @@
+"""`elman score`: TSV and JSON lines, one line per input line, bad input in one line."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from elman.cli import main
+from elman.cli.score import escape
+from tasks.test_scoring import ARPA, BY_HAND
+
+
+@pytest.fixture
+def hand_arpa(tmp_path: Path) -> Path:
+    path = tmp_path / "hand.arpa"
+    path.write_text(ARPA)
+    return path
+
+
+@pytest.fixture
+def lm_run(tmp_path: Path, recipe: Path) -> Path:
+    run = tmp_path / "lm-run"
+    assert main(["train", str(recipe), "--out", str(run), "--set", "train.progress=false"]) == 0
+    return run
+
+
+def strict(text: str) -> dict:
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not strict JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_tsv_has_a_header_and_one_row_per_line(tmp_path, hand_arpa, capsys) -> None:
+    source = tmp_path / "in.txt"
+    source.write_text("\n".join(BY_HAND) + "\n")
+    assert main(["score", str(hand_arpa), str(source)]) == 0
+    out, err = capsys.readouterr()
+    rows = [line.split("\t") for line in out.splitlines()]
+    assert rows[0] == ["line", "logprob", "log10prob", "tokens", "oovs", "ppl"]
+    assert len(rows) == 1 + len(BY_HAND)
+    for row, (log10, tokens, oovs) in zip(rows[1:], BY_HAND.values(), strict=True):
+        assert float(row[2]) == pytest.approx(log10, abs=1e-9)
+        assert float(row[1]) == pytest.approx(log10 * math.log(10), abs=1e-8)
+        assert (int(row[3]), int(row[4])) == (tokens, oovs)
+    assert "6 sentences, 15 tokens, 2 OOVs" in err
+
+
+def test_jsonl_is_strict_and_per_token(tmp_path, hand_arpa, capsys) -> None:
+    source = tmp_path / "in.txt"
+    source.write_text("zz a\n\n")
+    assert main(["score", "--format", "jsonl", "--per-token", str(hand_arpa), str(source)]) == 0
+    records = [strict(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["line"] for r in records] == [1, 2]
+    assert set(records[0]) == {"line", "logprob", "log10prob", "tokens", "oovs", "ppl", "per_token"}
+    assert [t["token"] for t in records[0]["per_token"]] == ["zz", "a", "</s>"]
+    assert [t["unknown"] for t in records[0]["per_token"]] == [True, False, False]
+    assert records[1]["tokens"] == 1  # an empty line is </s> alone
+
+
+def test_per_token_tsv_escapes_whitespace(tmp_path, hand_arpa, capsys) -> None:
+    assert escape("a b\tc\\d\n") == "a\\sb\\tc\\\\d\\n"
+    source = tmp_path / "in.txt"
+    source.write_text("a b\n")
+    assert main(["score", str(hand_arpa), str(source), "--per-token"]) == 0
+    row = capsys.readouterr().out.splitlines()[1].split("\t")
+    items = [item.rsplit("|", 2) for item in row[6].split(" ")]
+    assert [i[0] for i in items] == ["a", "b", "</s>"] and [i[2] for i in items] == ["0"] * 3
+    assert sum(float(i[1]) for i in items) == pytest.approx(float(row[1]))
+
+
+def test_standard_input_and_out_file(tmp_path, hand_arpa, lm_run) -> None:
+    out = tmp_path / "scores.tsv"
+    cmd = [sys.executable, "-m", "elman", "score", str(lm_run), str(hand_arpa), "-"]
+    done = subprocess.run(
+        [*cmd, "--mix-lambda", "0.3", "--out", str(out), "--device", "cpu"],
+        input=b"a b\nthe cat\n", capture_output=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert len(out.read_text().splitlines()) == 3
+    assert b"mixture weights (given or equal): 0.3000" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"a b\n\xff\xfe x\n", "<stdin>: line 2, byte 1 of the line: not valid UTF-8"),
+    ],
+)
+def test_non_utf8_is_one_line_naming_the_line(hand_arpa, data, message) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "elman", "score", str(hand_arpa)],
+        input=data, capture_output=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    err = done.stderr.decode().strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+
+
+def test_a_100000_character_line_is_scored_whole(tmp_path, hand_arpa, lm_run, capsys) -> None:
+    source = tmp_path / "long.txt"
+    source.write_text("a b " * 25_000 + "\n")
+    assert main(["score", str(hand_arpa), str(lm_run), str(source), "--device", "cpu"]) == 0
+    row = capsys.readouterr().out.splitlines()[1].split("\t")
+    assert int(row[3]) == 50_001 and math.isfinite(float(row[1]))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["missing.arpa"], "no such ARPA file"),
+        (["{text}"], "not a model"),
+        (["{arpa}", "{arpa}", "--mix-lambda", "7"], "--mix-lambda 7"),
+        (["{arpa}", "--tune", "{text}"], "give two or more models"),
+        (["{arpa}", "{arpa}", "--tune", "{text}", "--mix-lambda", "0.5"], "give one of them"),
+        (["{arpa}", "{arpa}", "--tune", "missing.txt"], "missing.txt: no such file"),
+        (["{arpa}", "missing.txt"], "missing.txt: no such file"),
+        (["{arpa}", "--chunk-size", "0"], "--chunk-size"),
+        (["{arpa}", "{text}", "--out", "/proc/nope/x.tsv"], "--out"),
+    ],
+)
+def test_bad_arguments_are_one_line(tmp_path, hand_arpa, capsys, args, message) -> None:
+    text = tmp_path / "text.txt"
+    text.write_text("a b\n")
+    args = [a.format(arpa=hand_arpa, text=text) for a in args]
+    assert main(["score", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+
+
+def test_a_tuned_mixture_reports_its_weights(tmp_path, hand_arpa, lm_run, corpus, capsys) -> None:
+    args = [str(lm_run), str(hand_arpa), "--tune", str(corpus / "valid.txt")]
+    assert main(["score", *args, str(corpus / "test.txt"), "--device", "cpu"]) == 0
+    out, err = capsys.readouterr()
+    assert "mixture weights (tuned by EM on" in err
+    assert len(out.splitlines()) == 1 + len((corpus / "test.txt").read_text().splitlines())
