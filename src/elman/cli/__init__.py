@@ -27,6 +27,7 @@ COMMANDS = [
     "tag",
     "translate",
     "score",
+    "rescore",
     "results",
     "ngram",
     "vectors",

@@ -329,7 +329,10 @@ def load_scorer(
     path: str | Path, device: str | torch.device = "auto", *, batch_size: int = 64
 ) -> SentenceScorer:
     """The model in ``path``: an ARPA file (by its name or content), else a checkpoint or a run
-    folder of an LM or NPLM (``elman.load``)."""
+    folder of an LM or NPLM (``elman.load``); anything else is one line."""
+    if not is_model(path):
+        why = "not a model" if Path(path).exists() else "no such file"
+        raise ElmanError(f"{path}: {why}; a model is an ARPA file, a checkpoint or a run folder")
     if is_arpa(path):
         return NgramScorer(read_arpa(path), str(path))
     return NeuralScorer(load(path, device, command="elman score"), batch_size=batch_size)
