@@ -48,7 +48,7 @@ def test_tsv_has_a_header_and_one_row_per_line(tmp_path, hand_arpa, capsys) -> N
         assert float(row[2]) == pytest.approx(log10, abs=1e-9)
         assert float(row[1]) == pytest.approx(log10 * math.log(10), abs=1e-8)
         assert (int(row[3]), int(row[4])) == (tokens, oovs)
-    assert "6 sentences, 15 tokens, 2 OOVs" in err
+    assert "6 sentences, 15 tokens, 1 OOVs" in err
 
 
 def test_jsonl_is_strict_and_per_token(tmp_path, hand_arpa, capsys) -> None:

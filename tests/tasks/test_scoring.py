@@ -63,8 +63,9 @@ BY_HAND = {
     "": (-1.1, 1, 0),
     # zz is <unk> (an OOV): bo(<s>) -0.5 + p(<unk>) -1.0 | p(a) -0.4 | bo(a) -0.2 + -0.6
     "zz a": (-1.5 - 0.4 - 0.8, 3, 1),
-    # a literal <unk> gets <unk>'s probability and counts as an OOV, as in KenLM's query
-    "<unk>": (-1.5 - 0.6, 2, 1),
+    # a literal <unk> gets <unk>'s probability; it is a word of the vocabulary, not an OOV
+    # (elman's convention everywhere; KenLM's query would count it)
+    "<unk>": (-1.5 - 0.6, 2, 0),
     # <s> and </s> in the text are context markers every line has already: dropped
     "<s> a b </s>": (-0.5, 3, 0),
 }

@@ -20,9 +20,11 @@ history crosses line ends).
 * Characters (a character-level LM): every character of the line, a space written ``_`` for
   vocabularies with ``_`` but no space (PTB-char), as ``elman generate`` reads a prompt; then
   ``<eos>``, or for a corpus without ``<eos>`` (tinyshakespeare) the newline, starting after one.
-* Unknown tokens (OOVs): tokens scored as ``<unk>`` — words the model does not know, and a
-  literal ``<unk>`` (as KenLM's ``query`` counts them); ``</s>`` never is one. In a mixture a
-  token is unknown when any member reads it as ``<unk>``.
+* Unknown tokens (OOVs): tokens the model's vocabulary lacks, scored as ``<unk>``; ``</s>``
+  never is one. A literal ``<unk>`` in the text (PTB has thousands) is a word of the vocabulary,
+  as everywhere in elman (docs/data.md, docs/ngram.md): it gets ``<unk>``'s probability but is
+  not an OOV (KenLM's ``query`` would count it as one). In a mixture a token is unknown when
+  any member lacks it.
 
 A scorer returns one :class:`TokenScores` per line; :func:`score_lines` turns lines into typed
 :class:`SentenceScore`\\ s, chunk by chunk, so a stream of millions of lines is scored in bounded
@@ -139,7 +141,7 @@ class NgramScorer:
         words = [words_of(line) for line in lines]
         enc = self.lm.encode(" ".join(w) for w in words)  # the whole chunk at once
         logp = self.lm.score_encoded(enc) * LN10  # (predicted tokens,)
-        unknown = enc.ids[enc.pos > 0] == self.lm.unk_id
+        unknown = enc.oov[enc.pos > 0]  # words not in the vocabulary, scored as <unk>
         cuts = np.cumsum([len(w) + 1 for w in words])[:-1]
         return [
             TokenScores([*w, END], lp, unk)
@@ -190,26 +192,27 @@ class NeuralScorer:
 
     def score(self, lines: Sequence[str]) -> list[TokenScores]:
         tokens = [self.tokens(line) for line in lines]
-        ids = [self._ids(t) for t in tokens]
+        known = [self._known(t) for t in tokens]
+        unk = self.loaded.vocab.unk_index
+        ids = [[unk if i is None else i for i in k] + [self.end] for k in known]
         loaded = self.loaded
         logps = self.logprobs(
             loaded.model, ids, self.end, loaded.device,
             batch_size=self.batch_size, max_tokens=self.max_tokens,
         )  # fmt: skip
-        unk = loaded.vocab.unk_index
         return [
-            TokenScores([*t, END], lp, np.array([i == unk for i in s[:-1]] + [False], dtype=bool))
-            for t, s, lp in zip(tokens, ids, logps, strict=True)
+            TokenScores([*t, END], lp, np.array([i is None for i in k] + [False], dtype=bool))
+            for t, k, lp in zip(tokens, known, logps, strict=True)
         ]
 
-    def _ids(self, tokens: list[str]) -> list[int]:
+    def _known(self, tokens: list[str]) -> list[int | None]:
+        """Each token's id, None for one the vocabulary lacks (an OOV, read as <unk>)."""
         vocab = self.loaded.vocab
-        get, unk = vocab.stoi.get, vocab.unk_index
-        ids = [get(t, unk) for t in tokens]
-        if unk is None and None in ids:
+        ids = [vocab.stoi.get(t) for t in tokens]
+        if vocab.unk_index is None and None in ids:
             bad = tokens[ids.index(None)]
             raise ElmanError(f"{self.name}: token {bad!r} is unknown and the model has no <unk>")
-        return [*ids, self.end]
+        return ids
 
 
 # --- mixtures --------------------------------------------------------------------------------
