@@ -23,7 +23,6 @@ from elman.cli.demo import check_run_folder
 from elman.errors import ElmanError
 from elman.files import read_jsonl
 from elman.tasks.training import train
-from elman.train import progress as progress_module
 from elman.train.checkpoint import load_checkpoint
 from elman.train.optim import LRSchedule
 from elman.train.trainer import Trainer, TrainingStopped, all_finite
@@ -282,11 +281,13 @@ def test_metrics_are_strict_json_lines(tmp_path):
 
 @pytest.mark.parametrize("bar", [True, False])
 def test_without_a_bar_training_prints_progress_lines(tmp_path, monkeypatch, capsys, bar):
-    monkeypatch.setattr(progress_module, "LINE_EVERY_S", 0.0)  # a line at every step
+    monkeypatch.setenv("ELMAN_PROGRESS_EVERY", "0")  # a line at every step
     trainer = toy_trainer(tmp_path, epochs=1, log_every=2)
     trainer.config.progress = bar  # stderr is no terminal under pytest: lines either way
     trainer.fit()
-    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("epoch 1 | step")]
+    out, err = capsys.readouterr()
+    assert "| step" not in out  # stdout keeps the epoch lines and results
+    lines = [x for x in err.splitlines() if x.startswith("epoch 1 | step")]
     assert lines[0] == "epoch 1 | step 1/4 (25%)"
     assert lines[2].startswith("epoch 1 | step 3/4 (75%) | loss ") and "tok/s" in lines[2]
 

@@ -3,13 +3,15 @@
 The rule (docs/lm.md, "Training"): with ``train.progress = true`` and a terminal on stderr, a
 tqdm bar shows the epoch's steps and the last log window's loss, perplexity and tokens/s.
 Without a bar (``progress = false``, or the output going to a file, a pipe, a scheduler's log)
-the same numbers are printed as one line every :data:`LINE_EVERY_S` seconds::
+the same numbers are printed on stderr as one line every 30 seconds (``ELMAN_PROGRESS_EVERY``
+changes it, as for every long piece of work: :mod:`elman.progress`)::
 
     epoch 2 | step 120/664 (18%) | loss 5.123 | ppl 167.8 | 10234 tok/s
 
 so a recipe can turn the bar off but never make training silent for minutes. A run shorter than
-that interval prints only its epoch lines. Reading the clock costs nothing, and the numbers are
-those the last log window already brought to the host: no extra synchronisation.
+that interval prints only its epoch lines (on stdout, with the results). Reading the clock costs
+nothing, and the numbers are those the last log window already brought to the host: no extra
+synchronisation.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
+from elman.progress import line_every
+
 if TYPE_CHECKING:
     from tqdm import tqdm
-
-LINE_EVERY_S = 30.0  # seconds between two progress lines when no bar is shown
 
 
 def wants_bar(progress: bool) -> bool:
@@ -44,8 +46,14 @@ class EpochProgress:
             from tqdm.auto import tqdm  # progress bars belong to the training layer
 
             self.bar = tqdm(
-                total=total, initial=done, desc=f"epoch {epoch}", leave=False, dynamic_ncols=True
+                total=total,
+                initial=done,
+                desc=f"epoch {epoch}",
+                leave=False,
+                dynamic_ncols=True,
+                file=sys.stderr,
             )
+        self.every = line_every()
         self.last_line = time.monotonic()
 
     def show(self, loss: float, ppl: float, tokens_per_s: float) -> None:
@@ -63,11 +71,12 @@ class EpochProgress:
         if self.quiet:
             return
         now = time.monotonic()
-        if now - self.last_line >= LINE_EVERY_S:
+        if now - self.last_line >= self.every:
             self.last_line = now
             share = 100 * self.done / max(self.total, 1)
             print(
                 f"epoch {self.epoch} | step {self.done}/{self.total} ({share:.0f}%){self.numbers}",
+                file=sys.stderr,
                 flush=True,
             )
 
