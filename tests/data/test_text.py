@@ -43,3 +43,17 @@ def test_bad_utf8_gives_line_and_byte_offset(tmp_path):
     assert "latin1.txt" in msg and "line 3" in msg
     assert f"byte offset {data.index(0xE9)}" in msg and "0xe9" in msg
     assert "iconv" in msg and "\n" not in msg
+
+
+def test_a_gzip_compressed_corpus_reads_as_its_text(tmp_path):
+    import gzip
+
+    from elman.data.text import read_lines
+
+    path = tmp_path / "train.en.gz"
+    path.write_bytes(gzip.compress("A dog runs.\nTwo men talk.\n".encode()))
+    assert read_lines(path) == ["A dog runs.", "Two men talk."]
+    bad = tmp_path / "bad.gz"
+    bad.write_bytes(b"not gzip at all")
+    with pytest.raises(ElmanError, match="bad.gz: not a valid gzip file"):
+        read_lines(bad)

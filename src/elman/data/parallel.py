@@ -24,14 +24,12 @@ train, valid and test (``val`` stands for ``valid``).
 
 from __future__ import annotations
 
-import gzip
 import re
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from elman.data.datasets import DATASETS, check_file, data_root
-from elman.data.text import decode_utf8, read_bytes
+from elman.data.text import decode_utf8, gunzip, read_bytes
 from elman.errors import ElmanError
 
 MULTI30K_SPLITS = (
@@ -64,13 +62,7 @@ def read_lines_exact(path: Path) -> list[str]:
     Empty lines are kept (they are sentences too); only an empty fragment after the final
     newline is dropped. A missing, empty, corrupt or non-UTF-8 file is an ElmanError.
     """
-    data = read_bytes(path)
-    if path.suffix == ".gz":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as err:
-            raise ElmanError(f"{path}: not a valid gzip file ({err}); fetch it again") from None
-    lines = decode_utf8(data, path).split("\n")
+    lines = decode_utf8(gunzip(read_bytes(path), path), path).split("\n")
     if lines[-1] == "":
         lines.pop()
     return lines

@@ -8,6 +8,8 @@ names the file (and, for bad UTF-8, the line and byte offset) and says how to fi
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -49,10 +51,21 @@ def decode_utf8(data: bytes, path: str | Path) -> str:
 BOM = "\ufeff"  # what some editors write first in a UTF-8 file; never part of the text
 
 
+def gunzip(data: bytes, path: str | Path) -> bytes:
+    """``data`` decompressed when ``path`` ends in ``.gz`` (as corpora are often shipped)."""
+    if Path(path).suffix != ".gz":
+        return data
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as err:
+        raise ElmanError(f"{path}: not a valid gzip file ({err}); fetch it again") from None
+
+
 def read_text(path: str | Path) -> str:
-    """The whole file as one string (strict UTF-8, newlines kept as they are; a leading byte
-    order mark is dropped, so it is not glued to the first word)."""
-    return decode_utf8(read_bytes(path), path).removeprefix(BOM)
+    """The whole file as one string (strict UTF-8, gzip-compressed if it ends in ``.gz``,
+    newlines kept as they are; a leading byte order mark is dropped, so it is not glued to the
+    first word)."""
+    return decode_utf8(gunzip(read_bytes(path), path), path).removeprefix(BOM)
 
 
 def split_lines(text: str) -> list[str]:
