@@ -3,6 +3,7 @@ exhaustive best when the beam holds everything, batches and padding change nothi
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -19,6 +20,7 @@ from elman.inference.search import (
     greedy_search,
     length_penalty,
     max_lengths,
+    repeated_ngram_ends,
 )
 from elman.inference.translate import translate_ids
 from elman.models.seq2seq import KINDS, Memory, Seq2Seq, Seq2SeqConfig
@@ -155,9 +157,65 @@ def test_lengths_and_config_checks():
         ({"max_len_ratio": 1e9}, "max_len_ratio must be in 0 … 10"),
         ({"max_len_extra": 10**9}, "max_len_extra must be in 0 … 1000"),
         ({"max_source_len": 0}, "max_source_len must be in 1 … 100000"),
+        ({"no_repeat_ngram": -1}, r"no_repeat_ngram must be in 0 … 100 \(0 = off\)"),
+        ({"no_repeat_ngram": 2.0}, "no_repeat_ngram must be a whole number"),
     ],
 )
 def test_decode_settings_are_finite_and_capped_with_the_cap_in_the_message(bad, message):
     with pytest.raises(ValueError, match=message):
         DecodeConfig(**bad)
     assert DecodeConfig(beam=MAX_BEAM).beam == 100  # the cap itself is allowed
+
+
+def test_repeated_ngram_ends_worked_example():
+    history = [1, 2, 3, 1, 2]  # "1 2" began "1 2 3": 3 would repeat it
+    assert repeated_ngram_ends(history, 3) == {3}
+    assert repeated_ngram_ends(history, 2) == {3}  # "2" was followed by 3
+    assert repeated_ngram_ends(history, 1) == {1, 2, 3}  # every piece written
+    assert repeated_ngram_ends(history, 0) == set() and repeated_ngram_ends([4], 2) == set()
+    assert repeated_ngram_ends([4, 4], 2) == {4}
+
+
+def ngrams(tokens: list[int], n: int) -> list[tuple[int, ...]]:
+    return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+
+
+REPEATING = {"plain": 5, "conditioned": 6, "attention": 5}  # seeds whose outputs repeat pieces
+LONG = [[4] * 10, *SOURCES]  # up to 18 output pieces: more than the 5 writable ones
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("n", [1, 2])
+def test_no_repeat_ngram_blocks_repeats_and_beam_one_is_still_greedy(kind, n):
+    m = model(kind, REPEATING[kind])
+    src, lengths = pad_sources(LONG)
+    limit = max_lengths(lengths, 1.5, 3)
+    greedy = greedy_search(m, src, lengths, limit, no_repeat=n)
+    assert [h[0].tokens for h in beam_search(m, src, lengths, 1, limit, no_repeat=n)] == greedy
+    beams = beam_search(m, src, lengths, 4, limit, n_best=4, no_repeat=n)
+    outputs = greedy + [h.tokens for hyps in beams for h in hyps]
+    for tokens in outputs:
+        assert len(set(ngrams(tokens, n))) == len(ngrams(tokens, n)), tokens
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("beam", [1, 3])
+def test_no_repeat_ngram_zero_is_off(kind, beam):
+    m = model(kind, REPEATING[kind])
+    cfg = DecodeConfig(beam=beam, max_len_ratio=1.5, max_len_extra=3)
+    off = translate_ids(m, LONG, dataclasses.replace(cfg, no_repeat_ngram=0))
+    assert off == translate_ids(m, LONG, cfg)  # 0 is the default
+    assert any(len(set(t)) < len(t) for t in off)  # these outputs repeat pieces ...
+    on = translate_ids(m, LONG, dataclasses.replace(cfg, no_repeat_ngram=1))
+    assert all(len(set(t)) == len(t) for t in on)  # ... which N = 1 blocks
+
+
+def test_hypothesis_length_counts_eos_and_gives_the_score():
+    m = model("attention", 7)
+    src, lengths = pad_sources(SOURCES)
+    limit = max_lengths(lengths, 1.5, 3)
+    for alpha in (0.0, 0.6):
+        for hyps, n in zip(beam_search(m, src, lengths, 3, limit, alpha, 3), limit, strict=True):
+            for h in hyps:
+                assert h.length in (len(h.tokens) + 1, n)  # </s> counted, or cut at the limit
+                assert h.score == pytest.approx(h.log_prob / length_penalty(h.length, alpha))

@@ -18,6 +18,10 @@ MAX_LEN_RATIO = 10.0
 MAX_LEN_EXTRA = 1000
 MAX_SOURCE_LEN = 100_000
 
+# Blocking repeated n-grams (fairseq uses 2-4): an n longer than any output blocks nothing, and
+# each step compares every earlier n-gram of a prefix, so a bound keeps a typo cheap.
+MAX_NO_REPEAT_NGRAM = 100
+
 # Sentences (or BPTT columns) decoded or scored at once by eval, tag and translate. A batch
 # holds a state per row: --batch-size 10**9 asked for gigabytes and was killed for memory.
 MAX_BATCH = 100_000

@@ -29,10 +29,20 @@ for piece (tested).
 
 **Length limit**: a sentence stops after max_len = ⌊ratio · |x| + extra⌋ pieces (|x| without
 ``</s>``); a beam still unfinished then is finished as it stands.
+
+**Blocking repeated n-grams** (``no_repeat_ngram`` = N > 0, fairseq's ``--no-repeat-ngram-size``):
+a piece that would complete an N-gram the prefix already holds gets log P = −inf, after the
+softmax (the other pieces keep their log-probabilities: the distribution is not renormalised, as
+in fairseq). With N = 1 no piece is written twice; ``</s>`` is never blocked. Greedy and beam
+search block alike, so beam 1 is still greedy.
+
+**Ensembles** are one more :class:`SearchModel` (:class:`elman.inference.ensemble.EnsembleModel`),
+so this code never asks how many models it runs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
@@ -46,6 +56,7 @@ from elman.inference.limits import (
     MAX_LEN_EXTRA,
     MAX_LEN_RATIO,
     MAX_LENGTH_PENALTY,
+    MAX_NO_REPEAT_NGRAM,
     MAX_SOURCE_LEN,
 )
 
@@ -103,6 +114,7 @@ class DecodeConfig:
     max_len_ratio: float = 1.5  # at most ⌊ratio · source pieces + extra⌋ output pieces
     max_len_extra: int = 10
     max_source_len: int = 250  # `elman translate`: longer inputs are cut to this many pieces
+    no_repeat_ngram: int = 0  # N > 0: never write an N-gram twice in one output; 0: off
 
     def __post_init__(self) -> None:
         # `not low <= x <= high` rather than `x < low`: a NaN fails every comparison.
@@ -111,6 +123,7 @@ class DecodeConfig:
         _check("max_len_ratio", self.max_len_ratio, 0.0, MAX_LEN_RATIO, "1.5 is usual")
         _check("max_len_extra", self.max_len_extra, 0, MAX_LEN_EXTRA, "10 is usual")
         _check("max_source_len", self.max_source_len, 1, MAX_SOURCE_LEN, "250 is usual")
+        _check("no_repeat_ngram", self.no_repeat_ngram, 0, MAX_NO_REPEAT_NGRAM, "0 = off")
         if self.max_len_ratio == 0 and self.max_len_extra == 0:
             raise ValueError("max_len_ratio and max_len_extra are both 0: no output possible")
 
@@ -124,11 +137,14 @@ def _check(name: str, value: float, low: float, high: float, note: str) -> None:
 
 @dataclass
 class Hypothesis:
-    """One output: its pieces (no ``</s>``), log P(Y | x) and the length-normalised score."""
+    """One output: its pieces (no ``</s>``), log P(Y | x), the length-normalised score, and
+    |Y| as the length penalty counts it (the pieces, plus ``</s>`` when it was written; an
+    output cut at the length limit has none)."""
 
     tokens: list[int]
     log_prob: float
     score: float
+    length: int
 
 
 def length_penalty(length: int, alpha: float) -> float:
@@ -150,11 +166,47 @@ def next_log_probs(
     return torch.log_softmax(logits.float(), dim=-1), state
 
 
+def repeated_ngram_ends(history: Sequence[int], n: int) -> set[int]:
+    """The pieces that would complete an n-gram ``history`` already holds: the last piece of
+    every earlier n-gram whose first n − 1 pieces are the last n − 1 of ``history``.
+
+    history = a b c a b, n = 3: the context is "a b", which "a b c" began, so c is blocked.
+    """
+    if n <= 0 or len(history) < n:
+        return set()
+    context = list(history[len(history) - n + 1 :])  # the last n − 1 pieces ([] for n = 1)
+    return {
+        history[i + n - 1]
+        for i in range(len(history) - n + 1)
+        if list(history[i : i + n - 1]) == context
+    }
+
+
+def block_repeats(logp: Tensor, histories: Sequence[Sequence[int]], n: int) -> None:
+    """Set ``logp`` (N, V) to −inf, in place, where row i's piece would repeat an n-gram of
+    ``histories[i]`` (module docstring); n = 0 blocks nothing."""
+    if n <= 0:
+        return
+    rows: list[int] = []
+    pieces: list[int] = []
+    for row, history in enumerate(histories):
+        banned = repeated_ngram_ends(history, n)
+        rows += [row] * len(banned)
+        pieces += banned
+    if rows:
+        logp[rows, pieces] = float("-inf")
+
+
 @torch.no_grad()
 def greedy_search(
-    model: SearchModel[MemoryT, StateT], src: Tensor, src_lengths: Tensor, max_len: list[int]
+    model: SearchModel[MemoryT, StateT],
+    src: Tensor,
+    src_lengths: Tensor,
+    max_len: list[int],
+    no_repeat: int = 0,
 ) -> list[list[int]]:
-    """The greedy output pieces (no ``</s>``) of every source of the batch."""
+    """The greedy output pieces (no ``</s>``) of every source of the batch; ``no_repeat`` = N
+    blocks repeated N-grams (module docstring)."""
     memory, state = model.encode(src, src_lengths)
     B = src.shape[0]
     prev = torch.full((B,), BOS_ID, dtype=torch.long, device=src.device)
@@ -162,6 +214,7 @@ def greedy_search(
     done = [False] * B
     for _ in range(max(max_len)):
         logp, state = next_log_probs(model, prev, state, memory)
+        block_repeats(logp, out, no_repeat)
         prev = logp.argmax(dim=1)
         for b, token in enumerate(prev.tolist()):
             if done[b]:
@@ -185,8 +238,9 @@ class _Beams:
         self.done = False
 
     def finish(self, tokens: list[int], log_prob: float, with_eos: bool) -> None:
-        lp = length_penalty(len(tokens) + int(with_eos), self.alpha)
-        self.finished.append(Hypothesis(tokens, log_prob, log_prob / lp))
+        length = len(tokens) + int(with_eos)
+        lp = length_penalty(length, self.alpha)
+        self.finished.append(Hypothesis(tokens, log_prob, log_prob / lp, length))
 
     def advance(
         self, cands: list[tuple[float, int, int]], history: list[list[int]], t: int
@@ -230,8 +284,10 @@ def beam_search(
     max_len: list[int],
     alpha: float = 1.0,
     n_best: int = 1,
+    no_repeat: int = 0,
 ) -> list[list[Hypothesis]]:
-    """The ``n_best`` (<= beam) hypotheses of every source, best first (module docstring)."""
+    """The ``n_best`` (<= beam) hypotheses of every source, best first; ``no_repeat`` = N
+    blocks repeated N-grams (module docstring)."""
     if not 1 <= n_best <= beam:
         raise ElmanError(f"n_best must be between 1 and the beam size {beam}, got {n_best}")
     B, K = src.shape[0], beam
@@ -245,6 +301,7 @@ def beam_search(
     prev = torch.full((B * K,), BOS_ID, dtype=torch.long, device=src.device)
     for t in range(max(max_len)):
         logp, state = next_log_probs(model, prev, state, memory)  # (B·K, V)
+        block_repeats(logp, history, no_repeat)
         V = logp.shape[1]
         cand = (scores.view(-1, 1) + logp).view(B, K * V)
         best = cand.topk(min(2 * K, K * V), dim=1)  # values and indices, each (B, 2K)
