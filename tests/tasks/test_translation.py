@@ -86,3 +86,61 @@ def test_unequal_parallel_files_stop_before_training(tmp_path):
     with pytest.raises(ElmanError, match=r"test.de has 10 lines, .*test.en has 11"):
         train(recipe, out=tmp_path / "run")
     assert not Path(tmp_path / "run" / "last.pt").exists()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    """Two models of one corpus and subword model (seeds 1 and 2), one with other subwords."""
+    root = tmp_path_factory.mktemp("ensemble")
+    corpus = write_parallel_corpus(root / "c", sizes=(200, 20, 20))
+    recipe = write_translation_recipe(root / "t.toml", corpus)
+    for name, extra in (("a", []), ("b", ["train.seed=2"]), ("other", ["data.subword=unigram"])):
+        train(recipe, out=root / name, overrides=["train.epochs=1", *extra])
+    return {name: root / name for name in ("a", "b", "other")} | {"corpus": corpus}
+
+
+def test_an_ensemble_translates_with_the_mean_distribution(runs):
+    from elman.inference.ensemble import EnsembleModel
+    from elman.tasks.loading import load
+
+    lines = (runs["corpus"] / "test.de").read_text().splitlines()
+    alone = load(runs["a"], "cpu")
+    assert load(runs["a"], "cpu", ensemble=[runs["a"]]).translate(lines) == alone.translate(lines)
+    both = load(runs["a"], "cpu", ensemble=[runs["b"]])
+    ens = EnsembleModel([both.model, both.ensemble[0].model])
+    expected = translate_lines(ens, both.vocab, lines, both.recipe.decode)
+    assert both.translate(lines, batch_size=3) == expected
+    assert both.capabilities.ensemble
+
+
+def test_ensemble_evaluation_scores_the_mean_distribution(runs):
+    from elman.tasks.loading import load
+
+    alone = load(runs["a"], "cpu").evaluate("test")
+    twice = load(runs["a"], "cpu", ensemble=[runs["a"]]).evaluate("test")
+    assert twice["bleu"] == alone["bleu"] and twice["loss"] == pytest.approx(alone["loss"])
+    both = load(runs["a"], "cpu", ensemble=[runs["b"]]).evaluate("test")
+    assert both["sentences"] == 20 and both["loss"] != alone["loss"]
+
+
+def test_an_ensemble_with_other_subwords_is_refused_in_one_line(runs):
+    from elman.tasks.loading import load
+
+    with pytest.raises(ElmanError, match="source subword vocabulary differs") as err:
+        load(runs["a"], "cpu", ensemble=[runs["b"], runs["other"]])
+    assert str(runs["other"]) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_translate_nbest_returns_typed_ranked_hypotheses(runs):
+    from elman.inference.translate import Translation
+    from elman.tasks.loading import load
+
+    loaded = load(runs["a"], "cpu")
+    lines = ["1 2 3", "", "4 5"]
+    decode = DecodeConfig(beam=4)
+    found = loaded.translate_nbest(lines, 4, decode=decode)
+    assert [hyps[0].text for hyps in found] == loaded.translate(lines, decode=decode)
+    assert all(isinstance(h, Translation) for hyps in found for h in hyps)
+    assert len(found[0]) == 4 and found[1] == [Translation("", 0.0, 0, 0.0)]
+    with pytest.raises(ElmanError, match="between 1 and the beam size 4"):
+        loaded.translate_nbest(lines, 5, decode=decode)

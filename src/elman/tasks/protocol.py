@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 import torch
@@ -31,6 +31,9 @@ from torch import nn
 from elman.errors import ElmanError
 from elman.inference.search import DecodeConfig
 from elman.train.recipe import Recipe, Renamed
+
+if TYPE_CHECKING:
+    from elman.inference.translate import Translation
 
 Metrics = dict[str, Any]  # a split's numbers, as results files and `elman eval --json` hold them
 
@@ -129,6 +132,19 @@ class Loaded:
         self.require("translate", "translate")
         return self.task.translate(self, lines, decode=decode, batch_size=batch_size)
 
+    def translate_nbest(
+        self,
+        lines: Sequence[str],
+        n_best: int,
+        *,
+        decode: DecodeConfig | None = None,
+        batch_size: int = 64,
+    ) -> list[list[Translation]]:
+        """The ``n_best`` best translations of every line, best first, each with log P, its
+        length and the score that ranks it (``decode.beam`` must be at least ``n_best``)."""
+        self.require("translate", "translate")
+        return self.task.translate_nbest(self, lines, n_best, decode=decode, batch_size=batch_size)
+
 
 def require(task: Task, ability: str, command: str, path: str | Path) -> None:
     """Stop with one line when ``task``'s models (the one in ``path``) cannot do ``ability``."""
@@ -226,4 +242,16 @@ class Task(Protocol):
         batch_size: int = 64,
     ) -> list[str]:
         """The translation of every line (``translate``; ``decode`` default: the recipe's)."""
+        raise ElmanError(f"{self.name!r} models cannot translate")
+
+    def translate_nbest(
+        self,
+        loaded: Loaded,
+        lines: Sequence[str],
+        n_best: int,
+        *,
+        decode: DecodeConfig | None = None,
+        batch_size: int = 64,
+    ) -> list[list[Translation]]:
+        """The ``n_best`` best translations of every line, best first (``translate``)."""
         raise ElmanError(f"{self.name!r} models cannot translate")

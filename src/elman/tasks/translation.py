@@ -29,7 +29,13 @@ from elman.data.parallel import ParallelCorpus, parse_direction, resolve_paralle
 from elman.data.subword import MODEL_TYPES, SubwordVocab
 from elman.errors import ElmanError
 from elman.inference.search import DecodeConfig
-from elman.inference.translate import translate_lines
+from elman.inference.translate import (
+    Decoder,
+    Translation,
+    decoder,
+    translate_lines,
+    translate_nbest,
+)
 from elman.models.seq2seq import Seq2Seq, Seq2SeqConfig, build_seq2seq
 from elman.progress import Counted, Progress
 from elman.tasks.protocol import Capabilities, Loaded, Metrics, Prepared, Task
@@ -92,7 +98,7 @@ def pair_batches(
 
 
 def evaluate_model(
-    model: Seq2Seq,
+    model: Decoder,
     vocab: SubwordVocab,
     dataset: ParallelCorpus,
     split: str,
@@ -100,7 +106,8 @@ def evaluate_model(
     device: torch.device,
     decode: DecodeConfig,
 ) -> Metrics:
-    """BLEU, chrF (sacreBLEU, with signatures) and cross entropy of ``model`` on one split."""
+    """BLEU, chrF (sacreBLEU, with signatures) and cross entropy of ``model`` (one, or an
+    ensemble decoding as one) on one split."""
     import sacrebleu  # imported here: only translation needs it
 
     start = time.perf_counter()
@@ -133,7 +140,7 @@ class TranslationTask(Task):
 
     name: ClassVar[str] = "translation"
     recipe_type: ClassVar[type[Recipe]] = TranslationRecipe
-    capabilities: ClassVar[Capabilities] = Capabilities(translate=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(translate=True, ensemble=True)
     renamed: ClassVar[Renamed] = {
         "model.dropout": lambda p: {f"model.dropout_{w}": p for w in DROPOUTS},
     }
@@ -203,8 +210,9 @@ class TranslationTask(Task):
         """With ``decode`` (default: the recipe's ``[decode]``) for the BLEU and chrF outputs."""
         bs = batch_size or loaded.recipe.data.eval_batch_size
         decode = decode or loaded.recipe.decode
-        model, vocab, device = loaded.model, loaded.vocab, loaded.device
-        return evaluate_model(model, vocab, dataset, split, bs, device, decode)
+        return evaluate_model(
+            members(loaded), loaded.vocab, dataset, split, bs, loaded.device, decode
+        )
 
     def summary(self, metrics: Metrics) -> str:
         m = metrics
@@ -225,7 +233,39 @@ class TranslationTask(Task):
         batch_size: int = 64,
     ) -> list[str]:
         decode = decode or loaded.recipe.decode
-        return translate_lines(loaded.model, loaded.vocab, lines, decode, batch_size, loaded.device)
+        return translate_lines(
+            members(loaded), loaded.vocab, lines, decode, batch_size, loaded.device
+        )
+
+    def translate_nbest(
+        self,
+        loaded: Loaded,
+        lines: Sequence[str],
+        n_best: int,
+        *,
+        decode: DecodeConfig | None = None,
+        batch_size: int = 64,
+    ) -> list[list[Translation]]:
+        decode = decode or loaded.recipe.decode
+        model, vocab, device = members(loaded), loaded.vocab, loaded.device
+        return translate_nbest(model, vocab, lines, decode, n_best, batch_size, device)
+
+    def check_ensemble(self, loaded: Loaded, member: Loaded) -> None:
+        """Every member must read and write the same subword pieces as the first model: the
+        same sentencepiece model(s), byte for byte, and the same kept target pieces."""
+        mine, theirs = loaded.vocab, member.vocab
+        sides = {"source": (mine.src, theirs.src), "target": (mine.tgt, theirs.tgt)}
+        side = next((name for name, (a, b) in sides.items() if a != b), None)
+        if side is not None:
+            raise ElmanError(
+                f"--ensemble {member.path}: its {side} subword vocabulary differs from that of "
+                f"{loaded.path}; ensemble models trained on the same data and subword model"
+            )
+
+
+def members(loaded: Loaded) -> Decoder:
+    """``loaded``'s model, or an ensemble of it and ``loaded.ensemble``'s models."""
+    return decoder(loaded.model, [m.model for m in loaded.ensemble])
 
 
 TASK = TranslationTask()
