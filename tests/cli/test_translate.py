@@ -27,7 +27,9 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     train(recipe, out=root / "attention", overrides=overrides)  # learns the task exactly
     recipe = write_translation_recipe(root / "plain.toml", corpus, kind="plain")
     train(recipe, out=root / "plain", overrides=["train.epochs=1"])
-    out.update(attention=root / "attention", plain=root / "plain")
+    # other subword pieces, for the ensemble's vocabulary check
+    train(recipe, out=root / "unigram", overrides=["train.epochs=1", "data.subword=unigram"])
+    out.update(attention=root / "attention", plain=root / "plain", unigram=root / "unigram")
     return out
 
 
@@ -193,3 +195,139 @@ def test_unwritable_outputs_stop_before_the_model_is_loaded(tmp_path, capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and option in err and "a-file is a file, not a folder" in err
+
+
+def test_n_best_writes_k_moses_lines_per_line_best_first(runs, tmp_path):
+    from elman.data.nbest import read_moses
+
+    text = "1 2 3\n\n4 5 6 7\n"
+    code, out = translate(runs["attention"], tmp_path, text, "--n-best", "3")
+    rows = out.splitlines()
+    assert code == 0 and [r.split(" ||| ")[0] for r in rows] == ["0"] * 3 + ["1"] + ["2"] * 3
+    assert rows[3] == "1 |||  ||| logprob=0.000000 pieces=0 ||| 0.000000"  # the blank line
+    assert rows[0].startswith("0 ||| 3 2 1 ||| logprob=-") and " pieces=" in rows[0]
+    nbest = read_moses(tmp_path / "out.en")
+    _, one_best = translate(runs["attention"], tmp_path, text, "--beam", "3")
+    assert [hyps[0].text for hyps in nbest.lists.values()] == one_best.splitlines()
+    for hyps in nbest.lists.values():
+        totals = [h.features["total"] for h in hyps]
+        assert totals == sorted(totals, reverse=True)
+        assert all(h.features["logprob"] <= h.features["total"] <= 0 for h in hyps)  # α = 1
+
+
+def test_n_best_widens_the_recipes_beam_unless_beam_is_given(runs, tmp_path, capsys):
+    code, out = translate(runs["attention"], tmp_path, "1 2 3\n", "--n-best", "5")  # beam 3
+    assert code == 0 and len(out.splitlines()) == 5
+    code, _ = translate(runs["attention"], tmp_path, "1 2 3\n", "--n-best", "5", "--beam", "2")
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "--n-best 5 needs a beam of at least 5; got --beam 2" in err
+
+
+def test_an_ensemble_with_itself_translates_as_the_model_alone(runs, tmp_path):
+    text = "1 2 3\n4 5 6 7\n\n9 8\n"
+    for args in ([], ["--beam", "1"], ["--n-best", "2"]):
+        _, alone = translate(runs["attention"], tmp_path, text, *args)
+        _, twice = translate(runs["attention"], tmp_path, text, *args, "--ensemble",
+                             str(runs["attention"]))  # fmt: skip
+        if "--n-best" in args:  # the same hypotheses; log P equal up to rounding
+            alone, twice = (
+                [r.rsplit(" ||| ", 2)[0] for r in o.splitlines()] for o in (alone, twice)
+            )
+        assert twice == alone
+    code, mixed = translate(runs["attention"], tmp_path, text, "--ensemble", str(runs["plain"]))
+    assert code == 0 and len(mixed.splitlines()) == 4
+
+
+def test_an_ensemble_needs_the_same_subwords_and_task(runs, tmp_path, capsys):
+    code, _ = translate(runs["attention"], tmp_path, "1 2\n", "--ensemble", str(runs["unigram"]))
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert f"--ensemble {runs['unigram'] / 'best.pt'}: its source subword vocabulary" in err
+    png = str(tmp_path / "a.png")
+    code, _ = translate(runs["attention"], tmp_path, "1 2\n", "--plot-attention", "1",
+                        "--plot-out", png, "--ensemble", str(runs["plain"]))  # fmt: skip
+    assert code == 2 and "give no --ensemble" in capsys.readouterr().err
+
+
+def test_no_repeat_ngram_blocks_repeated_words(runs, tmp_path):
+    _, free = translate(runs["attention"], tmp_path, "1 1 2 2\n")
+    assert free == "2 2 1 1\n"  # the model reverses the digits
+    code, blocked = translate(runs["attention"], tmp_path, "1 1 2 2\n", "--no-repeat-ngram", "1")
+    words = blocked.split()
+    assert code == 0 and len(set(words)) == len(words)
+    _, bigrams = translate(runs["attention"], tmp_path, "1 2 1 2\n", "--no-repeat-ngram", "2")
+    assert bigrams.split()[:3] == ["2", "1", "2"] and bigrams != "2 1 2 1\n"
+
+
+def test_bad_new_options_are_one_line_errors(runs, tmp_path, capsys):
+    for args, message in [
+        (["--n-best", "0"], "argument --n-best: must be in 1 … 100, got 0"),
+        (["--no-repeat-ngram", "-1"], "argument --no-repeat-ngram: must be in 0 … 100, got -1"),
+        (["--interactive"], "--interactive reads standard input; give - instead of"),
+    ]:
+        code, _ = translate(runs["attention"], tmp_path, "1 2\n", *args)
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and err.count("\n") == 1, (args, err)
+    code = main(["translate", str(runs["attention"]), "-", "--interactive", "--out",
+                 str(tmp_path / "o.txt")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "give no --out" in err and err.count("\n") == 1
+
+
+def test_standard_input_from_a_terminal_is_interactive(monkeypatch):
+    import sys
+
+    from elman.cli.translate import is_interactive
+
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
+    assert is_interactive(None, "-", None, None)
+    assert not is_interactive(None, "-", "out.txt", None)  # a file is written whole, at the end
+    assert not is_interactive(None, "in.txt", None, None) and not is_interactive(
+        False, "-", None, None
+    )
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: False, raising=False)
+    assert not is_interactive(None, "-", None, None) and is_interactive(True, "-", None, None)
+
+
+def test_interactive_mode_answers_each_line_before_the_next_is_sent(runs):
+    """A co-process: write one line, read its answer back, with standard input still open."""
+    import subprocess
+    import sys
+    import threading
+
+    argv = [sys.executable, "-m", "elman", "translate", str(runs["attention"]), "-",
+            "--interactive", "--device", "cpu"]  # fmt: skip
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, encoding="utf-8",
+    )  # fmt: skip
+    timer = threading.Timer(120, proc.kill)  # a hang fails the test instead of blocking it
+    timer.start()
+    try:
+        answers = []
+        for line in ("1 2 3", "", "4 5 6 7"):
+            proc.stdin.write(line + "\n")
+            proc.stdin.flush()
+            answers.append(proc.stdout.readline())
+        proc.stdin.close()
+        assert proc.wait() == 0, proc.stderr.read()
+    finally:
+        timer.cancel()
+        proc.kill()
+    assert answers == ["3 2 1\n", "\n", "7 6 5 4\n"]
+
+
+def test_interactive_n_best_numbers_the_lines_read(runs, monkeypatch, capsys):
+    import io
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"1 2\n3 4 5\n")))
+    assert main(["translate", str(runs["attention"]), "--interactive", "--n-best", "2"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert [r.split(" ||| ")[:2] for r in rows[::2]] == [["0", "2 1"], ["1", "5 4 3"]]
+    assert len(rows) == 4
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"1 2\n\xff\n")))
+    assert main(["translate", str(runs["attention"]), "--interactive"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "2 1\n" and "<stdin> line 2, byte 0: not valid UTF-8 (byte 0xff)" in err
