@@ -36,11 +36,16 @@ def test_moses_list_both_feature_spellings(tmp_path: Path) -> None:
 
 
 def test_what_elman_translate_writes_is_read(tmp_path: Path) -> None:
-    text = "0 ||| A dog runs. ||| score=-4.21 ||| -3.9\n0 ||| A dog. ||| score=-5 ||| -4.4\n"
+    """The lines of `elman translate --n-best K` (elman/inference/translate.py's example)."""
+    text = (
+        "0 ||| A dog runs through a grassy field. ||| logprob=-2.913502 pieces=9 ||| -1.245358\n"
+        "0 ||| A dog. ||| logprob=-5 pieces=3 ||| -4.4\n"
+    )
     nbest = read_moses(write(tmp_path / "n", text))
+    assert nbest.lists["0"][0].text == "A dog runs through a grassy field."
     assert [h.features for h in nbest.lists["0"]] == [
-        {"score": -4.21, "total": -3.9},
-        {"score": -5.0, "total": -4.4},
+        {"logprob": -2.913502, "pieces": 9.0, "total": -1.245358},
+        {"logprob": -5.0, "pieces": 3.0, "total": -4.4},
     ]
 
 
