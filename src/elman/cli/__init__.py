@@ -26,6 +26,7 @@ COMMANDS = [
     "generate",
     "tag",
     "translate",
+    "average",
     "score",
     "rescore",
     "results",

@@ -35,6 +35,7 @@ from elman.tasks.protocol import Prepared, Task
 from elman.tasks.results import training_record
 from elman.tasks.table import get_task, parse_recipe, read_recipe
 from elman.train import distributed
+from elman.train.averaging import refuse_resume
 from elman.train.checkpoint import load_checkpoint
 from elman.train.config import RESUMABLE
 from elman.train.recipe import Recipe
@@ -199,6 +200,7 @@ def train(
         payload = previous = None
         if resume is not None:  # read under the lock: no other run writes last.pt meanwhile
             payload = load_checkpoint(last)
+            refuse_resume(payload)  # an average (elman average) has no optimiser state
             recipe, previous = resumed_recipe(payload, overrides)
         elif (run_dir / "last.pt").exists():
             raise ElmanError(
