@@ -316,6 +316,17 @@ def test_one_text_file_with_its_own_valid_and_test_files(tmp_path):
         resolve(str(tmp_path), valid="v.txt", test="t.txt")
 
 
+def test_paths_may_name_environment_variables(tmp_path, monkeypatch):
+    for name in ("train", "valid", "test", "v", "t"):
+        (tmp_path / f"{name}.txt").write_text(f"{name} text\n")
+    monkeypatch.setenv("MY_CORPORA", str(tmp_path))
+    ds = resolve("$MY_CORPORA/train.txt", valid="${MY_CORPORA}/v.txt", test="$MY_CORPORA/t.txt")
+    assert ds.files == {
+        s: tmp_path / f"{f}.txt" for s, f in (("train", "train"), ("valid", "v"), ("test", "t"))
+    }
+    assert resolve("$MY_CORPORA").lines("valid") == ["valid text"]  # a folder too
+
+
 def test_a_file_too_short_to_cut_is_one_line(tmp_path):
     path = tmp_path / "short.txt"
     path.write_text("one line\n")

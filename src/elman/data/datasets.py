@@ -330,6 +330,9 @@ def resolve(
     """
     if level is not None and level not in LEVELS:
         raise ElmanError(f"unknown level {level!r}; choose one of {', '.join(LEVELS)}")
+    # "$ELMAN_DATA/multi30k/…" in a recipe reads as a shell would (~ is expanded further down)
+    name_or_dir = os.path.expandvars(name_or_dir)
+    valid, test = (None if f is None else os.path.expandvars(f) for f in (valid, test))
     spec = DATASETS.get(name_or_dir)
     if (valid is None) != (test is None):
         raise ElmanError("give both data.valid and data.test (files), or neither")
