@@ -25,6 +25,14 @@ from elman.errors import ElmanError
 from elman.inference.generate import generate_text
 from elman.models.rnnlm import RNNLM, RNNLMConfig
 from elman.progress import Counted, Progress
+from elman.tasks.finetuning import (
+    VocabReport,
+    check_extension,
+    check_same,
+    outside,
+    share,
+    vocab_source,
+)
 from elman.tasks.protocol import Capabilities, Loaded, Metrics, Prepared, Task
 from elman.train import distributed
 from elman.train.checkpoint import build_checked
@@ -45,6 +53,10 @@ class LMDataConfig:
     eval_batch_size: int = 1  # 1 gives every token its full left context (as the papers do)
     min_count: int = 1
     max_size: int | None = None
+    # another run's vocabulary (a checkpoint or run folder; --init-from sets it), kept or with
+    # extend_vocab extended by the training words it lacks (docs/lm.md, "Fine-tuning")
+    vocab_from: str | None = None
+    extend_vocab: bool = False
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "bptt", "eval_batch_size", "min_count"):
@@ -109,6 +121,51 @@ def checked_vocab(dataset: Dataset, cfg: Any, vocab: Vocabulary | None) -> Vocab
             f"from {dataset.name}/train ({len(fresh)}); resume with the dataset it was trained on"
         )
     return vocab or fresh
+
+
+def run_vocab(
+    dataset: Dataset, cfg: Any, vocab: Vocabulary | None, *, task: str, output: str
+) -> tuple[Vocabulary, VocabReport | None]:
+    """The run's vocabulary: built from the training split (on resume the checkpoint's, which
+    must equal it), or with ``cfg.vocab_from`` that checkpoint's, kept or extended by the
+    training words it lacks (``cfg.extend_vocab``; the model's ``output`` must be the full
+    softmax), and how the data fits it (:mod:`elman.tasks.finetuning`)."""
+    check_extension(cfg)
+    if cfg.vocab_from is None:
+        return checked_vocab(dataset, cfg, vocab), None
+    if cfg.extend_vocab and output != "softmax":
+        raise ElmanError(
+            f'data.extend_vocab = true needs model.output = "softmax": the {output} softmax '
+            "places every word in a frequency bin when it is built, and new words have none; "
+            "keep the checkpoint's vocabulary (data.extend_vocab = false)"
+        )
+    if vocab is None:  # a new run: the other checkpoint's (a resume passes the run's own)
+        payload = vocab_source(cfg.vocab_from, task)
+        level = payload.get("level", "word")
+        check_same("data.vocab_from", cfg.vocab_from, level, dataset.level, "level")
+        vocab = Vocabulary.from_dict(payload["vocab"])
+    tokens = dataset.tokens("train")
+    run = extended_words(vocab, tokens, cfg) if cfg.extend_vocab else vocab
+    count, before = outside(tokens, vocab.stoi)
+    oov = {"train": share(outside(tokens, run.stoi)[1], count)}
+    for split in ("valid", "test"):
+        oov[split] = share(*reversed(outside(dataset.tokens(split), run.stoi)))
+    unit = "words" if dataset.level == "word" else "characters"
+    added = {unit: len(run) - len(vocab)}
+    report = VocabReport(
+        cfg.vocab_from, cfg.extend_vocab, len(run), added, unit, count, share(before, count), oov
+    )
+    return run, report
+
+
+def extended_words(vocab: Vocabulary, tokens: list[str], cfg: Any) -> Vocabulary:
+    """``vocab`` followed by the training words it lacks that occur ``cfg.min_count`` times,
+    most frequent first, up to ``cfg.max_size`` entries in all (old ids keep their places)."""
+    ranked = Vocabulary.build(tokens, min_count=cfg.min_count, specials=()).itos
+    extra = [w for w in ranked if w not in vocab.stoi]
+    if cfg.max_size is not None:
+        extra = extra[: max(0, cfg.max_size - len(vocab))]
+    return Vocabulary([*vocab.itos, *extra])
 
 
 def make_stream(
@@ -204,7 +261,9 @@ class LMTask(Task):
         # A missing, empty or non-UTF-8 valid/test file stops the run now, not after training.
         for split in ("valid", "test"):
             dataset.tokens(split)
-        vocab = checked_vocab(dataset, data_cfg, vocab)
+        vocab, report = run_vocab(
+            dataset, data_cfg, vocab, task=self.name, output=recipe.model.output
+        )
         train_stream = make_stream(vocab, dataset, "train", data_cfg.batch_size, data_cfg.bptt)
         targets = train_stream.targets[train_stream.targets >= 0]  # the training tokens
         model = build_model(recipe.model, vocab, torch.bincount(targets, minlength=len(vocab)))
@@ -216,7 +275,9 @@ class LMTask(Task):
             bs, bptt = data_cfg.eval_batch_size, data_cfg.bptt
             return evaluate_model(m, vocab, dataset, "valid", bs, valid_device, bptt)
 
-        return Prepared(model, train_stream, validate, dataset, vocab, level=dataset.level)
+        return Prepared(
+            model, train_stream, validate, dataset, vocab, level=dataset.level, vocab_report=report
+        )
 
     def vocab_from_dict(self, d: dict[str, Any]) -> Vocabulary:
         return Vocabulary.from_dict(d)

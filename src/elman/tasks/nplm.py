@@ -24,11 +24,11 @@ from elman.errors import ElmanError
 from elman.models.nplm import NPLM, NPLMConfig, build_nplm
 from elman.progress import Counted, Progress
 from elman.tasks.lm import (
-    checked_vocab,
     encode_split,
     lm_summary,
     metrics_from_loss,
     resolve_data,
+    run_vocab,
 )
 from elman.tasks.protocol import Capabilities, Loaded, Metrics, Prepared, Task
 from elman.train import distributed
@@ -49,6 +49,10 @@ class NPLMDataConfig:
     epoch_size: int | None = None  # training windows per epoch, a fresh random subset; None: all
     min_count: int = 1
     max_size: int | None = None
+    # another run's vocabulary (a checkpoint or run folder; --init-from sets it), kept or with
+    # extend_vocab extended by the training words it lacks (docs/lm.md, "Fine-tuning")
+    vocab_from: str | None = None
+    extend_vocab: bool = False
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "eval_batch_size", "min_count"):
@@ -152,7 +156,9 @@ class NPLMTask(Task):
     def prepare(self, recipe: NPLMRecipe, vocab: Vocabulary | None = None) -> Prepared:
         data_cfg = recipe.data
         dataset = resolve_data(data_cfg)
-        vocab = checked_vocab(dataset, data_cfg, vocab)
+        vocab, report = run_vocab(
+            dataset, data_cfg, vocab, task=self.name, output=recipe.model.output
+        )
         train_windows = make_windows(
             vocab,
             dataset,
@@ -175,7 +181,9 @@ class NPLMTask(Task):
 
         # under torchrun each process trains on its own windows of every global batch
         train_data = distributed.shard_rows(train_windows, data_cfg.batch_size)
-        return Prepared(model, train_data, validate, dataset, vocab, level=dataset.level)
+        return Prepared(
+            model, train_data, validate, dataset, vocab, level=dataset.level, vocab_report=report
+        )
 
     def vocab_from_dict(self, d: dict[str, Any]) -> Vocabulary:
         return Vocabulary.from_dict(d)

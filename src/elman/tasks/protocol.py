@@ -30,6 +30,7 @@ from torch import nn
 
 from elman.errors import ElmanError
 from elman.inference.search import DecodeConfig
+from elman.tasks.finetuning import VocabReport
 from elman.train.recipe import Recipe, Renamed
 
 if TYPE_CHECKING:
@@ -63,6 +64,8 @@ class Prepared:
     dataset: Any  # the corpus the run reads (valid and test are evaluated from it at the end)
     vocab: Any  # the vocabularies (each with to_dict / from_dict), stored in checkpoints
     level: str | None = None  # language models: "word" or "char" (bits per character)
+    # with data.vocab_from (or --init-from): how the data fits that checkpoint's vocabulary
+    vocab_report: VocabReport | None = None
 
     def checkpoint_meta(self, task: str, recipe: Recipe) -> dict[str, Any]:
         """What every checkpoint of the run stores beside the weights, to rebuild the model."""
@@ -167,7 +170,10 @@ class Task(Protocol):
 
     def prepare(self, recipe: Any, vocab: Any = None) -> Prepared:
         """Model, training data and validation for ``recipe``; on resume, ``vocab`` is the
-        checkpoint's (it must equal a fresh build from the data)."""
+        checkpoint's (it must equal a fresh build from the data). With ``data.vocab_from``
+        (set by ``--init-from``) the vocabulary is that checkpoint's, or ``vocab`` when given,
+        kept or extended as the task allows (elman.tasks.finetuning), and ``vocab_report``
+        says how the data fits it."""
         ...
 
     def vocab_from_dict(self, d: dict[str, Any]) -> Any:

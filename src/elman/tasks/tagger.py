@@ -27,10 +27,19 @@ from elman.data.tagging import (
     resolve_tagging,
 )
 from elman.data.vectors import lookup, read_vectors
+from elman.data.vocabulary import Vocabulary
 from elman.errors import ElmanError
 from elman.inference.tagging import Member, tag_distributions, tag_sentences
 from elman.models.tagger import Tagger, TaggerConfig, build_tagger
 from elman.tasks import tagging_metrics
+from elman.tasks.finetuning import (
+    VocabReport,
+    check_extension,
+    check_same,
+    outside,
+    share,
+    vocab_source,
+)
 from elman.tasks.protocol import Capabilities, Loaded, Metrics, Prepared, Task
 from elman.train import distributed
 from elman.train.checkpoint import build_checked
@@ -50,6 +59,10 @@ class TaggerDataConfig:
     max_size: int | None = None
     vectors: str | None = None  # pretrained word vectors (word2vec/fastText/GloVe text file)
     vectors_limit: int | None = 100_000  # read at most the first (most frequent) N of them
+    # another run's vocabularies (a checkpoint or run folder; --init-from sets it), kept or with
+    # extend_vocab extended by the training words, characters and tags they lack
+    vocab_from: str | None = None
+    extend_vocab: bool = False
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "eval_batch_size", "min_count"):
@@ -92,6 +105,84 @@ def init_embedding(
         scale = float(rows[found].std()) or 1.0
         mask = torch.from_numpy(found)
         table[mask] = torch.from_numpy(rows[found] / scale).to(table)
+
+
+def own_vocab(
+    corpus: TaggingCorpus, cfg: TaggerDataConfig, words: list[str], vocab: TaggerVocab | None
+) -> TaggerVocab:
+    """The vocabularies of the training split (and the vectors' words); on resume the
+    checkpoint's, which must equal them."""
+    try:
+        fresh = TaggerVocab.build(
+            corpus.sentences("train"), min_count=cfg.min_count, max_size=cfg.max_size
+        )
+    except ValueError as err:
+        raise ElmanError(f"[data]: {err}") from None
+    if words:
+        fresh = fresh.extend(words)  # unseen words found in the vectors keep their vector
+    if vocab is not None and vocab != fresh:
+        raise ElmanError(
+            f"the checkpoint's vocabularies do not match the ones built from {corpus.name}"
+            "/train" + (f" and {cfg.vectors}" if cfg.vectors else "")
+            + "; resume with the data it was trained on"
+        )  # fmt: skip
+    return vocab or fresh
+
+
+def inherited_vocab(
+    corpus: TaggingCorpus, cfg: TaggerDataConfig, vocab: TaggerVocab | None
+) -> tuple[TaggerVocab, VocabReport]:
+    """The vocabularies of ``cfg.vocab_from`` (or ``vocab``, a resume's), kept or extended by
+    the training words, characters and tags they lack, and how the data fits them. Kept, a
+    training tag outside the tag set is refused (the model has no output row for it)."""
+    if vocab is None:  # a new run: the other checkpoint's (a resume passes the run's own)
+        payload = vocab_source(cfg.vocab_from or "", "tagger")
+        column = payload["recipe"].get("data", {}).get("column", "upos")
+        check_same("data.vocab_from", cfg.vocab_from, column, cfg.column, "data.column")
+        vocab = TaggerVocab.from_dict(payload["vocab"])
+    train = corpus.sentences("train")
+    fresh = TaggerVocab.build(train, min_count=cfg.min_count)
+    if cfg.extend_vocab:
+        run = extended_vocab(vocab, fresh, cfg.max_size)
+    else:
+        new_tags = [t for t in fresh.tags.itos if t not in vocab.tags.stoi]
+        if new_tags:
+            raise ElmanError(
+                f"the training data of {corpus.name} has tags that the tag set of "
+                f"{cfg.vocab_from} lacks ({', '.join(new_tags)}); set data.extend_vocab = true "
+                "to give them output rows, or retag them in the data"
+            )
+        run = vocab
+    forms = [f for s in train for f in s.forms]
+    count, before = outside(forms, vocab.words.stoi)
+    oov = {"train": share(outside(forms, run.words.stoi)[1], count)}
+    for split in ("valid", "test"):
+        n, unknown = outside((f for s in corpus.sentences(split) for f in s.forms), run.words.stoi)
+        oov[split] = share(unknown, n)
+    added = {k: len(getattr(run, k)) - len(getattr(vocab, k)) for k in ("words", "chars", "tags")}
+    report = VocabReport(
+        cfg.vocab_from or "", cfg.extend_vocab, len(run.words), added, "words", count,
+        share(before, count), oov,
+    )  # fmt: skip
+    return run, report
+
+
+def extended_vocab(vocab: TaggerVocab, fresh: TaggerVocab, max_size: int | None) -> TaggerVocab:
+    """``vocab`` with the entries of ``fresh`` it lacks appended to each of its vocabularies
+    (old ids keep their places), at most ``max_size`` words in all."""
+
+    def more(old: Vocabulary, new: Vocabulary, limit: int | None = None) -> Vocabulary:
+        extra = [t for t in new.itos if t not in old.stoi]
+        if limit is not None:
+            extra = extra[: max(0, limit - len(old))]
+        return Vocabulary([*old.itos, *extra])
+
+    return TaggerVocab(
+        words=more(vocab.words, fresh.words, max_size),
+        chars=more(vocab.chars, fresh.chars),
+        tags=more(vocab.tags, fresh.tags),
+        train_size=vocab.train_size,  # None: every word is a training form, the new ones too
+    )
 
 
 def members(loaded: Loaded) -> list[Member]:
@@ -169,24 +260,16 @@ class TaggerTask(Task):
         for split in ("valid", "test"):  # a malformed file stops the run now, not after training
             corpus.sentences(split)
         train = corpus.sentences("train")
-        try:
-            fresh = TaggerVocab.build(
-                train, min_count=data_cfg.min_count, max_size=data_cfg.max_size
-            )
-        except ValueError as err:
-            raise ElmanError(f"[data]: {err}") from None
         words: list[str] = []
         vectors = None
         if data_cfg.vectors is not None:
             words, vectors = read_vectors(data_cfg.vectors, limit=data_cfg.vectors_limit)
-            fresh = fresh.extend(words)  # unseen words found in the vectors keep their vector
-        if vocab is not None and vocab != fresh:
-            raise ElmanError(
-                f"the checkpoint's vocabularies do not match the ones built from {corpus.name}"
-                "/train" + (f" and {data_cfg.vectors}" if data_cfg.vectors else "")
-                + "; resume with the data it was trained on"
-            )  # fmt: skip
-        vocab = vocab or fresh
+        check_extension(data_cfg)
+        report = None
+        if data_cfg.vocab_from is None:
+            vocab = own_vocab(corpus, data_cfg, words, vocab)
+        else:
+            vocab, report = inherited_vocab(corpus, data_cfg, vocab)
         model = build_model(recipe.model, vocab)
         if data_cfg.vectors is not None and vectors is not None:
             table = model.pretrained if model.pretrained is not None else model.embedding.weight
@@ -206,7 +289,7 @@ class TaggerTask(Task):
 
         # under torchrun each process trains on its own sentences of every global batch
         train_data = distributed.shard_rows(batches, data_cfg.batch_size)
-        return Prepared(model, train_data, validate, corpus, vocab)
+        return Prepared(model, train_data, validate, corpus, vocab, vocab_report=report)
 
     def vocab_from_dict(self, d: dict[str, Any]) -> TaggerVocab:
         return TaggerVocab.from_dict(d)

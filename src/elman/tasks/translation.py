@@ -26,7 +26,7 @@ import torch
 
 from elman.data.pair_batches import TokenBatches
 from elman.data.parallel import ParallelCorpus, parse_direction, resolve_parallel
-from elman.data.subword import MODEL_TYPES, SubwordVocab
+from elman.data.subword import MODEL_TYPES, UNK_ID, SubwordVocab
 from elman.errors import ElmanError
 from elman.inference.search import DecodeConfig
 from elman.inference.translate import (
@@ -38,6 +38,7 @@ from elman.inference.translate import (
 )
 from elman.models.seq2seq import Seq2Seq, Seq2SeqConfig, build_seq2seq
 from elman.progress import Counted, Progress
+from elman.tasks.finetuning import VocabReport, check_same, share, vocab_source
 from elman.tasks.protocol import Capabilities, Loaded, Metrics, Prepared, Task
 from elman.train import distributed
 from elman.train.checkpoint import build_checked
@@ -58,8 +59,19 @@ class TranslationDataConfig:
     max_tokens: int = 4000  # a training batch: B · max(S, T) <= max_tokens padded pieces
     max_train_len: int = 100  # training pairs with a longer side (in pieces) are left out
     eval_batch_size: int = 64  # sentences per decoding batch (any size gives the same output)
+    # another run's subword models (a checkpoint or run folder; --init-from sets it): kept, the
+    # new text cut into their pieces (then subword, joint, vocab_size, character_coverage
+    # are not read); a sentencepiece model cannot be extended, so extend_vocab must be false
+    vocab_from: str | None = None
+    extend_vocab: bool = False
 
     def __post_init__(self) -> None:
+        if self.extend_vocab:
+            raise ValueError(
+                "extend_vocab = true: a sentencepiece model cannot take new pieces; with "
+                "vocab_from (or --init-from) the checkpoint's subword model is kept and the new "
+                "text is cut into its pieces (an unknown character reads as <unk>)"
+            )
         for name in ("vocab_size", "max_tokens", "max_train_len", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -135,6 +147,30 @@ def evaluate_model(
     }
 
 
+def inherited_vocab(
+    corpus: ParallelCorpus, cfg: TranslationDataConfig, vocab: SubwordVocab | None
+) -> tuple[SubwordVocab, VocabReport]:
+    """The subword models of ``cfg.vocab_from`` (or ``vocab``, a resume's), kept, and the share
+    of the pieces of each split (source and target together) that read as ``<unk>``: unknown
+    characters, and target pieces the checkpoint's target side does not keep."""
+    if vocab is None:  # a new run: the other checkpoint's (a resume passes the run's own)
+        payload = vocab_source(cfg.vocab_from or "", "translation")
+        direction = payload["recipe"].get("data", {}).get("direction")
+        check_same("data.vocab_from", cfg.vocab_from, direction, cfg.direction, "data.direction")
+        vocab = SubwordVocab.from_dict(payload["vocab"])
+    counts = {}
+    for split in ("train", "valid", "test"):
+        src, tgt = corpus.pairs(split)
+        ids = [*vocab.src.encode(src), *vocab.tgt.encode(tgt)]
+        counts[split] = (sum(map(len, ids)), sum(row.count(UNK_ID) for row in ids))
+    oov = {split: share(unknown, n) for split, (n, unknown) in counts.items()}
+    report = VocabReport(
+        cfg.vocab_from or "", False, len(vocab.tgt), {}, "pieces", counts["train"][0],
+        oov["train"], oov,
+    )  # fmt: skip
+    return vocab, report
+
+
 class TranslationTask(Task):
     """RNN encoder-decoders: plain, conditioned (Cho et al. 2014) and attention."""
 
@@ -153,7 +189,10 @@ class TranslationTask(Task):
         for split in ("valid", "test"):  # unequal or unreadable files stop the run now
             corpus.pairs(split)
         src, tgt = corpus.pairs("train")
-        if vocab is None:
+        report = None
+        if cfg.vocab_from is not None:
+            vocab, report = inherited_vocab(corpus, cfg, vocab)
+        elif vocab is None:
             vocab = SubwordVocab.build(
                 src, tgt, vocab_size=cfg.vocab_size, model_type=cfg.subword, joint=cfg.joint,
                 character_coverage=cfg.character_coverage,
@@ -179,7 +218,8 @@ class TranslationTask(Task):
             return {"loss": out["loss"], "ppl": math.exp(min(out["loss"], 700))}
 
         # under torchrun each process trains on its own pairs of every global batch
-        return Prepared(model, distributed.shard_rows(train_data), validate, corpus, vocab)
+        train_data = distributed.shard_rows(train_data)
+        return Prepared(model, train_data, validate, corpus, vocab, vocab_report=report)
 
     def vocab_from_dict(self, d: dict[str, Any]) -> SubwordVocab:
         return SubwordVocab.from_dict(d)
