@@ -1,5 +1,9 @@
-"""``elman train RECIPE.toml [--set key=value …] [--out RUN_DIR] [--resume RUN_DIR]``.
+"""``elman train RECIPE.toml [--set key=value …] [--out RUN_DIR] [--init-from CKPT]``,
+``elman train --resume RUN_DIR``.
 
+``--init-from`` fine-tunes: the run starts at the weights of CKPT (a checkpoint or run folder)
+and maps its data through CKPT's vocabulary (``--set data.extend_vocab=true`` extends it where
+the task allows), with a fresh optimiser and schedule; the recipe's model must be CKPT's.
 The Python function is :func:`elman.tasks.training.train`.
 """
 
@@ -28,6 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="continue the run in RUN_DIR exactly (default: start a new run)",
     )
     p.add_argument(
+        "--init-from",
+        metavar="CKPT",
+        help="start from the weights and vocabulary of this checkpoint or run folder, with a "
+        "fresh optimiser and schedule (default: fresh weights)",
+    )
+    p.add_argument(
         "--results",
         metavar="JSON",
         help="also write the final results to this file (default: none)",
@@ -50,5 +60,6 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         results=args.results,
         command=command_line(),
+        init_from=args.init_from,
     )
     return 0

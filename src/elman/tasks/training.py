@@ -7,6 +7,11 @@ metrics with the command, commit, device, date and wall time (:mod:`elman.tasks.
 The task of the recipe prepares the model and data (:meth:`Task.prepare`), the one trainer of
 :mod:`elman.train.trainer` fits it, and the task evaluates ``best.pt`` on valid and test.
 
+``init_from`` (``--init-from CKPT``) starts a new run at another checkpoint's weights and with
+its vocabulary, and nothing else of it: a fresh optimiser, schedule and trainer state, and the
+run's own seed (:mod:`elman.tasks.finetuning`). The run's checkpoints and results record it
+(``init_from``, ``vocabulary``), and it resumes like any run.
+
 A run folder belongs to one ``elman train`` at a time (:func:`hold_run_folder`: an OS lock that
 dies with its process, so a second run on it stops at once and a killed one leaves no stale
 lock). A resume continues the same run: only the keys of :data:`RESUME_MAY_CHANGE` may differ
@@ -30,6 +35,7 @@ from filelock import FileLock, Timeout
 from elman.errors import ElmanError
 from elman.files import check_writable, os_error, remove_temporaries, write_json
 from elman.provenance import command_line, git_commit, utc_now
+from elman.tasks.finetuning import InitSource, VocabReport, init_source, load_start_weights
 from elman.tasks.loading import load
 from elman.tasks.protocol import Prepared, Task
 from elman.tasks.results import training_record
@@ -170,8 +176,11 @@ def train(
     resume: str | Path | None = None,
     results: str | Path | None = None,
     command: str | None = None,
+    init_from: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Train from a recipe, or continue the run in ``resume`` exactly where it stopped.
+    """Train from a recipe, or continue the run in ``resume`` exactly where it stopped;
+    ``init_from``: a checkpoint (or run folder) whose weights and vocabulary a new run starts
+    from (module docstring).
 
     Returns the trainer's summary (``interrupted``, ``history``, ``sessions``, ``run_dir`` …)
     and, once training ended, ``results``: the record also written to ``results``.
@@ -183,11 +192,17 @@ def train(
     commit = git_commit()  # the code that trains is the code checked out now, not at the end
     if results is not None:
         check_writable(results, "results file")  # before the training, not after it
+    source = None
     if resume is not None:
         if recipe_path is not None or out is not None:
             raise ElmanError(
                 f"--resume {resume} continues a run with the recipe and folder it was started "
                 "with; give no recipe or --out beside it (change keys with --set)"
+            )
+        if init_from is not None:
+            raise ElmanError(
+                f"--resume {resume} continues a run from its own last checkpoint, and "
+                f"--init-from {init_from} starts a new one from other weights; give one of them"
             )
         run_dir, last = resume_target(resume)
     else:
@@ -195,6 +210,11 @@ def train(
             raise ElmanError("give a recipe (elman train recipes/NAME.toml) or --resume RUN_DIR")
         recipe = read_recipe(recipe_path, overrides)
         retitle_for_other_data(recipe, read_recipe(recipe_path), overrides or [])
+        if init_from is not None:  # checked before a run folder is made
+            task = get_task(recipe.info.task)
+            source = init_source(
+                str(init_from), recipe, recipe_type=task.recipe_type, renamed=task.renamed
+            )
         run_dir = Path(out) if out is not None else Path("runs") / recipe.info.name
     with hold_run_folder(run_dir):
         payload = previous = None
@@ -211,8 +231,9 @@ def train(
         started = distributed.init_from_env(recipe.train.device)
         try:
             return _train(
-                recipe, run_dir, payload, previous, results, command or command_line(), commit
-            )
+                recipe, run_dir, payload, previous, results, command or command_line(), commit,
+                source,
+            )  # fmt: skip
         finally:
             if started:
                 distributed.cleanup()
@@ -226,21 +247,11 @@ def _train(
     results: str | Path | None,
     command: str,
     commit: str,
+    source: InitSource | None = None,
 ) -> dict[str, Any]:
     """Build the task's parts and the trainer, fit, and (rank 0) write the results."""
-    task = get_task(recipe.info.task)
-    vocab = task.vocab_from_dict(payload["vocab"]) if payload is not None else None
-    torch.manual_seed(recipe.train.seed)  # the model's initial weights depend on it
-    prepared = task.prepare(recipe, vocab=vocab)
+    task, prepared, trainer = start_run(recipe, run_dir, payload, previous, source)
     main = distributed.is_main()  # only rank 0 writes and prints
-    if main:
-        write_json(run_dir / "recipe.json", recipe.raw)
-    meta = prepared.checkpoint_meta(task.name, recipe)
-    trainer = Trainer(
-        prepared.model, recipe.train, prepared.train_data, prepared.validate, run_dir, meta
-    )
-    if payload is not None:
-        trainer.load_state_dict(payload, previous.train if previous is not None else None)
     trainer.sessions.append(
         {"command": command, "commit": commit, "from_step": trainer.global_step, "date": utc_now()}
     )
@@ -267,11 +278,68 @@ def _train(
             flush=True,
         )
         return summary
-    record = final_results(recipe, run_dir, task, prepared, summary, command, commit)
+    origin = {key: trainer.meta[key] for key in ORIGIN if key in trainer.meta}
+    record = final_results(recipe, run_dir, task, prepared, summary, command, commit, origin)
     summary["results"] = record
     if results is not None:
         write_json(results, record)
     return summary
+
+
+def start_run(
+    recipe: Recipe,
+    run_dir: Path,
+    payload: dict[str, Any] | None = None,
+    previous: Recipe | None = None,
+    source: InitSource | None = None,
+) -> tuple[Task, Prepared, Trainer]:
+    """The task's parts and the trainer of a run, before its first step: fresh, resumed from
+    ``payload`` (the run's own last checkpoint) or initialised from ``source`` (--init-from)."""
+    task = get_task(recipe.info.task)
+    vocab = task.vocab_from_dict(payload["vocab"]) if payload is not None else None
+    torch.manual_seed(recipe.train.seed)  # the model's initial weights depend on it
+    prepared = task.prepare(recipe, vocab=vocab)
+    if vocab is not None and prepared.vocab != vocab:  # an extension the data now changes
+        raise ElmanError(
+            f"the checkpoint's vocabulary does not match the one its recipe gives on "
+            f"{prepared.dataset.name}; resume with the data it was trained on"
+        )
+    origin = run_origin(prepared, payload, source)
+    if source is not None:
+        load_start_weights(prepared.model, source.payload)
+    main = distributed.is_main()  # only rank 0 writes and prints
+    if main:
+        write_json(run_dir / "recipe.json", recipe.raw)
+        if source is not None:
+            print(source.line(), flush=True)
+        if "vocabulary" in origin:
+            print(VocabReport.from_dict(origin["vocabulary"]).line(), flush=True)
+    meta = {**prepared.checkpoint_meta(task.name, recipe), **origin}
+    trainer = Trainer(
+        prepared.model, recipe.train, prepared.train_data, prepared.validate, run_dir, meta
+    )
+    if payload is not None:
+        trainer.load_state_dict(payload, previous.train if previous is not None else None)
+    return task, prepared, trainer
+
+
+ORIGIN = ("init_from", "vocabulary")  # what a run's checkpoints say it started from
+
+
+def run_origin(
+    prepared: Prepared, payload: dict[str, Any] | None, source: InitSource | None
+) -> dict[str, Any]:
+    """``init_from`` (the checkpoint the weights came from) and ``vocabulary`` (how the data
+    fits another checkpoint's vocabulary), where the run has them. A resume keeps what its
+    first session found: its own prepare no longer sees the other checkpoint's vocabulary."""
+    if payload is not None:
+        return {key: payload[key] for key in ORIGIN if key in payload}
+    origin: dict[str, Any] = {}
+    if source is not None:
+        origin["init_from"] = source.record()
+    if prepared.vocab_report is not None:
+        origin["vocabulary"] = prepared.vocab_report.to_dict()
+    return origin
 
 
 def final_results(
@@ -282,6 +350,7 @@ def final_results(
     summary: dict[str, Any],
     command: str,
     commit: str,
+    origin: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``best.pt`` on valid and test and write ``results.json`` into the run folder."""
     device = pick_device(recipe.train.device, "train.device")
@@ -301,6 +370,7 @@ def final_results(
         command=command,
         commit=commit,
     )
+    record.update(origin or {})  # init_from and vocabulary, for runs that have them
     write_json(run_dir / "results.json", record)
     for split, m in metrics.items():
         print(f"{split:5s} | {task.summary(m)}", flush=True)
