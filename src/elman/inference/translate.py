@@ -15,7 +15,7 @@ The model is a :class:`~elman.models.seq2seq.Seq2Seq` or an
 K best of every line as :class:`Translation` values, and :func:`moses_lines` writes them in the
 Moses n-best format (``ID ||| hypothesis ||| logprob=… pieces=… ||| score``)::
 
-    0 ||| A dog runs through a grassy field. ||| logprob=-2.913502 pieces=9 ||| -1.245358
+    0 ||| A dog runs through a grassy field. ||| logprob=-2.913502 pieces=9 ||| -1.248644
 """
 
 from __future__ import annotations
