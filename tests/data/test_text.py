@@ -51,7 +51,7 @@ def test_a_gzip_compressed_corpus_reads_as_its_text(tmp_path):
     from elman.data.text import read_lines
 
     path = tmp_path / "train.en.gz"
-    path.write_bytes(gzip.compress("A dog runs.\nTwo men talk.\n".encode()))
+    path.write_bytes(gzip.compress(b"A dog runs.\nTwo men talk.\n"))
     assert read_lines(path) == ["A dog runs.", "Two men talk."]
     bad = tmp_path / "bad.gz"
     bad.write_bytes(b"not gzip at all")
