@@ -12,7 +12,6 @@ import math
 import time
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -33,10 +32,9 @@ from elman.tasks.finetuning import (
     share,
     vocab_source,
 )
-from elman.tasks.protocol import Capabilities, Loaded, Metrics, Prepared, Task
+from elman.tasks.protocol import Capabilities, Loaded, Metrics, Prepared, Task, rebuild
 from elman.train import distributed
-from elman.train.checkpoint import build_checked
-from elman.train.recipe import Recipe, Renamed, parse_sections
+from elman.train.recipe import Recipe, Renamed
 from elman.train.trainer import evaluate_loss, pick_device
 
 
@@ -283,13 +281,9 @@ class LMTask(Task):
         return Vocabulary.from_dict(d)
 
     def load(self, payload: dict[str, Any], device: torch.device) -> Loaded:
-        recipe = parse_sections(LMRecipe, payload["recipe"], renamed=self.renamed, upgrade=True)
-        vocab = self.vocab_from_dict(payload["vocab"])
-        recipe.model.impl = "auto"  # a model trained with one impl runs with the other
-        model = build_checked(lambda: build_model(recipe.model, vocab), payload)
-        model.to(device).eval()
-        level = payload.get("level", "word")
-        return Loaded(self, model, vocab, recipe, Path(payload["path"]), device, level=level)
+        return rebuild(
+            self, payload, device, lambda recipe, vocab: build_model(recipe.model, vocab)
+        )
 
     def dataset(self, name: str, recipe: Any) -> Dataset:
         return resolve_data(recipe.data, name)

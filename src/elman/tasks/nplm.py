@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -30,10 +29,9 @@ from elman.tasks.lm import (
     resolve_data,
     run_vocab,
 )
-from elman.tasks.protocol import Capabilities, Loaded, Metrics, Prepared, Task
+from elman.tasks.protocol import Capabilities, Loaded, Metrics, Prepared, Task, rebuild
 from elman.train import distributed
-from elman.train.checkpoint import build_checked
-from elman.train.recipe import Recipe, Renamed, parse_sections
+from elman.train.recipe import Recipe, Renamed
 from elman.train.trainer import evaluate_loss, pick_device
 
 
@@ -189,12 +187,10 @@ class NPLMTask(Task):
         return Vocabulary.from_dict(d)
 
     def load(self, payload: dict[str, Any], device: torch.device) -> Loaded:
-        recipe = parse_sections(NPLMRecipe, payload["recipe"], renamed=self.renamed, upgrade=True)
-        vocab = self.vocab_from_dict(payload["vocab"])
-        model = build_checked(lambda: build_model(recipe.model, vocab), payload)
-        model.to(device).eval()
-        level = payload.get("level", "word")
-        return Loaded(self, model, vocab, recipe, Path(payload["path"]), device, level=level)
+        return rebuild(  # no recurrent layer, so no impl to choose
+            self, payload, device, lambda recipe, vocab: build_model(recipe.model, vocab),
+            any_impl=False,
+        )  # fmt: skip
 
     def dataset(self, name: str, recipe: Any) -> Dataset:
         return resolve_data(recipe.data, name)

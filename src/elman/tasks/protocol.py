@@ -31,7 +31,8 @@ from torch import nn
 from elman.errors import ElmanError
 from elman.inference.search import DecodeConfig
 from elman.tasks.finetuning import VocabReport
-from elman.train.recipe import Recipe, Renamed
+from elman.train.checkpoint import build_checked
+from elman.train.recipe import Recipe, Renamed, parse_sections
 
 if TYPE_CHECKING:
     from elman.inference.translate import Translation
@@ -157,6 +158,30 @@ def require(task: Task, ability: str, command: str, path: str | Path) -> None:
             f"{command} needs a model that can {ability}; {path} is a {task.name!r} model "
             f"(it can: {able})"
         )
+
+
+def rebuild(
+    task: Task,
+    payload: dict[str, Any],
+    device: torch.device,
+    build: Callable[[Any, Any], nn.Module],
+    *,
+    any_impl: bool = True,
+) -> Loaded:
+    """The half every ``Task.load`` shares: the checkpoint's recipe (older key names upgraded),
+    its vocabularies, and the model ``build(recipe, vocab)`` makes, checked against the stored
+    weights (names, shapes, finiteness) before they are put in, in eval mode on ``device``.
+
+    ``any_impl``: the model runs with either recurrent implementation, whichever it trained with.
+    """
+    recipe = parse_sections(task.recipe_type, payload["recipe"], renamed=task.renamed, upgrade=True)
+    vocab = task.vocab_from_dict(payload["vocab"])
+    if any_impl:
+        recipe.model.impl = "auto"
+    model = build_checked(lambda: build(recipe, vocab), payload)
+    model.to(device).eval()
+    level = payload.get("level", "word")
+    return Loaded(task, model, vocab, recipe, Path(payload["path"]), device, level=level)
 
 
 class Task(Protocol):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -40,10 +39,9 @@ from elman.tasks.finetuning import (
     share,
     vocab_source,
 )
-from elman.tasks.protocol import Capabilities, Loaded, Metrics, Prepared, Task
+from elman.tasks.protocol import Capabilities, Loaded, Metrics, Prepared, Task, rebuild
 from elman.train import distributed
-from elman.train.checkpoint import build_checked
-from elman.train.recipe import DROPOUTS, Recipe, Renamed, parse_sections
+from elman.train.recipe import DROPOUTS, Recipe, Renamed
 from elman.train.trainer import pick_device
 
 
@@ -295,12 +293,9 @@ class TaggerTask(Task):
         return TaggerVocab.from_dict(d)
 
     def load(self, payload: dict[str, Any], device: torch.device) -> Loaded:
-        recipe = parse_sections(TaggerRecipe, payload["recipe"], renamed=self.renamed, upgrade=True)
-        vocab = self.vocab_from_dict(payload["vocab"])
-        recipe.model.impl = "auto"  # a model trained with one impl runs with the other
-        model = build_checked(lambda: build_model(recipe.model, vocab), payload)
-        model.to(device).eval()
-        return Loaded(self, model, vocab, recipe, Path(payload["path"]), device)
+        return rebuild(
+            self, payload, device, lambda recipe, vocab: build_model(recipe.model, vocab)
+        )
 
     def dataset(self, name: str, recipe: Any) -> TaggingCorpus:
         """The corpus ``name``, read in the tag column the model was trained on."""

@@ -19,7 +19,6 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -39,10 +38,9 @@ from elman.inference.translate import (
 from elman.models.seq2seq import Seq2Seq, Seq2SeqConfig, build_seq2seq
 from elman.progress import Counted, Progress
 from elman.tasks.finetuning import VocabReport, check_same, share, vocab_source
-from elman.tasks.protocol import Capabilities, Loaded, Metrics, Prepared, Task
+from elman.tasks.protocol import Capabilities, Loaded, Metrics, Prepared, Task, rebuild
 from elman.train import distributed
-from elman.train.checkpoint import build_checked
-from elman.train.recipe import DROPOUTS, Recipe, Renamed, parse_sections
+from elman.train.recipe import DROPOUTS, Recipe, Renamed
 from elman.train.trainer import evaluate_loss, pick_device
 
 EVAL_MAX_TOKENS = 8000  # padded tokens per batch when scoring a split's cross entropy
@@ -225,14 +223,7 @@ class TranslationTask(Task):
         return SubwordVocab.from_dict(d)
 
     def load(self, payload: dict[str, Any], device: torch.device) -> Loaded:
-        recipe = parse_sections(
-            TranslationRecipe, payload["recipe"], renamed=self.renamed, upgrade=True
-        )
-        vocab = self.vocab_from_dict(payload["vocab"])
-        recipe.model.impl = "auto"  # a model trained with one impl runs with the other
-        model = build_checked(lambda: build_model(recipe, vocab), payload)
-        model.to(device).eval()
-        return Loaded(self, model, vocab, recipe, Path(payload["path"]), device)
+        return rebuild(self, payload, device, build_model)
 
     def dataset(self, name: str, recipe: Any) -> ParallelCorpus:
         """The corpus ``name`` in the direction the model was trained on."""
