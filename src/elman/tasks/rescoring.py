@@ -18,7 +18,10 @@ counts 0.
 WER (jiwer) of the 1-best lists of a dev set by coordinate ascent: starting from the list's
 own score (``total`` weight 1; without one, each of the list's features 1) and every added
 feature 0, each weight in turn is set to the best value of the grid −2, −1.95, …, 2 (and its
-current value) with the others fixed, keeping the current value unless another is strictly
+current value) with the others fixed — the grid applies to each feature divided by its spread
+(its mean standard deviation within a sentence's list), so a step moves an LM's log P (tens of
+nats) and a length-normalised score (about 1) alike; the weights reported and saved are those
+of the features as they are — keeping the current value unless another is strictly
 better (ties go to the value nearest the current one); up to ``rounds`` passes over the
 weights, stopping after a pass that changes nothing. Each hypothesis' sufficient statistics
 (BLEU's n-gram matches and lengths; WER's errors and reference words) are computed once, so
@@ -32,7 +35,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -260,7 +263,13 @@ def tune(
     """Coordinate ascent on the weights (module docstring)."""
     stats = metric_stats(features, refs, metric)
     start = start_weights(features)
-    w = np.array([start[n] for n in features.names])
+    # The search runs on features divided by their spread, so one grid step moves every feature
+    # about as much: an LM's log P of a sentence (tens of nats) would otherwise jump past the
+    # list's length-normalised score (about 1) at the smallest step and never get a weight.
+    spread = feature_spread(features)
+    raw = features
+    features = replace(features, values=features.values / spread)
+    w = np.array([start[n] for n in features.names]) * spread
     baseline = best = stats.gain(rerank(features, w))
     done = 0
     while done < rounds:
@@ -272,18 +281,31 @@ def tune(
                 w[f], best, changed = value, gain, True
         if not changed:
             break
-    choice = rerank(features, w)
+    w = w / spread  # the weights of the features as they are
+    choice = rerank(raw, w)
     tuned = stats.corpus(choice)
-    check_metric(stats, features.texts(choice), refs, tuned)
+    check_metric(stats, raw.texts(choice), refs, tuned)
     sign = 1.0 if metric == "bleu" else -1.0
     return Tuned(
-        weights={n: float(x) for n, x in zip(features.names, w, strict=True)},
+        weights={n: float(x) for n, x in zip(raw.names, w, strict=True)},
         metric=metric,
         baseline=sign * baseline,
         tuned=tuned,
         rounds=done,
         sentences=len(refs),
     )
+
+
+def feature_spread(features: Features) -> np.ndarray:
+    """Each feature's typical difference between the hypotheses of one sentence: the mean over
+    sentences of its standard deviation within the list (1 where it never differs)."""
+    valid = features.valid[..., None]  # (S, K, 1)
+    count = np.maximum(valid.sum(axis=1), 1)  # (S, 1)
+    values = np.where(valid, features.values, 0.0)
+    mean = values.sum(axis=1) / count  # (S, F)
+    var = np.where(valid, (features.values - mean[:, None, :]) ** 2, 0.0).sum(axis=1) / count
+    spread = np.sqrt(var).mean(axis=0)  # (F,)
+    return np.where(spread > 0, spread, 1.0)
 
 
 def _line_search(
