@@ -222,6 +222,9 @@ def test_eval_with_results_scores_each_split_once(trained, tmp_path, capsys, mon
     assert code == 0 and sorted(calls) == ["test", "valid"]
     record = json.loads(out.read_text())
     assert json.loads(stdout)["ppl"] == record["metrics"]["test"]["ppl"]
+    assert record["recipe"] == trained.name  # a run folder (its best.pt) goes by its name
+    code, _, _ = run(capsys, "eval", str(trained / "last.pt"), "--results", str(out))
+    assert code == 0 and json.loads(out.read_text())["recipe"] == f"{trained.name}-last"
 
 
 def test_eval_refuses_metrics_that_are_not_finite(trained, tmp_path, capsys, monkeypatch):

@@ -95,6 +95,8 @@ def evaluation_record(
     assert last is not None
     path = Path(checkpoint)
     name = path.name if path.is_dir() else path.parent.name
+    if path.is_file() and path.name != "best.pt":  # last.pt, epoch9.pt, an average: say which
+        name += "-" + path.stem
     if mix:
         name += "+" + Path(mix).stem
     if ensemble:
