@@ -70,7 +70,12 @@ def main() -> int:
     parser.add_argument("--lm", action="append", required=True, help="an English LM (repeat)")
     parser.add_argument("--k", type=int, default=10, help="hypotheses per sentence (10)")
     parser.add_argument("--out", required=True, help="the results file to write")
-    parser.add_argument("--work", help="keep the n-best lists here (default: a temporary folder)")
+    parser.add_argument(
+        "--work",
+        help="keep the n-best lists here, and reuse the ones already there (default: a "
+        "temporary folder)",
+    )
+    parser.add_argument("--name", help="the record's name (default: MODEL-rescore)")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
     from elman.data.parallel import resolve_parallel
@@ -89,8 +94,12 @@ def main() -> int:
             sources, refs[split] = corpus.pairs(split)
             write_text(work / f"{split}.de", "\n".join(sources) + "\n")
             write_text(work / f"{split}.en", "\n".join(refs[split]) + "\n")
+            nbest = work / f"{split}.nbest"
+            if nbest.exists():  # the same model's lists, from an earlier run with this --work
+                log.append(f"reused {nbest}")
+                continue
             elman(["translate", args.model, str(work / f"{split}.de"), "--n-best", str(args.k),
-                   "--out", str(work / f"{split}.nbest")], log)  # fmt: skip
+                   "--out", str(nbest)], log)  # fmt: skip
         lms = [a for lm in args.lm for a in ("--lm", lm)]
         weights = work / "weights.json"
         elman(["rescore", str(work / "valid.nbest"), *lms, "--tune", str(work / "valid.nbest"),
@@ -107,7 +116,7 @@ def main() -> int:
         tuned = json.loads(weights.read_text())
     gain = metrics["test"]["bleu"] - before["test"]["bleu"]
     record = {
-        "recipe": Path(args.model).name + "-rescore",
+        "recipe": args.name or Path(args.model).name + "-rescore",
         "aim": "n-best rescoring with English LMs tuned on val: >= +0.5 test BLEU (issue #17)",
         "task": "rescore",
         "dataset": "multi30k",
