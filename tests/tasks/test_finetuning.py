@@ -22,35 +22,11 @@ from elman.tasks.finetuning import MAY_DIFFER, init_source, model_differences
 from elman.tasks.table import get_task, read_recipe
 from elman.tasks.training import start_run, train
 from elman.train.checkpoint import load_checkpoint
-from train.lmtoy import write_corpus, write_recipe
+from train.lmtoy import NPLM_RECIPE, write_corpus, write_recipe
 from train.mttoy import write_parallel_corpus, write_translation_recipe
 from train.tagtoy import write_tagged_corpus, write_tagger_recipe
 from train.test_resume import assert_identical, batches_per_epoch
 
-NPLM_RECIPE = """\
-[recipe]
-name = "tiny-nplm"
-task = "nplm"
-aim = "a test"
-
-[data]
-dataset = "{corpus}"
-batch_size = 16
-eval_batch_size = 7
-
-[model]
-context_size = 3
-embedding_dim = 6
-hidden_size = 8
-
-[train]
-epochs = 1
-optimizer = "adam"
-lr = 0.01
-device = "cpu"
-threads = 1
-progress = false
-"""
 NEW_WORDS = ("zebra", "moon", "sky")  # not in train.lmtoy.WORDS; "z" not in any toy word
 
 

@@ -27,6 +27,7 @@ from elman.tasks.scoring import (
     score_lines,
 )
 from elman.tasks.table import TASKS
+from train.lmtoy import NPLM_RECIPE
 
 # A hand-written trigram model: every number below is read off it by the ARPA back-off rule.
 ARPA = """
@@ -91,31 +92,6 @@ def arpa(tmp_path: Path, corpus: Path) -> Path:
     build = ["ngram", "build", "--order", "3", "--data", str(corpus / "train.txt")]
     assert main([*build, "--out", str(path)]) == 0
     return path
-
-
-NPLM_RECIPE = """\
-[recipe]
-name = "tiny-nplm"
-task = "nplm"
-aim = "a test"
-
-[data]
-dataset = "{corpus}"
-batch_size = 16
-
-[model]
-context_size = 3
-embedding_dim = 6
-hidden_size = 8
-
-[train]
-epochs = 1
-optimizer = "adam"
-lr = 0.01
-device = "cpu"
-threads = 1
-progress = false
-"""
 
 
 @pytest.fixture

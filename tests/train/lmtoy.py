@@ -63,3 +63,30 @@ def write_recipe(path: Path, corpus: Path, extra: str = "") -> Path:
     """The tiny recipe reading ``corpus``; ``extra`` is appended (more sections)."""
     path.write_text(RECIPE.format(corpus=corpus.as_posix()) + extra)
     return path
+
+
+# A tiny NPLM over the same corpus (tests of scoring, fine-tuning, checkpoints).
+NPLM_RECIPE = """\
+[recipe]
+name = "tiny-nplm"
+task = "nplm"
+aim = "a test"
+
+[data]
+dataset = "{corpus}"
+batch_size = 16
+eval_batch_size = 7
+
+[model]
+context_size = 3
+embedding_dim = 6
+hidden_size = 8
+
+[train]
+epochs = 1
+optimizer = "adam"
+lr = 0.01
+device = "cpu"
+threads = 1
+progress = false
+"""
