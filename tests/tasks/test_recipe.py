@@ -127,12 +127,27 @@ def commands(path: Path) -> list[str]:
     return [part.strip() for line in lines for part in line.split("&&")]
 
 
+def script_accepts(script: Path, args: list[str]) -> None:
+    """``script`` exists, its --help runs, and it lists every option ``args`` use."""
+    import subprocess
+    import sys
+
+    assert script.is_file(), script
+    shown = subprocess.run(
+        [sys.executable, str(script), "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert all(a.split("=")[0] in shown for a in args if a.startswith("--")), (script, args)
+
+
 @pytest.mark.parametrize("path", RESULTS, ids=[p.stem for p in RESULTS])
 def test_every_results_command_still_parses(path):
     from elman.cli import build_parser
 
     for command in commands(path):
         argv = shlex.split(command)
+        if argv[0] == "python":  # a committed script (benchmarks/…): it runs, takes the options
+            script_accepts(ROOT / argv[1], argv[2:])
+            continue
         assert argv[0] == "elman", command
         args = build_parser().parse_args(argv[1:])  # argparse exits on an unknown option
         if args.command == "train" and args.recipe is not None:
