@@ -261,6 +261,9 @@ def main() -> None:
         child(args.child[0], args.child[1], args.steps, args.threads, args.device)
         return
 
+    if args.device != "cpu":
+        import torch  # noqa: F401  (loaded here too, so that the provenance names the GPU)
+
     configs = ["small", "medium"] if args.config == "both" else [args.config]
     contenders = ["elman", "reference"] + (["elman-compiled"] if args.compile else [])
     contenders += ["elman-bf16"] if args.bf16 else []
