@@ -4,8 +4,8 @@
 
 The layers, bottom to top (docs/architecture.md): the base modules (``errors``, ``config``,
 ``files``, ``provenance``, ``progress``) -> ``data`` -> ``nn`` -> ``models`` -> ``train`` ->
-``inference`` -> ``tasks`` -> ``lab`` -> ``cli`` (and the package's own ``__init__``/``__main__``,
-on top).
+``inference`` -> ``tasks`` -> ``lab`` -> ``export`` -> ``serve`` -> ``cli`` (and the package's own
+``__init__``/``__main__``, on top).
 Every import counts, also one inside a function (a lazy import is still a dependency).
 """
 
@@ -17,7 +17,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "elman"
-LAYERS = ["base", "data", "nn", "models", "train", "inference", "tasks", "lab", "cli", "facade"]
+LAYERS = [
+    "base",
+    "data",
+    "nn",
+    "models",
+    "train",
+    "inference",
+    "tasks",
+    "lab",
+    "export",
+    "serve",
+    "cli",
+    "facade",
+]
 BASE = {"errors", "config", "provenance", "files", "progress"}
 
 

@@ -30,6 +30,7 @@ COMMANDS = [
     "score",
     "rescore",
     "results",
+    "serve",
     "ngram",
     "vectors",
     "lab",
