@@ -27,6 +27,7 @@ COMMANDS = [
     "tag",
     "translate",
     "average",
+    "export",
     "score",
     "rescore",
     "results",

@@ -197,12 +197,17 @@ class Seq2Seq(nn.Module):
 
     # ------------------------------------------------------------------ encoder
 
-    def encode(self, src: Tensor, src_lengths: Tensor) -> tuple[Memory, DecoderState]:
-        """src (B, S), src_lengths (B,) -> the memory and the decoder's initial state."""
+    def encode(
+        self, src: Tensor, src_lengths: Tensor, h0: RecurrentState | None = None
+    ) -> tuple[Memory, DecoderState]:
+        """src (B, S), src_lengths (B,) -> the memory and the decoder's initial state.
+
+        ``h0``: the encoder's initial state (default zeros; the ONNX export passes zeros
+        shaped from ``src``, so that the batch size stays a variable of the graph)."""
         S = src.shape[1]
         mask = torch.arange(S, device=src.device).unsqueeze(0) < src_lengths.unsqueeze(1)
         states, final = self.encoder(
-            self.drop_embedding(self.src_embedding(src)), lengths=src_lengths
+            self.drop_embedding(self.src_embedding(src)), h0, lengths=src_lengths
         )
         if self.kind == "plain":
             return Memory(mask), DecoderState(final)  # s_0 = h_S, every layer
