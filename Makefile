@@ -9,7 +9,7 @@ ELMAN_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),$(HOME)/.cache/elma
 export ELMAN_DATA
 PY_SOURCES := src tests benchmarks tools
 
-.PHONY: demo test lint format typecheck unit distributed bench clean
+.PHONY: demo test lint format typecheck unit distributed browser-test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ unit: $(VENV)/.installed-dev
 # the tests that start several processes (also part of `unit`)
 distributed: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q -m distributed
+
+# the playground in a real Chromium (Debian's `chromium`; skipped with the reason without it)
+browser-test: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -q -m browser tests/serve
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/recurrent.py
