@@ -29,6 +29,11 @@ def toy_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     train(write_recipe(root / "lm.toml", corpus), out=root / "lstm")
     tagged = write_tagged_corpus(root / "tagged")
     train(write_tagger_recipe(root / "tagger.toml", tagged), out=root / "upos")
-    parallel = write_parallel_corpus(root / "parallel", sizes=(400, 20, 20))
-    train(write_translation_recipe(root / "tr.toml", parallel), out=root / "de-en")
+    parallel = write_parallel_corpus(root / "parallel", sizes=(800, 20, 20))
+    overrides = ["train.epochs=6", "model.hidden_size=64"]  # 2 s; learns to reverse, mostly
+    train(
+        write_translation_recipe(root / "tr.toml", parallel),
+        out=root / "de-en",
+        overrides=overrides,
+    )
     return {"kn3": arpa, "lstm": root / "lstm", "upos": root / "upos", "de-en": root / "de-en"}

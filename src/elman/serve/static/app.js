@@ -33,7 +33,7 @@ function fmt(x) {
 }
 
 // probabilities span many orders of magnitude: percent while readable, then scientific
-const fmtProb = (p) => (p >= 0.001 ? `${fmt(100 * p)}%` : p.toExponential(1));
+const fmtProb = (p) => (p >= 0.001 ? `${Number((100 * p).toPrecision(3))}%` : p.toExponential(1));
 
 // ---- the API and its errors ----
 
@@ -63,8 +63,8 @@ async function api(path, body) {
 }
 
 function showError(message) {
+  $("#error").hidden = false; // shown before it is filled, so screen readers announce the text
   $("#error-text").textContent = message;
-  $("#error").hidden = false;
 }
 
 // Every form runs through here, so no failure can leave a blank view: the message is shown,
