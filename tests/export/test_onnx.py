@@ -164,3 +164,28 @@ def test_greedy_decoding_with_onnx_equals_elmans(translation_run, exported_mt):
     lines = ["1 2 3", "4 5 6 7", "9 8 0 0 3"]
     want = mt.translate(lines, decode=replace(mt.recipe.decode, beam=1))
     assert [onnx_greedy(exported_mt, line) for line in lines] == want
+
+
+@pytest.mark.parametrize("kind", ["plain", "conditioned"])
+def test_the_other_translation_kinds_export_their_own_inputs(kind, tmp_path):
+    from elman.tasks.training import train
+    from train.mttoy import write_parallel_corpus, write_translation_recipe
+
+    corpus = write_parallel_corpus(tmp_path / "toy", sizes=(100, 10, 10))
+    recipe = write_translation_recipe(tmp_path / "t.toml", corpus, kind=kind)
+    train(recipe, out=tmp_path / "run", overrides=["train.epochs=1"])
+    mt = elman.load(tmp_path / "run", device="cpu")
+    done = export_onnx(tmp_path / "run", tmp_path / "mt.onnx")
+    graphs = json.loads(done.vocab.read_text())["graphs"] if done.vocab else {}
+    encoder, decoder = (session(done.graphs[r]) for r in ("encoder", "decoder"))
+    assert [i.name for i in decoder.get_inputs()] == graphs["decoder"]["inputs"]
+    src, n = pad_sources(mt.vocab.src.encode(["1 2 3", "4 5"]))
+    encoded = dict(zip(graphs["encoder"]["outputs"], encoder.run(None, {"src": src.numpy(),
+                   "src_lengths": n.numpy()}), strict=True))  # fmt: skip
+    prev = torch.tensor([2, 2])
+    with torch.no_grad():
+        memory, state = mt.model.encode(src, n)
+        logits, _, _ = mt.model.step(prev, state, memory)
+    feeds = {"prev": prev.numpy(), "h": encoded["h0"], "summary": encoded.get("summary")}
+    got = decoder.run(None, {name: feeds[name] for name in graphs["decoder"]["inputs"]})
+    close(got[0], torch.log_softmax(logits, -1))

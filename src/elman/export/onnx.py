@@ -125,9 +125,20 @@ def write_graph(
     graph: Graph, example: tuple[torch.Tensor, ...], path: Path, done: Exported, role: str
 ) -> dict[str, list[str]]:
     """Trace ``graph`` at ``example`` into ``path``; its input and output names."""
-    write_bytes(path, trace(graph, example))
+    data = trace(graph, example)
+    write_bytes(path, data)
     done.graphs[role] = path
-    return {"inputs": list(graph.inputs), "outputs": list(graph.outputs)}
+    return io_names(data)
+
+
+def io_names(data: bytes) -> dict[str, list[str]]:
+    """The input and output names of the graph as exported: an input it never reads (the
+    ``plain`` decoder's ``prev``) is not one."""
+    model = check_onnx().load_from_string(data)
+    return {
+        "inputs": [i.name for i in model.graph.input],
+        "outputs": [o.name for o in model.graph.output],
+    }
 
 
 def trace(graph: Graph, example: tuple[torch.Tensor, ...]) -> bytes:
