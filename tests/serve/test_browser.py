@@ -189,7 +189,7 @@ def test_results_tab_shows_the_table_and_the_plots(page):
     page.click("#tab-results")
     sync_api.expect(page.locator("#results-table tbody tr")).to_have_count(1)
     cells = page.locator("#results-table tbody td").all_inner_texts()
-    assert cells == ["toy-lm", "lm", "toy", "ppl 9.5"]
+    assert cells == ["toy-lm", "lm", "toy", "ppl 9.50"]
     img = page.locator("#plots img")
     sync_api.expect(img).to_have_attribute("src", "api/plots/adding.png")
     page.wait_for_function("document.querySelector('#plots img').naturalWidth > 0")

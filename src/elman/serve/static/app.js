@@ -360,7 +360,9 @@ const MAIN_METRICS = ["ppl", "bpc", "bleu", "chrf", "accuracy", "unseen_accuracy
 
 function mainMetrics(metrics) {
   const m = (metrics && (metrics.test || metrics.valid)) || metrics || {};
-  return MAIN_METRICS.filter((k) => typeof m[k] === "number").map((k) => `${k} ${fmt(m[k])}`).join(" · ");
+  // two decimals as in the results tables of the docs (BLEU 40.00, not 40); small ones by precision
+  const show = (x) => (Math.abs(x) >= 1 ? x.toFixed(2) : String(Number(x.toPrecision(3))));
+  return MAIN_METRICS.filter((k) => typeof m[k] === "number").map((k) => `${k} ${show(m[k])}`).join(" · ");
 }
 
 let resultsLoaded = false;
@@ -370,8 +372,10 @@ async function loadResults() {
   resultsLoaded = true;
   try {
     const data = await api("api/results");
+    const heads = ["Recipe", "Task", "Dataset", "Metrics"]; // data-label: the heading on phones
     const rows = (data.results || []).map((r) => el("tr", {},
-      ...[r.recipe, r.task, r.dataset, mainMetrics(r.metrics)].map((v) => el("td", { text: v ?? "" }))));
+      ...[r.recipe, r.task, r.dataset, mainMetrics(r.metrics)].map((v, i) => el("td",
+        { text: v || "—", "data-label": heads[i] }))));
     $("#results-table tbody").replaceChildren(...rows);
     $("#results-table").hidden = rows.length === 0;
     $("#results-status").textContent = rows.length ? `${rows.length} results.` : "No committed results.";
