@@ -164,26 +164,43 @@ class LanguageModelView:
         groups: dict[int, list[int]] = {}
         for n, sentence in enumerate(ids):
             groups.setdefault(bucket(len(sentence)), []).append(n)
-        probs: list[np.ndarray] = [np.empty(0)] * len(texts)
+        out: list[ScoredSentence] = [ScoredSentence([])] * len(texts)
         for length, members_ in groups.items():
             for at in range(0, len(members_), ROWS):
                 chunk = members_[at : at + ROWS]
-                grid = self._grid([ids[n] for n in chunk], length)
-                for n, p in zip(chunk, grid, strict=True):
-                    probs[n] = p
-        out = []
-        for t, k, sentence, p in zip(tokens, known, ids, probs, strict=True):
-            rows = p[np.arange(len(sentence)), sentence]
-            scored = [
-                ScoredToken(tok, float(np.log(r)), i is None, top_of(row, top_k, self.itos))
-                for tok, i, r, row in zip([*t, END], [*k, 0], rows, p, strict=True)
-            ]
-            out.append(ScoredSentence(scored, list(p) if keep else []))
+                grid = self._grid([ids[n] for n in chunk], length)  # (ROWS, length, V)
+                for b, n in enumerate(chunk):
+                    out[n] = self._read(grid[b, : len(ids[n])], tokens[n], known[n], ids[n],
+                                        top_k, keep)  # fmt: skip
         return out
 
+    def _read(
+        self,
+        logp: torch.Tensor,
+        tokens: list[str],
+        known: list[int | None],
+        ids: list[int],
+        top_k: int,
+        keep: bool,
+    ) -> ScoredSentence:
+        """One sentence's scores from its rows of a grid, ``logp`` (len(ids), V)."""
+        target = logp.gather(1, torch.tensor(ids)[:, None]).squeeze(1).double().tolist()
+        tops: list[list[Alternative]] = [[] for _ in ids]
+        if top_k > 0:  # torch.topk: sorted, best first
+            values, index = logp.topk(min(top_k, logp.shape[1]), dim=1)
+            for row, (v, i) in enumerate(zip(values.double().exp().tolist(), index.tolist(),
+                                             strict=True)):  # fmt: skip
+                tops[row] = [Alternative(self.itos[j], p) for j, p in zip(i, v, strict=True)]
+        scored = [
+            ScoredToken(tok, lp, i is None, top)
+            for tok, i, lp, top in zip([*tokens, END], [*known, 0], target, tops, strict=True)
+        ]
+        return ScoredSentence(scored, list(logp.double().exp().numpy()) if keep else [])
+
     @torch.no_grad()
-    def _grid(self, sentences: list[list[int]], length: int) -> list[np.ndarray]:
-        """P(· | history) at every position of every sentence, from a (length, ROWS) grid."""
+    def _grid(self, sentences: list[list[int]], length: int) -> torch.Tensor:
+        """log P(· | history) at every position of every sentence: (ROWS, length, V), from a
+        grid of fixed shape (module docstring)."""
         assert self.loaded is not None
         model, start = self.loaded.model, self.scorer.end  # type: ignore[union-attr]
         model.eval()
@@ -194,15 +211,12 @@ class LanguageModelView:
                 padded = torch.tensor([start] * n + s[:-1], dtype=torch.long)
                 windows[b * length : b * length + len(s)] = padded.unfold(0, n, 1)[: len(s)]
             logits = model(windows.to(self.loaded.device))
-            logp = torch.log_softmax(logits.float(), dim=-1).view(ROWS, length, -1)
-        else:
-            inputs = torch.full((length, ROWS), start, dtype=torch.long)
-            for b, s in enumerate(sentences):
-                inputs[1 : len(s), b] = torch.tensor(s[:-1], dtype=torch.long)
-            logits, _ = model(inputs.to(self.loaded.device), None)  # (length, ROWS, V)
-            logp = torch.log_softmax(logits.float(), dim=-1).transpose(0, 1)
-        probs = logp.double().exp().cpu().numpy()
-        return [probs[b, : len(s)] for b, s in enumerate(sentences)]
+            return torch.log_softmax(logits.float(), dim=-1).view(ROWS, length, -1).cpu()
+        inputs = torch.full((length, ROWS), start, dtype=torch.long)
+        for b, s in enumerate(sentences):
+            inputs[1 : len(s), b] = torch.tensor(s[:-1], dtype=torch.long)
+        logits, _ = model(inputs.to(self.loaded.device), None)  # (length, ROWS, V)
+        return torch.log_softmax(logits.float(), dim=-1).transpose(0, 1).cpu()
 
     def prob_of(self, probs: np.ndarray, token: str) -> float:
         """P(token) in a distribution of this model (a token it lacks: its <unk>'s, else 0)."""
@@ -284,7 +298,8 @@ class TaggerView:
     def tag(self, sentences: Sequence[Sequence[str]], top_k: int = 3) -> list[list[dict]]:
         loaded = self.loaded
         ensemble = [(loaded.model, loaded.vocab)] + [(m.model, m.vocab) for m in loaded.ensemble]
-        dists = tag_distributions(ensemble, sentences, len(sentences) or 1, loaded.device)
+        # batches of 8 sentences of similar length: a long sentence pads few short ones
+        dists = tag_distributions(ensemble, sentences, 8, loaded.device)
         words = loaded.vocab.words
         out = []
         for sentence, probs in zip(sentences, dists, strict=True):
