@@ -352,3 +352,13 @@ def test_model_names_default_to_the_file(tmp_path) -> None:
         ("ptb-small-lstm", "runs/ptb-small-lstm/"), ("kn", "x.arpa"), ("kn5", "m/kn5.arpa")
     ]  # fmt: skip
     assert Path("x").name == "x"
+
+
+def test_a_probability_of_zero_is_written_null() -> None:
+    from elman.serve.app import sentence_json
+    from elman.serve.views import ScoredSentence, ScoredToken
+
+    zero = ScoredSentence([ScoredToken("a", -math.inf, False), ScoredToken("</s>", -1.0, False)])
+    body = sentence_json("m", zero)
+    assert body["logprob"] is None and body["per_token"][0]["surprisal"] is None
+    json.dumps(body, allow_nan=False)  # what the response writes

@@ -314,17 +314,23 @@ def add_lm_routes(app: FastAPI, server: Server) -> None:
     worker, settings = server.worker, server.settings
 
     @app.get("/api/health")
-    async def health() -> dict[str, Any]:
-        return {"status": "ok", "models": len(server.models), "queue": worker.admitted,
-                "uptime_s": round(time.monotonic() - server.started, 1)}  # fmt: skip
+    async def health() -> JSONResponse:
+        return JSONResponse(
+            {
+                "status": "ok",
+                "models": len(server.models),
+                "queue": worker.admitted,
+                "uptime_s": round(time.monotonic() - server.started, 1),
+            }
+        )
 
     @app.get("/api/models")
-    async def list_models() -> dict[str, Any]:
+    async def list_models() -> JSONResponse:
         described = [v.describe() for v in server.models.values()]
-        return {"models": described, "limits": settings.limits()}
+        return JSONResponse({"models": described, "limits": settings.limits()})
 
     @app.post("/api/score")
-    async def score(req: ScoreRequest) -> dict[str, Any]:
+    async def score(req: ScoreRequest) -> JSONResponse:
         server.check_text(req.text)
         server.check_range("top_k", req.top_k, settings.max_top_k, "max_top_k")
         lms = server.language_models(req.models)
@@ -344,10 +350,10 @@ def add_lm_routes(app: FastAPI, server: Server) -> None:
             w = req.weights or [1.0 / len(lms)] * len(lms)
             mixed = await worker.run(mixture, lms, results, w, req.top_k)
             answer.append({**sentence_json("mixture", mixed), "weights": w})
-        return {"results": answer}
+        return JSONResponse({"results": answer})
 
     @app.post("/api/next")
-    async def next_tokens(req: NextRequest) -> dict[str, Any]:
+    async def next_tokens(req: NextRequest) -> JSONResponse:
         lm = server.view(req.model, "next")
         server.check_text(req.prefix, "prefix")
         server.check_range("k", req.k, settings.max_top_k, "max_top_k")
@@ -357,10 +363,10 @@ def add_lm_routes(app: FastAPI, server: Server) -> None:
             {"token": a.token, "prob": a.prob, "logprob": math.log(a.prob) if a.prob > 0 else None}
             for a in top
         ]
-        return {"model": lm.name, "prefix_tokens": tokens, "next": ranked}
+        return JSONResponse({"model": lm.name, "prefix_tokens": tokens, "next": ranked})
 
     @app.post("/api/generate")
-    async def generate(req: GenerateRequest) -> dict[str, Any]:
+    async def generate(req: GenerateRequest) -> JSONResponse:
         lm = server.view(req.model, "generate")
         server.check_text(req.prompt, "prompt")
         limit = settings.max_generate_tokens
@@ -368,7 +374,7 @@ def add_lm_routes(app: FastAPI, server: Server) -> None:
         text, seed = await worker.run(
             lm.generate, req.prompt, req.tokens, req.temperature, req.top_k, req.top_p, req.seed
         )
-        return {"model": lm.name, "prompt": req.prompt, "text": text, "seed": seed}
+        return JSONResponse({"model": lm.name, "prompt": req.prompt, "text": text, "seed": seed})
 
 
 def score_batch(lm: LanguageModelView, top_k: int, keep: bool, texts: Sequence[str]) -> list:
@@ -384,7 +390,7 @@ def add_task_routes(app: FastAPI, server: Server) -> None:
     worker, settings = server.worker, server.settings
 
     @app.post("/api/translate")
-    async def translate(req: TranslateRequest) -> dict[str, Any]:
+    async def translate(req: TranslateRequest) -> JSONResponse:
         tr: TranslatorView = server.view(req.model, "translate")
         server.check_text(req.text)
         beam = req.beam or max(tr.loaded.recipe.decode.beam, req.n_best)
@@ -392,10 +398,12 @@ def add_task_routes(app: FastAPI, server: Server) -> None:
         if req.n_best > beam:
             raise ApiError(422, "invalid", f"n_best: {req.n_best} is more than the beam ({beam})")
         server.check_tokens(len(req.text.split()), "text")
-        return await worker.run(tr.translate, req.text, beam, req.n_best, req.attention)
+        return JSONResponse(
+            await worker.run(tr.translate, req.text, beam, req.n_best, req.attention)
+        )
 
     @app.post("/api/tag")
-    async def tag(req: TagRequest) -> dict[str, Any]:
+    async def tag(req: TagRequest) -> JSONResponse:
         tg: TaggerView = server.view(req.model, "tag")
         if (req.text is None) == (req.tokens is None):
             raise ApiError(422, "invalid", "give text (a sentence) or tokens (its words), not both")
@@ -410,7 +418,7 @@ def add_task_routes(app: FastAPI, server: Server) -> None:
         rows = await worker.batched(
             (tg.name, f"tag/{req.top_k}"), partial(tag_batch, tg, req.top_k), words
         )
-        return {"model": tg.name, "tokens": rows}
+        return JSONResponse({"model": tg.name, "tokens": rows})
 
 
 def add_page_routes(app: FastAPI, settings: Settings) -> None:
@@ -437,12 +445,18 @@ def add_page_routes(app: FastAPI, settings: Settings) -> None:
         return FileResponse(index)
 
 
+def finite(x: float) -> float | None:
+    """JSON has no infinities: a probability of 0 (log P = −inf) is written null."""
+    return x if math.isfinite(x) else None
+
+
 def sentence_json(name: str, s: ScoredSentence) -> dict[str, Any]:
+    logprob = s.logprob
     return {
-        "model": name, "logprob": s.logprob, "log10prob": s.logprob / math.log(10),
-        "ppl": s.ppl, "tokens": len(s.tokens), "oovs": s.oovs,
+        "model": name, "logprob": finite(logprob), "log10prob": finite(logprob / math.log(10)),
+        "ppl": finite(s.ppl), "tokens": len(s.tokens), "oovs": s.oovs,
         "per_token": [
-            {"token": t.token, "logprob": t.logprob, "surprisal": t.surprisal,
+            {"token": t.token, "logprob": finite(t.logprob), "surprisal": finite(t.surprisal),
              "unknown": t.unknown, "top": [{"token": a.token, "prob": a.prob} for a in t.top]}
             for t in s.tokens
         ],
