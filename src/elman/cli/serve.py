@@ -37,12 +37,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", type=device, default="cpu", help="cpu, cuda, cuda:N, mps or auto")
     add_threads(p)
     limits = p.add_argument_group("limits (each answered with a JSON error naming it)")
-    limits.add_argument("--max-body-bytes", type=integer(256), default=65_536)
+    limits.add_argument(
+        "--max-body-bytes", type=integer(256), default=65_536, help="bytes of a request body"
+    )
     limits.add_argument("--max-chars", type=integer(1), default=2_000, help="characters per text")
     limits.add_argument("--max-tokens", type=integer(1), default=200, help="tokens per text")
-    limits.add_argument("--max-generate-tokens", type=integer(1), default=200)
-    limits.add_argument("--max-beam", type=integer(1, 100), default=20)
-    limits.add_argument("--max-top-k", type=integer(1, 1000), default=50)
+    limits.add_argument(
+        "--max-generate-tokens", type=integer(1), default=200, help="tokens one request samples"
+    )
+    limits.add_argument("--max-beam", type=integer(1, 100), default=20, help="beam size")
+    limits.add_argument(
+        "--max-top-k", type=integer(1, 1000), default=50, help="alternatives per position"
+    )
     limits.add_argument(
         "--timeout", type=real(0, above=True), default=30.0, help="seconds per request"
     )
