@@ -72,6 +72,25 @@ def result_rows(paths: list[str], root: Path = ROOT) -> list[str]:
     return rows
 
 
+def breakdown(paths: list[str], root: Path = ROOT) -> list[str]:
+    """The per-order table of a results file that holds one (benchmarks/ngram_orders.py)."""
+    from elman.cli.results import read_record
+
+    rows: list[str] = []
+    for p in paths:
+        orders = read_record(root / p).get("orders")
+        if not isinstance(orders, dict):
+            continue
+        rows += ["", f"Per order ({Path(p).name}):", "", "| order | history | valid | test "
+                 "| n-grams of the top order |", "|---|---|---|---|---|"]  # fmt: skip
+        for n, row in sorted(orders.items(), key=lambda kv: int(kv[0])):
+            rows.append(
+                f"| {n} | {int(n) - 1} words | {row['valid']['ppl']:.1f} | "
+                f"{row['test']['ppl']:.1f} | {row['ngrams'][-1]:,} |"
+            )
+    return rows
+
+
 def render(spec: dict[str, Any], root: Path = ROOT) -> str:
     out = [HEAD]
     for n, s in enumerate(spec["section"], start=1):
@@ -84,7 +103,7 @@ def render(spec: dict[str, Any], root: Path = ROOT) -> str:
         if s.get("note"):
             out += [f"**Note on the lecture:** {s['note']}", ""]
         if s.get("results"):
-            out += [*result_rows(s["results"], root), ""]
+            out += [*result_rows(s["results"], root), *breakdown(s["results"], root), ""]
         for plot in s.get("plots", []):
             out += [f"![{Path(plot).stem}](../{plot})", ""]
         if s.get("commands"):
