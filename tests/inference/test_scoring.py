@@ -99,3 +99,24 @@ def test_empty_sentence_is_refused() -> None:
     model = NPLM(V, context_size=2, embedding_dim=4, hidden_size=6)
     with pytest.raises(ValueError):
         nplm_sentence_logprobs(model, [[]], START)
+
+
+def test_history_cut_to_k_tokens() -> None:
+    """log P(w_t | the last k tokens) equals reading those k tokens alone from a zero state
+    (``<eos>`` padding before the stream's start), for every k, batched or not."""
+    from elman.inference.scoring import rnn_history_logprobs
+
+    torch.manual_seed(0)
+    model = RNNLM(RNNLMConfig(vocab_size=13, cell="lstm", embedding_dim=6, hidden_size=5)).eval()
+    stream = [0, 3, 5, 7, 2, 0, 9, 11, 4, 0]
+    for k in (1, 3, len(stream)):
+        cut = rnn_history_logprobs(model, stream, k=k, pad_id=0, batch_size=4)
+        assert cut.shape == (len(stream) - 1,)
+        for t in range(1, len(stream)):
+            history = ([0] * k + stream[:t])[-k:]
+            with torch.no_grad():
+                logits, _ = model(torch.tensor(history)[:, None])
+            expected = torch.log_softmax(logits[-1, 0], -1)[stream[t]].item()
+            assert cut[t - 1] == pytest.approx(expected, abs=1e-5)
+    whole = rnn_history_logprobs(model, stream, k=len(stream), pad_id=0, batch_size=100)
+    np.testing.assert_allclose(whole, cut, atol=1e-6)  # the batch size changes nothing

@@ -47,6 +47,7 @@ import torch
 from torch import Tensor, nn
 
 from elman.models.nplm import NPLM
+from elman.models.rnnlm import RNNLM
 
 # Positions scored in one forward pass: the (tokens, V) log-probabilities in float32 plus their
 # log_softmax stay under about 128 MB (2 x 4 bytes x 2**24).
@@ -194,3 +195,43 @@ def _windows(sentences: list[Sequence[int]], n: int, start_id: int) -> tuple[Ten
         contexts.append(padded.unfold(0, n, 1)[: len(s)])  # row t = padded[t : t + n], (L, n)
         targets.append(ids)
     return torch.cat(contexts), torch.cat(targets)
+
+
+@torch.no_grad()
+def rnn_history_logprobs(
+    model: RNNLM,
+    stream: Sequence[int],
+    k: int,
+    pad_id: int,
+    device: torch.device | str = "cpu",
+    *,
+    batch_size: int = 512,
+) -> np.ndarray:
+    """log P(w_t | w_{t−k} … w_{t−1}) of every target w_1 … w_{N−1} of ``stream`` under an RNN
+    LM that reads only the last ``k`` tokens, from a zero state (the lecture's claim that an
+    RNN uses more than an n-gram's window: the perplexity as its history is cut).
+
+    The RNN reads each window (``model.hidden``) and only the last h_t goes through the output
+    layer (the factored output's log ŷ, or W_S and a softmax), so a long window costs the
+    recurrence, not k × V scores. A target nearer the stream's start than ``k`` reads ``pad_id`` (the
+    ``<eos>`` id: a sentence boundary) before its history. Returns float64, shape (N − 1,).
+    """
+    if k < 1:
+        raise ValueError("k must be at least 1")
+    model.eval()
+    ids = torch.as_tensor(list(stream), dtype=torch.long)
+    padded = torch.cat([torch.full((k,), pad_id, dtype=torch.long), ids])  # (k + N,)
+    windows = padded.unfold(0, k, 1)[1 : len(ids)]  # row t − 1: the k tokens before w_t
+    targets = ids[1:]
+    out = []
+    for at in range(0, len(targets), batch_size):
+        x = windows[at : at + batch_size].t().contiguous().to(device)  # (k, B)
+        h, _ = model.hidden(x)
+        last = h[-1].float()  # (B, H): the state after reading the window
+        if model.factored is not None:
+            logp = model.factored.log_prob(last)
+        else:
+            logp = torch.log_softmax(model.decoder(last).float(), dim=-1)
+        y = targets[at : at + batch_size].to(device)
+        out.append(logp.gather(1, y[:, None]).squeeze(1).double().cpu())
+    return torch.cat(out).numpy()
