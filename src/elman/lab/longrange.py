@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ import torch
 
 from elman.errors import ElmanError
 from elman.files import write_json
-from elman.lab.cells import CELL_SPECS
+from elman.lab.cells import CELL_SPECS, rnn_options
 from elman.lab.tasks import (
     MODELS,
     TRIVIAL_ADDING_MSE,
@@ -43,6 +44,9 @@ SET_SIZES = ("valid_size", "test_size")  # an empty set would score NaN
 AIMS = {
     "adding": "Le et al. 2015 (fig. 2), adding problem T=150: the IRNN and the LSTM reach test "
     "MSE < 0.01, a tanh RNN with standard initialisation stays near the trivial 0.167",
+    "rnn": "Le et al. 2015 via the lecture: with the same optimiser, learning rate and input "
+    "init, the identity initialisation of W_hh and ReLU help on the adding problem "
+    "(2 x 2 design, mean over seeds)",
     "copy": "Arjovsky et al. 2016 / Hochreiter & Schmidhuber 1997, copy memory: gated cells "
     "beat the baseline 10 ln 8/(T+20); a plain tanh RNN stays at it",
 }
@@ -56,6 +60,8 @@ CELL_DEFAULTS: dict[str, dict[str, Any]] = {
     "rnn-sigmoid": {"optimizer": "adam", "lr": 1e-3, "clip_norm": 1.0, "input_std": None},
     "lstm": {"optimizer": "adam", "lr": 1e-3, "clip_norm": 1.0, "input_std": None},
     "gru": {"optimizer": "adam", "lr": 1e-3, "clip_norm": 1.0, "input_std": None},
+    # the 2 × 2 design (activation × init of W_hh): one setting for all four arms
+    "rnn": {"optimizer": "adam", "lr": 1e-3, "clip_norm": 1.0, "input_std": None},
 }
 
 
@@ -63,6 +69,8 @@ CELL_DEFAULTS: dict[str, dict[str, Any]] = {
 class TaskConfig:
     task: str = "adding"  # adding | copy
     cell: str = "irnn"  # a name of elman.lab.cells.CELL_SPECS
+    activation: str | None = None  # cell "rnn" only: tanh | relu
+    init: str | None = None  # cell "rnn" only: standard | identity (of W_hh)
     T: int = 150
     hidden_size: int = 100
     batch_size: int = 32
@@ -84,6 +92,7 @@ class TaskConfig:
             raise ValueError(f"task {self.task!r} unknown; valid: {', '.join(MODELS)}")
         if self.cell not in CELL_SPECS:
             raise ValueError(f"cell {self.cell!r} unknown; valid: {', '.join(CELL_SPECS)}")
+        self._check_arm()
         for name in ("T", "hidden_size", "batch_size", "steps", "eval_every") + SET_SIZES:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -100,6 +109,24 @@ class TaskConfig:
                 raise ValueError(f"{name} must be a finite number > 0, got {value}")
         if not 0 <= self.seed <= MAX_SEED:
             raise ValueError(f"seed must be in 0 … {MAX_SEED}, got {self.seed}")
+
+    def _check_arm(self) -> None:
+        """activation and init: both for cell rnn, neither for the others."""
+        if self.cell == "rnn":
+            if self.activation is None or self.init is None:
+                raise ValueError("cell 'rnn' needs --activation (tanh|relu) and --init "
+                                 "(standard|identity)")  # fmt: skip
+            rnn_options(self.activation, self.init)  # checks both names
+        elif self.activation is not None or self.init is not None:
+            raise ValueError(f"--activation and --init apply to --cell rnn only, not {self.cell!r}")
+
+
+def arm_name(config: TaskConfig | dict[str, Any]) -> str:
+    """The cell's name, or for cell ``rnn`` the arm: ``rnn-relu-identity``."""
+    c = dataclasses.asdict(config) if isinstance(config, TaskConfig) else config
+    if c["cell"] == "rnn":
+        return f"rnn-{c['activation']}-{c['init']}"
+    return str(c["cell"])
 
 
 def solved(task: str, metrics: dict[str, float]) -> bool:
@@ -126,7 +153,9 @@ def run(
     if c.threads:
         torch.set_num_threads(c.threads)
     torch.manual_seed(c.seed)
-    model = MODELS[c.task](c.cell, c.hidden_size, input_std=c.input_std)
+    model = MODELS[c.task](
+        c.cell, c.hidden_size, input_std=c.input_std, activation=c.activation, init=c.init
+    )
     valid = FixedSet(c.task, c.T, c.valid_size, seed=c.seed + 1_000_001)
     epochs = math.ceil(c.steps / c.eval_every)
     # TaskConfig.__post_init__ filled in the cell's defaults (CELL_DEFAULTS) where None
@@ -146,7 +175,8 @@ def run(
     trainer = Trainer(model, train_cfg, data, validate, out, meta)
     start = time.perf_counter()
     steps_to_solve, stopped = None, "steps"
-    print(f"{c.task} T={c.T} {c.cell}: {c.optimizer} lr {c.lr:g} clip {c.clip_norm}", flush=True)
+    print(f"{c.task} T={c.T} {arm_name(c)} seed {c.seed}: {c.optimizer} lr {c.lr:g} "
+          f"clip {c.clip_norm}", flush=True)  # fmt: skip
     for k in range(1, epochs + 1):
         trainer.config.max_steps = k * c.eval_every  # one evaluation per fit() call
         try:
@@ -184,7 +214,7 @@ def _record(c, trainer, steps_to_solve, stopped, wall, command) -> dict[str, Any
     valid = {k: v for k, v in last.items() if k in ("mse", "accuracy", "loss")}
     key = "mse" if c.task == "adding" else "accuracy"
     return {
-        "recipe": f"lab-{c.task}-T{c.T}-{c.cell}",
+        "recipe": f"lab-{c.task}-T{c.T}-{arm_name(c)}",
         "aim": AIMS[c.task],
         "baseline": TRIVIAL_ADDING_MSE if c.task == "adding" else copy_baseline(c.T),
         "metrics": {"valid": valid, "test": test},
@@ -198,8 +228,112 @@ def _record(c, trainer, steps_to_solve, stopped, wall, command) -> dict[str, Any
     }
 
 
+def run_seeds(
+    config: TaskConfig,
+    seeds: list[int],
+    *,
+    out: str | Path,
+    results: str | Path | None = None,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """:func:`run` once per seed, one after the other, into ``out``/seed-N/; write one record
+    with each seed's run and the mean ± standard deviation over them (``results`` if given,
+    and ``out``/results.json)."""
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ElmanError(f"--seeds must be distinct, got {seeds}")
+    out = Path(out)
+    for s in seeds:  # before minutes of work: no seed may overwrite an earlier run
+        if (out / f"seed-{s}" / "last.pt").exists():
+            raise ElmanError(f"{out / f'seed-{s}'} already holds a run; choose another --out")
+    runs = [
+        run(dataclasses.replace(config, seed=s), out=out / f"seed-{s}", command=command)
+        for s in seeds
+    ]
+    record = aggregate(runs, command)
+    write_json(out / "results.json", record)
+    if results is not None:
+        write_json(results, record)
+    plot_curves([record], out / "curve.png")
+    return record
+
+
+PROVENANCE = ("torch", "device", "commit", "date", "command")
+
+
+def mean_std(values: list[float | None]) -> dict[str, Any]:
+    """Mean and sample standard deviation (n − 1) of the finite values; n counts them."""
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    mean = statistics.fmean(finite) if finite else None
+    std = statistics.stdev(finite) if len(finite) > 1 else None
+    return {"mean": mean, "std": std, "n": len(finite), "values": values}
+
+
+def aggregate(runs: list[dict[str, Any]], command: str | None = None) -> dict[str, Any]:
+    """One record from the per-seed records of one arm (same config but the seed): metrics
+    hold the means, ``spread`` the mean ± std and every seed's value."""
+    first = runs[0]
+    key = "mse" if first["config"]["task"] == "adding" else "accuracy"
+    spread: dict[str, Any] = {
+        split: {key: mean_std([r["metrics"][split].get(key) for r in runs])}
+        for split in ("valid", "test")
+    }
+    to_solve = [r["steps_to_solve"] for r in runs]
+    spread["steps_to_solve"] = {
+        "solved": sum(s is not None for s in to_solve),
+        **mean_std([s for s in to_solve if s is not None]),
+        "values": to_solve,
+    }
+    config = {k: v for k, v in first["config"].items() if k != "seed"}
+    config["seeds"] = [r["config"]["seed"] for r in runs]
+    return {
+        "recipe": first["recipe"],
+        "aim": AIMS["rnn"] if first["config"]["cell"] == "rnn" else first["aim"],
+        "baseline": first["baseline"],
+        "metrics": {split: {key: spread[split][key]["mean"]} for split in ("valid", "test")},
+        "spread": spread,
+        "seeds": config["seeds"],
+        "steps": [r["steps"] for r in runs],
+        "stopped": [r["stopped"] for r in runs],
+        "runs": [{k: v for k, v in r.items() if k not in PROVENANCE} for r in runs],
+        "config": config,
+        "wall_time_s": round(sum(r["wall_time_s"] for r in runs), 1),
+        **provenance(torch.device("cpu"), command),
+    }
+
+
+def mean_curve(record: dict[str, Any]) -> tuple[list[int], list[float], list[float]]:
+    """Steps, mean and std over the seeds of the validation curves, where every seed has a
+    value (a run stopped early ends the curve)."""
+    curves = [dict(map(tuple, r["curve"])) for r in record["runs"]]
+    steps = sorted(set.intersection(*(set(c) for c in curves)))
+    means, stds = [], []
+    for step in steps:
+        values = [c[step] for c in curves]
+        means.append(statistics.fmean(values))
+        stds.append(statistics.stdev(values) if len(values) > 1 else 0.0)
+    return steps, means, stds
+
+
+def _pm(stats: dict[str, Any], digits: int = 4) -> str:
+    """``0.0123 ± 0.0021`` (n = 3), or – when no seed gave a number."""
+    if stats["mean"] is None:
+        return "–"
+    std = "" if stats["std"] is None else f" ± {stats['std']:.{digits}f}"
+    return f"{stats['mean']:.{digits}f}{std}"
+
+
 def summary_line(record: dict[str, Any]) -> str:
     c = record["config"]
+    if "runs" in record:  # several seeds: mean ± std
+        key = "mse" if c["task"] == "adding" else "accuracy"
+        sp = record["spread"]
+        return (
+            f"{c['task']} T={c['T']} {arm_name(c):<18s} test {key} {_pm(sp['test'][key])} "
+            f"over seeds {','.join(map(str, record['seeds']))} (baseline "
+            f"{record['baseline']:.3f}); solved {sp['steps_to_solve']['solved']}/"
+            f"{len(record['seeds'])}, steps to solve {sp['steps_to_solve']['values']}; "
+            f"{record['wall_time_s']:.0f} s"
+        )
     test = record["metrics"]["test"]
     what = (
         f"test MSE {test['mse']:.4f}" if "mse" in test
@@ -212,7 +346,7 @@ def summary_line(record: dict[str, Any]) -> str:
         else "not solved"
     )
     return (
-        f"{c['task']} T={c['T']} {c['cell']:<8s} {what} (baseline {record['baseline']:.3f}); "
+        f"{c['task']} T={c['T']} {arm_name(c):<8s} {what} (baseline {record['baseline']:.3f}); "
         f"{solved_at}; {record['steps']} steps, {record['wall_time_s']:.0f} s, "
         f"stopped: {record['stopped']}"
     )
@@ -239,17 +373,48 @@ def markdown_table(records: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+def seeds_table(records: list[dict[str, Any]]) -> str:
+    """One row per arm of several seeds: test and validation score as mean ± std, how many
+    seeds solved the task, and at which steps."""
+    rows = [
+        "| task | T | arm | optimiser | seeds | test | valid | solved | steps to solve "
+        "| steps | wall time |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        c, sp = r["config"], r["spread"]
+        key = "mse" if c["task"] == "adding" else "accuracy"
+        opt = f"{c['optimizer']} {c['lr']:g}, clip {c['clip_norm']}"
+        to_solve = ", ".join("–" if s is None else str(s) for s in sp["steps_to_solve"]["values"])
+        steps = r["steps"][0] if len(set(r["steps"])) == 1 else "/".join(map(str, r["steps"]))
+        rows.append(
+            f"| {c['task']} | {c['T']} | {arm_name(c)} | {opt} | {len(r['seeds'])} "
+            f"| {key} {_pm(sp['test'][key])} | {_pm(sp['valid'][key])} "
+            f"| {sp['steps_to_solve']['solved']}/{len(r['seeds'])} | {to_solve} | {steps} "
+            f"| {r['wall_time_s'] / 60:.1f} min |"
+        )
+    return "\n".join(rows)
+
+
 def plot_curves(records: list[dict[str, Any]], path: str | Path) -> Path:
-    """Validation MSE (adding, log scale) or copy accuracy against the training step."""
+    """Validation MSE (adding, log scale) or copy accuracy against the training step; for a
+    record of several seeds the mean, with a band of ± one standard deviation."""
     from elman.lab.plots import pyplot, save
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.8))
     task = records[0]["config"]["task"]
     for r in records:
-        if r["curve"]:
-            steps, values = zip(*r["curve"], strict=True)
-            ax.plot(steps, values, label=r["config"]["cell"])
+        if "runs" in r:
+            steps, mean, std = mean_curve(r)
+            (line,) = ax.plot(
+                steps, mean, label=f"{arm_name(r['config'])} ({len(r['seeds'])} seeds)"
+            )
+            low = [max(m - s, 1e-6) for m, s in zip(mean, std, strict=True)]
+            high = [m + s for m, s in zip(mean, std, strict=True)]
+            ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, lw=0)
+        elif r["curve"]:
+            ax.plot(*zip(*r["curve"], strict=True), label=arm_name(r["config"]))
     if task == "adding":
         ax.set_yscale("log")
         ax.axhline(records[0]["baseline"], color="grey", lw=0.8, ls="--", label="trivial")

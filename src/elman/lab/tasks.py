@@ -132,12 +132,22 @@ class AddingModel(nn.Module):
     """ŷ = w · h_T + b from the last state of one recurrent layer; J = mean (ŷ − y)².
 
     ``input_std``: when set, W_hx ~ N(0, input_std²) instead of the cell's default (Le et al.
-    draw the non-recurrent weights with std 0.001 for the IRNN).
+    draw the non-recurrent weights with std 0.001 for the IRNN). ``activation`` and ``init``
+    name the arm of cell ``rnn`` (:func:`elman.lab.cells.rnn_options`).
     """
 
-    def __init__(self, cell: str, hidden_size: int, input_std: float | None = None) -> None:
+    def __init__(
+        self,
+        cell: str,
+        hidden_size: int,
+        input_std: float | None = None,
+        activation: str | None = None,
+        init: str | None = None,
+    ) -> None:
         super().__init__()
-        self.recurrent = build_recurrent(cell, 2, hidden_size, fused=True)
+        self.recurrent = build_recurrent(
+            cell, 2, hidden_size, fused=True, activation=activation, init=init
+        )
         if input_std is not None:
             nn.init.normal_(self.recurrent.cell(0).weight_ih, 0.0, input_std)
         self.out = nn.Linear(hidden_size, 1)
@@ -165,9 +175,18 @@ class CopyModel(nn.Module):
     """One-hot symbols -> one recurrent layer -> a softmax over the 9 output symbols per step;
     J = mean cross entropy over every step of every sequence (as Arjovsky et al. 2016)."""
 
-    def __init__(self, cell: str, hidden_size: int, input_std: float | None = None) -> None:
+    def __init__(
+        self,
+        cell: str,
+        hidden_size: int,
+        input_std: float | None = None,
+        activation: str | None = None,
+        init: str | None = None,
+    ) -> None:
         super().__init__()
-        self.recurrent = build_recurrent(cell, DELIMITER + 1, hidden_size, fused=True)
+        self.recurrent = build_recurrent(
+            cell, DELIMITER + 1, hidden_size, fused=True, activation=activation, init=init
+        )
         if input_std is not None:
             nn.init.normal_(self.recurrent.cell(0).weight_ih, 0.0, input_std)
         self.out = nn.Linear(hidden_size, COPY_SYMBOLS + 1)
