@@ -38,3 +38,22 @@ def test_clipping_cures_the_explosion(corpus, tmp_path):
     assert "non-finite loss at step" in lines[0] and "20 steps" in lines[1]
     with pytest.raises(ElmanError, match="already holds a run"):
         run(data=str(corpus), out=out, steps=2)
+
+
+def test_grid_no_clip_diverges_for_every_seed_and_clipping_never(corpus, tmp_path):
+    from elman.lab.exploding import grid_table, run_grid
+
+    results = tmp_path / "grid.json"
+    record = run_grid(data=str(corpus), out=tmp_path / "g", clips=[1.0, 10.0], seeds=[1, 2],
+                      steps=20, hidden=16, scale=3.0, lr=1.0, batch_size=4, bptt=10,
+                      results=results, command="x")  # fmt: skip
+    arms = record["arms"]
+    assert list(arms) == ["no-clip", "clip-1", "clip-10"]
+    steps = arms["no-clip"]["non_finite_steps"]
+    assert all(s is not None and s < 20 for s in steps) and arms["no-clip"]["diverged"] == 2
+    for name in ("clip-1", "clip-10"):
+        assert arms[name]["non_finite_steps"] == [None, None] and arms[name]["diverged"] == 0
+        assert arms[name]["final_loss"]["n"] == 2
+    assert arms["no-clip"]["final_loss"]["mean"] is None
+    assert results.exists() and (tmp_path / "g" / "exploding.png").stat().st_size > 0
+    assert "| no-clip |" in grid_table(record) and record["command"] == "x"

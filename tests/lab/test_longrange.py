@@ -65,3 +65,28 @@ def test_solved_criteria_and_config_checks():
 def test_numbers_that_pass_a_comparison_but_are_not_usable(bad, message):
     with pytest.raises(ValueError, match=message):
         TaskConfig(**bad)
+
+
+def test_seeds_record_holds_each_run_and_the_mean_and_std(tmp_path):
+    import statistics
+
+    from elman.lab.longrange import run_seeds, seeds_table
+
+    config = tiny(cell="rnn", activation="relu", init="identity", stop_when_solved=False)
+    results = tmp_path / "seeds.json"
+    record = run_seeds(config, [1, 2, 3], out=tmp_path / "run", results=results, command="x")
+    assert KEYS <= set(record) and record["seeds"] == [1, 2, 3]
+    assert [r["config"]["seed"] for r in record["runs"]] == [1, 2, 3]
+    values = [r["metrics"]["test"]["mse"] for r in record["runs"]]
+    spread = record["spread"]["test"]["mse"]
+    assert spread["values"] == values and spread["n"] == 3
+    assert spread["mean"] == pytest.approx(statistics.fmean(values))
+    assert spread["std"] == pytest.approx(statistics.stdev(values))
+    assert record["metrics"]["test"]["mse"] == spread["mean"]
+    assert record["recipe"] == "lab-adding-T6-rnn-relu-identity"
+    assert "seed" not in record["config"] and record["config"]["seeds"] == [1, 2, 3]
+    assert json.loads(results.read_text())["spread"] == json.loads(json.dumps(record["spread"]))
+    assert "rnn-relu-identity" in seeds_table([record]) and "± " in summary_line(record)
+    assert plot_curves([record], tmp_path / "seeds.png").exists()
+    with pytest.raises(Exception, match="already holds a run"):
+        run_seeds(config, [2], out=tmp_path / "run")
