@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -250,3 +251,60 @@ def test_a_class_softmax_ties_its_word_matrix_to_the_embeddings():
     fresh.load_state_dict(model.state_dict())  # a checkpoint restores the tie's one matrix
     assert fresh.factored.words.weight is fresh.embedding.weight
     torch.testing.assert_close(fresh.embedding.weight, model.embedding.weight)
+
+
+def lecture_lm() -> RNNLM:
+    """The lecture's σ-RNN LM: sigmoid Elman cell, no bias in the cell or the output."""
+    return make(
+        cell="elman", num_layers=1, cell_options={"nonlinearity": "sigmoid", "bias": False},
+        output_bias=False,
+    )  # fmt: skip
+
+
+def test_the_lecture_lm_has_no_bias_anywhere():
+    model = lecture_lm()
+    assert model.decoder.bias is None
+    names = {n for n, _ in model.named_parameters()}
+    assert names == {"embedding.weight", "recurrent.cells.0.weight_ih",
+                     "recurrent.cells.0.weight_hh", "decoder.weight"}  # fmt: skip
+    assert "bias" in {n.split(".")[-1] for n, _ in make().named_parameters()}  # the default
+
+
+def test_the_lecture_lm_computes_the_lectures_equations_in_numpy():
+    """h_t = σ(W_hh h_{t−1} + W_hx x_t), ŷ_t = softmax(W_S h_t), x_t = C w_t, h_0 = 0."""
+    model = lecture_lm().double()
+    words = torch.tensor([[3, 1], [4, 1], [5, 9]])  # (T, B)
+    logits, _ = model(words)
+    cell = model.recurrent.cell(0)
+    C, W_hx, W_hh, W_S = (
+        p.detach().numpy()
+        for p in (model.embedding.weight, cell.weight_ih, cell.weight_hh, model.decoder.weight)
+    )
+    h = np.zeros((2, 6))
+    for t in range(3):
+        x = C[words[t].numpy()]  # (B, E)
+        h = 1.0 / (1.0 + np.exp(-(h @ W_hh.T + x @ W_hx.T)))
+        z = h @ W_S.T
+        y = np.exp(z - z.max(1, keepdims=True))
+        y /= y.sum(1, keepdims=True)
+        np.testing.assert_allclose(torch.softmax(logits[t], 1).detach().numpy(), y, rtol=1e-10)
+
+
+def test_the_lecture_lm_trains_its_loss_like_the_plain_expression():
+    model = lecture_lm()
+    batch = next(
+        iter(BPTTStream(torch.arange(40) % V, batch_size=2, bptt=5, start_id=0).iter_from(0))
+    )
+    loss, n, _ = model.loss(batch)  # a training step: the blockwise loss, no bias
+    loss.backward()
+    with torch.no_grad():
+        want, _, _ = model.loss(batch)  # the plain cross entropy of the logits
+    torch.testing.assert_close(loss, want)
+    assert model.decoder.weight.grad is not None
+
+
+def test_output_bias_false_needs_the_full_softmax():
+    with pytest.raises(ValueError, match="output_bias = false needs output = softmax"):
+        make(output="adaptive", adaptive_cutoffs=[5], output_bias=False)
+    with pytest.raises(ValueError, match="output_bias = false needs output = softmax"):
+        make(output="class", output_bias=False)

@@ -3,6 +3,7 @@ model cannot see its own output, the trainer's loss contract."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -103,3 +104,68 @@ def test_config_errors():
             Seq2SeqConfig(**bad)
     with pytest.raises(ValueError, match="tgt_vocab_size must be set"):
         Seq2Seq(Seq2SeqConfig(src_vocab_size=5))
+
+
+def lecture_plain(cell: str = "elman", layers: int = 1, **options) -> Seq2Seq:
+    """The lecture's encoder-decoder: no decoder input matrix, no bias in cells or output."""
+    opts = {"bias": False, **options}
+    return model("plain", cell, layers, cell_options=opts, output_bias=False,
+                 decoder_input_matrix=False)  # fmt: skip
+
+
+def test_the_lecture_plain_model_has_no_decoder_input_and_no_bias():
+    m = lecture_plain()
+    assert m.decoder.input_size == 0 and m.decoder.cell(0).weight_ih.numel() == 0
+    assert m.output.bias is None
+    assert not [n for n, _ in m.named_parameters() if "bias" in n]
+    # the default keeps the older form: a W_hx' (H × 1) fed zeros, and every bias
+    old = model("plain", "elman")
+    assert old.decoder.cell(0).weight_ih.shape == (5, 1) and old.output.bias is not None
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "sigmoid"])
+def test_the_lecture_plain_decoder_is_its_recurrence_alone_in_numpy(nonlinearity):
+    """Encoder h_t = f(W_hh h_{t−1} + W_hx x_t); decoder s_0 = h_S, s_t = f(W_hh' s_{t−1}),
+    y_t = softmax(W_S s_t)."""
+    m = lecture_plain(nonlinearity=nonlinearity).double()
+    f = np.tanh if nonlinearity == "tanh" else (lambda z: 1.0 / (1.0 + np.exp(-z)))
+    src = torch.tensor([[5, 6, 7, 8]])
+    tgt_in = torch.tensor([[1, 4, 5]])
+    logits, _ = m(src, torch.tensor([4]), tgt_in)
+
+    def numpy(p: torch.Tensor) -> np.ndarray:
+        return p.detach().numpy()
+
+    enc, dec = m.encoder.cell(0), m.decoder.cell(0)
+    E, W_hx, W_hh = numpy(m.src_embedding.weight), numpy(enc.weight_ih), numpy(enc.weight_hh)
+    U, W_S = numpy(dec.weight_hh), numpy(m.output.weight)
+    h = np.zeros(5)
+    for w in src[0].tolist():
+        h = f(W_hh @ h + W_hx @ E[w])
+    for t in range(3):
+        h = f(U @ h)
+        z = W_S @ h
+        want = z - np.log(np.exp(z).sum())
+        got = torch.log_softmax(logits[0, t], 0).detach().numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", ["elman", "lstm", "gru"])
+@pytest.mark.parametrize("layers", [1, 2])
+def test_the_inputless_decoder_equals_the_one_fed_zeros(cell, layers):
+    """Dropping W_hx' changes nothing but the parameter: W_hx' · 0 = 0 (biases kept)."""
+    fed = model("plain", cell, layers)
+    none = model("plain", cell, layers, decoder_input_matrix=False)
+    state = {k: v for k, v in fed.state_dict().items() if k != "decoder.cells.0.weight_ih"}
+    none.load_state_dict(state, strict=False)
+    b = make_batch(SRC, TGT)
+    want, _ = fed(b.src, b.src_lengths, b.tgt_in)
+    torch.testing.assert_close(none(b.src, b.src_lengths, b.tgt_in)[0], want)
+    none.train()
+    loss, _, _ = none.loss(b)
+    loss.backward()
+
+
+def test_decoder_input_matrix_false_needs_the_plain_kind():
+    with pytest.raises(ValueError, match="decoder_input_matrix = false needs kind = plain"):
+        Seq2SeqConfig(kind="attention", decoder_input_matrix=False)

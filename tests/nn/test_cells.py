@@ -151,7 +151,7 @@ def test_gru_variants_differ():
         (lambda: ElmanCell(I, H, nonlinearity="gelu"), "nonlinearity", "'sigmoid'"),
         (lambda: ElmanCell(I, H, init="xavier"), "init", "'identity'"),
         (lambda: GRUCell(I, H, variant="keras"), "variant", "'cudnn'"),
-        (lambda: LSTMCell(0, H), "input_size", "positive integer"),
+        (lambda: LSTMCell(-1, H), "input_size", "integer >= 0"),
         (lambda: LSTMCell(I, -1), "hidden_size", "positive integer"),
     ],
 )

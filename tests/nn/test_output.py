@@ -125,3 +125,17 @@ def test_linear_cross_entropy_stays_finite_far_below_the_top_logit() -> None:
     w = torch.tensor([[0.0], [200.0]])
     loss = linear_cross_entropy(h, w, torch.zeros(2), torch.tensor([0]))
     torch.testing.assert_close(loss, torch.tensor(200.0))
+
+
+def test_linear_cross_entropy_without_a_bias_equals_torchs_loss_and_gradients() -> None:
+    torch.manual_seed(1)
+    h = torch.randn(9, 4, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
+    target = torch.randint(6, (9,))
+    want = F.cross_entropy(F.linear(h, w), target, reduction="sum")
+    want_grads = torch.autograd.grad(want, (h, w))
+    got = linear_cross_entropy(h, w, None, target, rows=4)
+    got_grads = torch.autograd.grad(got, (h, w))
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    for a, g in zip(got_grads, want_grads, strict=True):
+        torch.testing.assert_close(a, g, rtol=1e-12, atol=1e-12)

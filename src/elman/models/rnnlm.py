@@ -4,7 +4,8 @@ The lecture's RNN LM, with any of elman's cells and any depth:
 
     x_t = C w_t                                  (embedding of the input word)
     h_t = σ(W_hh h_{t-1} + W_hx x_t)             (or an LSTM / GRU step, stacked L times)
-    ŷ_t = softmax(W_S h_t + b)                   (distribution over the next word)
+    ŷ_t = softmax(W_S h_t + b)                   (distribution over the next word; no b with
+                                                  ``output_bias = false``)
 
 trained on the cross entropy J = −(1/T) Σ_t log ŷ_{t, w_{t+1}} and reported as perplexity exp(J).
 A training step computes J block by block without keeping the (T·B, V) logits
@@ -14,8 +15,9 @@ outputs; ``weight_dropout`` is DropConnect on every W_hh (one mask per batch, sh
 time steps: the weight-dropped RNN of Merity et al. 2018), which regularises the recurrence itself
 and still runs in the fused kernel. With ``tie_weights`` the output matrix W_S is the embedding
 matrix C (Press & Wolf 2017); with ``output = "class"`` it is the class softmax's word matrix W.
-The lecture's sigmoid RNN LM is the recipe ``cell = "elman"`` with
-``cell_options = {nonlinearity = "sigmoid"}``; it needs no special code.
+The lecture's sigmoid RNN LM, h_t = σ(W_hh h_{t-1} + W_hx x_t), ŷ_t = softmax(W_S h_t) with no
+bias anywhere, is ``cell = "elman"``, ``cell_options = {nonlinearity = "sigmoid", bias = false}``
+and ``output_bias = false`` (recipes/ptb-rnn-lecture.toml); it needs no special code.
 
 ``output = "adaptive"`` replaces the V-way softmax by Grave et al.'s (2017) adaptive softmax
 (``torch.nn.AdaptiveLogSoftmaxWithLoss``): a head over the most frequent words plus one entry per
@@ -70,6 +72,7 @@ class RNNLMConfig:
     dropout_output: float = 0.0
     weight_dropout: float = 0.0  # DropConnect on the recurrent matrices W_hh
     tie_weights: bool = False
+    output_bias: bool = True  # the b of softmax(W_S h_t + b); false: the lecture's softmax(W_S h_t)
     init_range: float | None = 0.1  # U(-r, r) for the embedding and W_S; None keeps torch defaults
     recurrent_init_range: float | None = None  # U(-r, r) for every recurrent weight (Zaremba)
     output: str = "softmax"  # softmax | adaptive (Grave et al. 2017) | class (Mikolov et al. 2011)
@@ -91,6 +94,11 @@ class RNNLMConfig:
             raise ValueError(
                 "tie_weights needs output = softmax or class (the adaptive tails hold no V × H "
                 "matrix to tie)"
+            )
+        if not self.output_bias and self.output != "softmax":
+            raise ValueError(
+                f"output_bias = false needs output = softmax (the {self.output} softmax keeps "
+                "its biases)"
             )
         if self.output_classes < 0:
             raise ValueError(f"output_classes must be 0 (⌈√V⌉) or more, got {self.output_classes}")
@@ -137,7 +145,7 @@ class RNNLM(nn.Module):
             counts=counts,
         )
         if self.factored is None:
-            self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+            self.decoder = nn.Linear(config.hidden_size, config.vocab_size, config.output_bias)
             if config.tie_weights:
                 self.decoder.weight = self.embedding.weight
         elif config.tie_weights:  # the class softmax's W, like W_S, holds one row per word
@@ -153,7 +161,8 @@ class RNNLM(nn.Module):
             if self.factored is None:
                 if not self.config.tie_weights:
                     nn.init.uniform_(self.decoder.weight, -r, r)
-                nn.init.zeros_(self.decoder.bias)
+                if self.decoder.bias is not None:
+                    nn.init.zeros_(self.decoder.bias)
         rr = self.config.recurrent_init_range
         if rr is not None:
             for p in self.recurrent.parameters():

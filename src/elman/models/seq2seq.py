@@ -8,13 +8,20 @@ encoder (:class:`elman.nn.Recurrent`: any cell, any depth)::
 and predicts the target pieces y_1 … y_n, y_{n+1} = ``</s>``, one at a time. They differ in what
 the decoder sees.
 
-``kind = "plain"`` -- the lecture's model, exactly. The decoder starts from the encoder's last
-state and runs with **no input**::
+``kind = "plain"`` -- the lecture's model. The decoder starts from the encoder's last state and
+runs with **no input**::
 
     s_0 = h_S
-    s_t = φ(s_{t−1}) = f(W_hh' s_{t−1} + b')           (the decoder's own weights; its W_hx'
-                                                         multiplies a constant 0 input)
+    s_t = φ(s_{t−1}) = f(W_hh' s_{t−1} + b')           (the decoder's own weights)
     P(y_t | x) = softmax(W_S s_t + b_S)
+
+It is the lecture's equations exactly, h_t = f(W_hh h_{t−1} + W_hx x_t) for the encoder,
+h_t = f(W_hh h_{t−1}) and y_t = softmax(W_S h_t) for the decoder, with ``cell = "elman"``,
+``cell_options = {bias = false}``, ``output_bias = false`` (no b, b', b_S) and
+``decoder_input_matrix = false`` (recipes/multi30k-plain-lecture.toml). With
+``decoder_input_matrix = true`` (the default, so that older checkpoints load) the decoder also
+holds a W_hx' (H × 1) that only ever multiplies a constant 0 input: the same function, with a
+dead parameter; with false it reads a 0-feature input, W_hx' is H × 0 and holds nothing.
 
 Everything it knows about the source is the one vector h_S, and it never learns which words it
 has already written: s_t, and so the distribution of y_t, is the same whatever y_1 … y_{t−1}
@@ -86,6 +93,8 @@ class Seq2SeqConfig:
     dropout_hidden: float = 0.3  # between stacked recurrent layers (num_layers > 1)
     dropout_output: float = 0.3  # on the vector fed to W_S
     label_smoothing: float = 0.0  # training loss only
+    output_bias: bool = True  # b_S of softmax(W_S · + b_S); false: the lecture's softmax(W_S ·)
+    decoder_input_matrix: bool = True  # kind = plain: false drops W_hx' (it only multiplies 0)
     impl: str = "auto"  # elman.nn.Recurrent: auto | fused | unrolled
 
     def __post_init__(self) -> None:
@@ -102,6 +111,11 @@ class Seq2SeqConfig:
         check_probabilities(
             self, ("dropout_embedding", "dropout_hidden", "dropout_output", "label_smoothing")
         )
+        if not self.decoder_input_matrix and self.kind != "plain":
+            raise ValueError(
+                f"decoder_input_matrix = false needs kind = plain (the {self.kind} decoder "
+                "reads the previous target word)"
+            )
 
 
 @dataclass
@@ -183,7 +197,8 @@ class Seq2Seq(nn.Module):
         self.drop_embedding = nn.Dropout(c.dropout_embedding)
         self.drop_output = nn.Dropout(c.dropout_output)
         if c.kind == "plain":
-            self.decoder = rnn(1)  # its input is a constant 0: s_t = f(W_hh' s_{t−1} + b')
+            # s_t = f(W_hh' s_{t−1} + b'): no input (0 features), or a constant 0 through W_hx'
+            self.decoder = rnn(1 if c.decoder_input_matrix else 0)
         else:
             self.tgt_embedding = nn.Embedding(c.tgt_vocab_size, E, padding_idx=PAD_ID)
             self.decoder = rnn(E + H)  # [E y ; c] or [E y ; h̃]
@@ -193,7 +208,7 @@ class Seq2Seq(nn.Module):
         if c.kind == "attention":
             self.attention = build_attention(c.attention, H, D * H, c.attention_size or H)
             self.combine = nn.Linear(D * H + H, H)  # W_c over [c_t ; s_t]
-        self.output = nn.Linear(H, c.tgt_vocab_size)  # W_S, b_S
+        self.output = nn.Linear(H, c.tgt_vocab_size, c.output_bias)  # W_S, b_S
 
     # ------------------------------------------------------------------ encoder
 
@@ -238,7 +253,7 @@ class Seq2Seq(nn.Module):
         """
         if self.kind == "plain":
             h = state.rnn[0] if isinstance(state.rnn, tuple) else state.rnn  # (L, N, H)
-            zeros = h.new_zeros(h.shape[1], T, 1)  # (N, T, 1)
+            zeros = h.new_zeros(h.shape[1], T, self.decoder.input_size)  # (N, T, 1 or 0)
             out, rnn = self.decoder(zeros, state.rnn)
             return out, DecoderState(rnn), None
         assert emb is not None  # only "plain" has no input

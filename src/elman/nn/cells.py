@@ -20,6 +20,10 @@ torch's fused kernels (see :mod:`elman.nn.recurrent`)::
 with G = 1 (Elman), 4 (LSTM, gate order i, f, c̃, o -- torch's i, f, g, o) or
 3 (GRU, gate order r, z, h̃ -- torch's r, z, n).
 
+A cell of ``input_size`` 0 reads nothing: its W is a (G*H, 0) matrix that holds no number, and
+its step is the recurrence alone, e.g. the lecture's plain decoder h_t = f(W_hh h_{t-1}) (an
+Elman cell without bias), fed inputs of shape (B, 0).
+
 Inside a layer the state is always a tuple: ``(h,)`` for Elman and GRU, ``(h, c)``
 for LSTM; ``cell(x_t, state)`` takes and returns a plain tensor ``h`` for Elman and GRU.
 """
@@ -46,9 +50,10 @@ def _choice(name: str, value: str, accepted: tuple[str, ...]) -> str:
     return value
 
 
-def _positive(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}={value!r} is not accepted; use a positive integer")
+def _positive(name: str, value: int, least: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        use = "a positive integer" if least == 1 else f"an integer >= {least}"
+        raise ValueError(f"{name}={value!r} is not accepted; use {use}")
     return value
 
 
@@ -62,7 +67,7 @@ class _Cell(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool) -> None:
         super().__init__()
-        self.input_size = _positive("input_size", input_size)
+        self.input_size = _positive("input_size", input_size, least=0)  # 0: reads nothing
         self.hidden_size = _positive("hidden_size", hidden_size)
         self.bias = bool(bias)
         gh = self.gate_count * hidden_size
@@ -102,9 +107,9 @@ class _Cell(nn.Module):
         """
         if self.bias_ih is None or self.bias_hh is None:
             return x @ self.weight_ih.t()
-        return torch.addmm(
-            self.bias_ih + self.bias_hh, x.reshape(-1, x.shape[-1]), self.weight_ih.t()
-        ).view(*x.shape[:-1], -1)
+        return torch.addmm(self.bias_ih + self.bias_hh, x.flatten(0, -2), self.weight_ih.t()).view(
+            *x.shape[:-1], -1
+        )
 
     def step(self, gx: Tensor, state: State, weight_hh: Tensor | None = None) -> State:
         """One time step from the projected input gx (B, G*H) and the state tuple.
@@ -272,7 +277,7 @@ class GRUCell(_Cell):
         # (cudnn), and keeping the rest out too keeps step() the same for both variants.
         if self.bias_ih is None:
             return x @ self.weight_ih.t()
-        return torch.addmm(self.bias_ih, x.reshape(-1, x.shape[-1]), self.weight_ih.t()).view(
+        return torch.addmm(self.bias_ih, x.flatten(0, -2), self.weight_ih.t()).view(
             *x.shape[:-1], -1
         )
 

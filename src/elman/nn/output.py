@@ -74,16 +74,17 @@ class _LinearCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx: Any, h: Tensor, weight: Tensor, bias: Tensor, target: Tensor, rows: int
+        ctx: Any, h: Tensor, weight: Tensor, bias: Tensor | None, target: Tensor, rows: int
     ) -> Tensor:
         grad_h = torch.empty_like(h)
-        grad_w, grad_b = torch.zeros_like(weight), torch.zeros_like(bias)
+        grad_w = torch.zeros_like(weight)
+        grad_b = None if bias is None else torch.zeros_like(bias)
         total = torch.zeros((), dtype=torch.float64, device=h.device)
         for s in range(0, h.shape[0], rows):
             hb, tb = h[s : s + rows], target[s : s + rows]
             real = (tb >= 0).to(h.dtype)[:, None]  # ignore_index rows add nothing
             t = tb.clamp(min=0)[:, None]
-            z = torch.addmm(bias, hb, weight.t())
+            z = hb @ weight.t() if bias is None else torch.addmm(bias, hb, weight.t())
             z_target, top = z.gather(1, t), z.amax(1, keepdim=True)
             z.sub_(top).exp_()  # exp(z − max), in place
             norm = z.sum(1, keepdim=True)
@@ -91,21 +92,24 @@ class _LinearCrossEntropy(torch.autograd.Function):
             z.div_(norm).scatter_add_(1, t, -real).mul_(real)  # p − onehot, 0 on padding
             torch.mm(z, weight, out=grad_h[s : s + rows])
             grad_w.addmm_(z.t(), hb)
-            grad_b.add_(z.sum(0))
+            if grad_b is not None:
+                grad_b.add_(z.sum(0))
         ctx.save_for_backward(grad_h, grad_w, grad_b)
         return total.to(h.dtype)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         grad_h, grad_w, grad_b = ctx.saved_tensors
-        return grad_h.mul_(grad), grad_w.mul_(grad), grad_b.mul_(grad), None, None
+        grad_b = None if grad_b is None else grad_b.mul_(grad)
+        return grad_h.mul_(grad), grad_w.mul_(grad), grad_b, None, None
 
 
 def linear_cross_entropy(
-    h: Tensor, weight: Tensor, bias: Tensor, target: Tensor, rows: int = 256
+    h: Tensor, weight: Tensor, bias: Tensor | None, target: Tensor, rows: int = 256
 ) -> Tensor:
     """``F.cross_entropy(F.linear(h, weight, bias), target, reduction="sum")`` (ignore_index
-    −100), computed ``rows`` rows at a time without keeping the logits; h: (N, H), target: (N,).
+    −100), computed ``rows`` rows at a time without keeping the logits; h: (N, H), target: (N,);
+    ``bias`` None for an output layer without one.
 
     Only for training steps (it spends the backward's products in the forward): under no_grad
     use the plain expression.

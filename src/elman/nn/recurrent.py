@@ -81,7 +81,8 @@ class Recurrent(nn.Module):
 
     Args:
         cell: ``"elman"``, ``"lstm"`` or ``"gru"``.
-        input_size: I, features of x_t.
+        input_size: I, features of x_t; 0 for a stack whose first layer reads nothing (x of
+            shape (T, B, 0): h_t = f(W_hh h_{t−1} + b)), which runs unrolled.
         hidden_size: H, features of each direction's h_t.
         num_layers: L; layer i > 1 reads layer i−1's outputs (both directions).
         bidirectional: add a backward direction (D = 2) to every layer.
@@ -121,7 +122,7 @@ class Recurrent(nn.Module):
         super().__init__()
         self.cell_type = _choice("cell", cell, tuple(CELLS))
         self.impl = _choice("impl", impl, IMPLS)
-        self.input_size = _positive("input_size", input_size)
+        self.input_size = _positive("input_size", input_size, least=0)
         self.hidden_size = _positive("hidden_size", hidden_size)
         self.num_layers = _positive("num_layers", num_layers)
         if not 0.0 <= dropout < 1.0:
@@ -145,6 +146,8 @@ class Recurrent(nn.Module):
         self.cells = nn.ModuleList(cells)
         self._kernel: FusedKernel | None
         self._kernel, reason = _fused_kernel_or_reason(cells[0])
+        if input_size == 0:  # cuDNN refuses an empty input; the loop needs none
+            self._kernel, reason = None, "torch's kernels need an input of at least one feature"
         if impl == "fused" and self._kernel is None:
             raise ValueError(f"impl='fused' does not apply to this {cell} cell: {reason}")
         self.uses_fused = self._kernel is not None and impl != "unrolled"
