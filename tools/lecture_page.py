@@ -55,6 +55,17 @@ def missing(spec: dict[str, Any], root: Path = ROOT) -> list[str]:
     return problems
 
 
+def spread(std: Any) -> str:
+    """`` ± s`` for the headline number of a split, when a seeds file gives its deviation."""
+    if not isinstance(std, dict):
+        return ""
+    for key, scale, digits in (("bleu", 1, 1), ("mse", 1, 4), ("accuracy", 100, 2),
+                               ("ppl", 1, 1)):  # fmt: skip
+        if key in std:
+            return f" ± {scale * std[key]:.{digits}f}"
+    return ""
+
+
 def result_rows(paths: list[str], root: Path = ROOT) -> list[str]:
     sys.path.insert(0, str(root / "src"))
     from elman.cli.results import _metric, read_record
@@ -65,9 +76,12 @@ def result_rows(paths: list[str], root: Path = ROOT) -> list[str]:
         metrics = r.get("metrics") if isinstance(r.get("metrics"), dict) else {}
         assert isinstance(metrics, dict)
         command = f"`{r['command']}`" if r.get("command") else "–"
+        std = r.get("std") if isinstance(r.get("std"), dict) else {}
+        valid = _metric(metrics.get("valid")) + spread(std.get("valid"))
+        test = _metric(metrics.get("test")) + spread(std.get("test"))
         rows.append(
-            f"| [{r.get('recipe', Path(p).stem)}](../{p}) | {_metric(metrics.get('valid'))} | "
-            f"{_metric(metrics.get('test'))} | {r.get('commit', '–')} | {command} |"
+            f"| [{r.get('recipe', Path(p).stem)}](../{p}) | {valid} | {test} | "
+            f"{r.get('commit', '–')} | {command} |"
         )
     return rows
 
@@ -78,7 +92,9 @@ def breakdown(paths: list[str], root: Path = ROOT) -> list[str]:
 
     rows: list[str] = []
     for p in paths:
-        orders = read_record(root / p).get("orders")
+        record = read_record(root / p)
+        rows += history_table(p, record.get("history"))
+        orders = record.get("orders")
         if not isinstance(orders, dict):
             continue
         rows += ["", f"Per order ({Path(p).name}):", "", "| order | history | valid | test "
@@ -88,6 +104,17 @@ def breakdown(paths: list[str], root: Path = ROOT) -> list[str]:
                 f"| {n} | {int(n) - 1} words | {row['valid']['ppl']:.1f} | "
                 f"{row['test']['ppl']:.1f} | {row['ngrams'][-1]:,} |"
             )
+    return rows
+
+
+def history_table(path: str, history: Any) -> list[str]:
+    """The perplexity of an RNN LM with its history cut to k tokens (benchmarks/rnn_history.py)."""
+    if not isinstance(history, dict):
+        return []
+    rows = ["", f"History cut to the last k tokens ({Path(path).name}):", "",
+            "| k | " + " | ".join(history) + " |", "|---|" + "---|" * len(history),
+            "| test perplexity | " + " | ".join(f"{v['ppl']:.1f}" for v in history.values())
+            + " |"]  # fmt: skip
     return rows
 
 
