@@ -301,17 +301,18 @@ def aggregate(runs: list[dict[str, Any]], command: str | None = None) -> dict[st
     }
 
 
-def mean_curve(record: dict[str, Any]) -> tuple[list[int], list[float], list[float]]:
-    """Steps, mean and std over the seeds of the validation curves, where every seed has a
-    value (a run stopped early ends the curve)."""
+def mean_curve(record: dict[str, Any]) -> tuple[list[int], list[float], list[float], list[float]]:
+    """Steps, and the mean, smallest and largest value over the seeds of the validation
+    curves, where every seed has a value (a run stopped early ends the curve)."""
     curves = [dict(map(tuple, r["curve"])) for r in record["runs"]]
     steps = sorted(set.intersection(*(set(c) for c in curves)))
-    means, stds = [], []
-    for step in steps:
-        values = [c[step] for c in curves]
-        means.append(statistics.fmean(values))
-        stds.append(statistics.stdev(values) if len(values) > 1 else 0.0)
-    return steps, means, stds
+    values = [[c[step] for c in curves] for step in steps]
+    return (
+        steps,
+        [statistics.fmean(v) for v in values],
+        [min(v) for v in values],
+        [max(v) for v in values],
+    )
 
 
 def _pm(stats: dict[str, Any], digits: int = 4) -> str:
@@ -398,7 +399,7 @@ def seeds_table(records: list[dict[str, Any]]) -> str:
 
 def plot_curves(records: list[dict[str, Any]], path: str | Path) -> Path:
     """Validation MSE (adding, log scale) or copy accuracy against the training step; for a
-    record of several seeds the mean, with a band of ± one standard deviation."""
+    record of several seeds the mean, in a band from the smallest to the largest seed's value."""
     from elman.lab.plots import pyplot, save
 
     plt = pyplot()
@@ -406,12 +407,10 @@ def plot_curves(records: list[dict[str, Any]], path: str | Path) -> Path:
     task = records[0]["config"]["task"]
     for r in records:
         if "runs" in r:
-            steps, mean, std = mean_curve(r)
+            steps, mean, low, high = mean_curve(r)
             (line,) = ax.plot(
                 steps, mean, label=f"{arm_name(r['config'])} ({len(r['seeds'])} seeds)"
             )
-            low = [max(m - s, 1e-6) for m, s in zip(mean, std, strict=True)]
-            high = [m + s for m, s in zip(mean, std, strict=True)]
             ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, lw=0)
         elif r["curve"]:
             ax.plot(*zip(*r["curve"], strict=True), label=arm_name(r["config"]))
