@@ -90,3 +90,14 @@ def test_seeds_record_holds_each_run_and_the_mean_and_std(tmp_path):
     assert plot_curves([record], tmp_path / "seeds.png").exists()
     with pytest.raises(Exception, match="already holds a run"):
         run_seeds(config, [2], out=tmp_path / "run")
+
+
+def test_mean_curve_leaves_out_diverged_seeds():
+    from elman.lab.longrange import mean_curve
+
+    runs = [{"curve": []}, {"curve": [[250, None], [500, None]]},
+            {"curve": [[250, 0.2], [500, 0.1]]}, {"curve": [[250, 0.4], [500, 0.3]]}]  # fmt: skip
+    steps, mean, low, high = mean_curve({"runs": runs})
+    assert steps == [250, 500] and mean == pytest.approx([0.3, 0.2])
+    assert low == [0.2, 0.1] and high == [0.4, 0.3]
+    assert mean_curve({"runs": runs[:2]}) == ([], [], [], [])

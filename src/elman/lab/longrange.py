@@ -303,8 +303,15 @@ def aggregate(runs: list[dict[str, Any]], command: str | None = None) -> dict[st
 
 def mean_curve(record: dict[str, Any]) -> tuple[list[int], list[float], list[float], list[float]]:
     """Steps, and the mean, smallest and largest value over the seeds of the validation
-    curves, where every seed has a value (a run stopped early ends the curve)."""
-    curves = [dict(map(tuple, r["curve"])) for r in record["runs"]]
+    curves, at the steps where every seed with a finite curve has a value (a run stopped early
+    ends the curve; a diverged seed's null values leave it out)."""
+    curves = [
+        {step: v for step, v in r["curve"] if v is not None and math.isfinite(v)}
+        for r in record["runs"]
+    ]
+    curves = [c for c in curves if c]
+    if not curves:
+        return [], [], [], []
     steps = sorted(set.intersection(*(set(c) for c in curves)))
     values = [[c[step] for c in curves] for step in steps]
     return (
@@ -375,24 +382,32 @@ def markdown_table(records: list[dict[str, Any]]) -> str:
 
 
 def seeds_table(records: list[dict[str, Any]]) -> str:
-    """One row per arm of several seeds: test and validation score as mean ± std, how many
-    seeds solved the task, and at which steps."""
+    """One row per arm of several seeds: test and validation score as mean ± std (over the
+    seeds with a finite score, their count given when some had none), how many seeds solved
+    the task and at which steps, and how each run stopped."""
     rows = [
         "| task | T | arm | optimiser | seeds | test | valid | solved | steps to solve "
-        "| steps | wall time |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| steps | stopped | wall time |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
-        c, sp = r["config"], r["spread"]
+        c, sp, n = r["config"], r["spread"], len(r["seeds"])
         key = "mse" if c["task"] == "adding" else "accuracy"
         opt = f"{c['optimizer']} {c['lr']:g}, clip {c['clip_norm']}"
         to_solve = ", ".join("–" if s is None else str(s) for s in sp["steps_to_solve"]["values"])
         steps = r["steps"][0] if len(set(r["steps"])) == 1 else "/".join(map(str, r["steps"]))
+        scores = []
+        for split in ("test", "valid"):
+            stats = sp[split][key]
+            finite = "" if stats["n"] == n else f" ({stats['n']} of {n} finite)"
+            scores.append(f"{_pm(stats)}{finite}")
+        stopped = ", ".join(
+            f"{how} ×{r['stopped'].count(how)}" for how in dict.fromkeys(r["stopped"])
+        )
         rows.append(
-            f"| {c['task']} | {c['T']} | {arm_name(c)} | {opt} | {len(r['seeds'])} "
-            f"| {key} {_pm(sp['test'][key])} | {_pm(sp['valid'][key])} "
-            f"| {sp['steps_to_solve']['solved']}/{len(r['seeds'])} | {to_solve} | {steps} "
-            f"| {r['wall_time_s'] / 60:.1f} min |"
+            f"| {c['task']} | {c['T']} | {arm_name(c)} | {opt} | {n} | {key} {scores[0]} "
+            f"| {scores[1]} | {sp['steps_to_solve']['solved']}/{n} | {to_solve} | {steps} "
+            f"| {stopped} | {r['wall_time_s'] / 60:.1f} min |"
         )
     return "\n".join(rows)
 
@@ -408,9 +423,9 @@ def plot_curves(records: list[dict[str, Any]], path: str | Path) -> Path:
     for r in records:
         if "runs" in r:
             steps, mean, low, high = mean_curve(r)
-            (line,) = ax.plot(
-                steps, mean, label=f"{arm_name(r['config'])} ({len(r['seeds'])} seeds)"
-            )
+            n = r["spread"]["valid"]["mse" if task == "adding" else "accuracy"]["n"]
+            seeds = f"{n} of {len(r['seeds'])} seeds" if n < len(r["seeds"]) else f"{n} seeds"
+            (line,) = ax.plot(steps, mean, label=f"{arm_name(r['config'])} ({seeds})")
             ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, lw=0)
         elif r["curve"]:
             ax.plot(*zip(*r["curve"], strict=True), label=arm_name(r["config"]))
