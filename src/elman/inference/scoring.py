@@ -213,8 +213,9 @@ def rnn_history_logprobs(
 
     The RNN reads each window (``model.hidden``) and only the last h_t goes through the output
     layer (the factored output's log ŷ, or W_S and a softmax), so a long window costs the
-    recurrence, not k × V scores. A target nearer the stream's start than ``k`` reads ``pad_id`` (the
-    ``<eos>`` id: a sentence boundary) before its history. Returns float64, shape (N − 1,).
+    recurrence, not k × V scores. A target nearer the stream's start than ``k`` reads
+    ``pad_id`` (the ``<eos>`` id: a sentence boundary) before its history. Returns float64,
+    shape (N − 1,).
     """
     if k < 1:
         raise ValueError("k must be at least 1")
