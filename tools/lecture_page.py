@@ -55,13 +55,24 @@ def missing(spec: dict[str, Any], root: Path = ROOT) -> list[str]:
     return problems
 
 
+def lab_spread(spread_: Any) -> dict:
+    """The standard deviations of an ``elman lab --seeds`` record, as benchmarks/seeds.py's."""
+    if not isinstance(spread_, dict):
+        return {}
+    return {
+        split: {k: v["std"] for k, v in numbers.items() if isinstance(v, dict) and "std" in v}
+        for split, numbers in spread_.items()
+        if split in ("valid", "test") and isinstance(numbers, dict)
+    }
+
+
 def spread(std: Any) -> str:
     """`` ± s`` for the headline number of a split, when a seeds file gives its deviation."""
     if not isinstance(std, dict):
         return ""
     for key, scale, digits in (("bleu", 1, 1), ("mse", 1, 4), ("accuracy", 100, 2),
                                ("ppl", 1, 1)):  # fmt: skip
-        if key in std:
+        if isinstance(std.get(key), int | float):  # null: fewer than two seeds to spread
             return f" ± {scale * std[key]:.{digits}f}"
     return ""
 
@@ -76,7 +87,7 @@ def result_rows(paths: list[str], root: Path = ROOT) -> list[str]:
         metrics = r.get("metrics") if isinstance(r.get("metrics"), dict) else {}
         assert isinstance(metrics, dict)
         command = f"`{r['command']}`" if r.get("command") else "–"
-        std = r.get("std") if isinstance(r.get("std"), dict) else {}
+        std = r.get("std") if isinstance(r.get("std"), dict) else lab_spread(r.get("spread"))
         valid = _metric(metrics.get("valid")) + spread(std.get("valid"))
         test = _metric(metrics.get("test")) + spread(std.get("test"))
         rows.append(
