@@ -33,7 +33,7 @@ from elman.errors import ElmanError
 from elman.files import write_json
 from elman.lab.cells import build_recurrent
 from elman.lab.longrange import mean_std
-from elman.lab.tasks import TRIVIAL_ADDING_MSE, FixedSet, FreshBatches, TaskBatch
+from elman.lab.tasks import TRIVIAL_ADDING_MSE, FixedSet, FreshBatches, SquaredError, TaskBatch
 from elman.provenance import provenance
 
 AIM = (
@@ -72,7 +72,7 @@ class DeepStack(nn.Module):
         return outputs
 
 
-class DepthAddingModel(nn.Module):
+class DepthAddingModel(SquaredError):
     """The adding problem read from the top of a :class:`DeepStack`: ŷ = w · [h_T; h_1^bwd] + b
     (h_1^bwd only when bidirectional: the backward direction's state after reading all T)."""
 
@@ -94,19 +94,6 @@ class DepthAddingModel(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """x (T, B, 2) -> ŷ (B,)."""
         return self.readout(self.stack(x)[-1])
-
-    def loss(self, batch: TaskBatch, state: Any = None) -> tuple[Tensor, int, None]:
-        """Summed squared error and the number of sequences (the trainer's "tokens")."""
-        err = self(batch.inputs) - batch.targets
-        return (err * err).sum(), batch.targets.shape[0], None
-
-    @torch.no_grad()
-    def metrics(self, data: FixedSet) -> dict[str, float]:
-        sse, n = 0.0, 0
-        for batch in data.iter_from(0):
-            loss_sum, count, _ = self.loss(batch)
-            sse, n = sse + loss_sum.item(), n + count
-        return {"loss": sse / n, "mse": sse / n}
 
 
 def layer_gradients(model: DepthAddingModel, batch: TaskBatch) -> dict[str, list[float]]:

@@ -128,7 +128,24 @@ class FixedSet:
 
 
 # --- models ----------------------------------------------------------------------------
-class AddingModel(nn.Module):
+class SquaredError(nn.Module):
+    """The adding problem's loss and metrics, for any model that maps inputs to one number."""
+
+    def loss(self, batch: TaskBatch, state: Any = None) -> tuple[Tensor, int, None]:
+        """Summed squared error and the number of sequences (the trainer's "tokens")."""
+        err = self(batch.inputs) - batch.targets
+        return (err * err).sum(), batch.targets.shape[0], None
+
+    @torch.no_grad()
+    def metrics(self, data: FixedSet) -> dict[str, float]:
+        sse, n = 0.0, 0
+        for batch in data.iter_from(0):
+            loss_sum, count, _ = self.loss(batch)
+            sse, n = sse + loss_sum.item(), n + count
+        return {"loss": sse / n, "mse": sse / n}
+
+
+class AddingModel(SquaredError):
     """ŷ = w · h_T + b from the last state of one recurrent layer; J = mean (ŷ − y)².
 
     ``input_std``: when set, W_hx ~ N(0, input_std²) instead of the cell's default (Le et al.
@@ -156,19 +173,6 @@ class AddingModel(nn.Module):
         """x (T, B, 2) -> ŷ (B,)."""
         h, _ = self.recurrent(x)  # (T, B, H)
         return self.out(h[-1]).squeeze(-1)
-
-    def loss(self, batch: TaskBatch, state: Any = None) -> tuple[Tensor, int, None]:
-        """Summed squared error and the number of sequences (the trainer's "tokens")."""
-        err = self(batch.inputs) - batch.targets
-        return (err * err).sum(), batch.targets.shape[0], None
-
-    @torch.no_grad()
-    def metrics(self, data: FixedSet) -> dict[str, float]:
-        sse, n = 0.0, 0
-        for batch in data.iter_from(0):
-            loss_sum, count, _ = self.loss(batch)
-            sse, n = sse + loss_sum.item(), n + count
-        return {"loss": sse / n, "mse": sse / n}
 
 
 class CopyModel(nn.Module):
