@@ -128,22 +128,24 @@ def run(
         runs[name] = _train_one(model, stream, clip, lr, steps, seed, log_every, out / name)
     record = {
         "setup": {
-            "data": dataset.name,
-            "hidden": hidden,
-            "nonlinearity": nonlinearity,
-            "scale": scale,
-            "optimizer": "sgd",
-            "lr": lr,
-            "batch_size": batch_size,
-            "bptt": bptt,
-            "steps": steps,
+            **_setup(dataset.name, hidden, nonlinearity, scale, lr, batch_size, bptt, steps),
             "seed": seed,
-        },  # fmt: skip
+        },
         "runs": runs,
     }
     write_json(out / "exploding.json", record)  # atomic and strict (a NaN loss is null)
     plot(record, plot_path or out / "exploding.png")
     return record
+
+
+def _setup(
+    data: str, hidden: int, nonlinearity: str, scale: float, lr: float, batch_size: int,
+    bptt: int, steps: int,
+) -> dict[str, Any]:  # fmt: skip
+    """What every exploding record's setup holds (the single run's and the seeds grid's)."""
+    return {"data": data, "hidden": hidden, "nonlinearity": nonlinearity, "scale": scale,
+            "optimizer": "sgd", "lr": lr, "batch_size": batch_size, "bptt": bptt,
+            "steps": steps}  # fmt: skip
 
 
 AIM = (
@@ -225,15 +227,7 @@ def run_grid(
         "aim": AIM,
         "metrics": {"valid": {}, "test": {}},  # the arms below are the result
         "setup": {
-            "data": dataset.name,
-            "hidden": hidden,
-            "nonlinearity": nonlinearity,
-            "scale": scale,
-            "optimizer": "sgd",
-            "lr": lr,
-            "batch_size": batch_size,
-            "bptt": bptt,
-            "steps": steps,
+            **_setup(dataset.name, hidden, nonlinearity, scale, lr, batch_size, bptt, steps),
             "seeds": seeds,
             "clips": clips,
             "log_every": log_every,

@@ -128,6 +128,23 @@ class FixedSet:
 
 
 # --- models ----------------------------------------------------------------------------
+def task_recurrent(
+    cell: str,
+    input_size: int,
+    hidden_size: int,
+    input_std: float | None,
+    activation: str | None,
+    init: str | None,
+) -> nn.Module:
+    """The one recurrent layer of an adding or copy model; ``input_std``: W_hx ~ N(0, std²)."""
+    recurrent = build_recurrent(
+        cell, input_size, hidden_size, fused=True, activation=activation, init=init
+    )
+    if input_std is not None:
+        nn.init.normal_(recurrent.cell(0).weight_ih, 0.0, input_std)
+    return recurrent
+
+
 class SquaredError(nn.Module):
     """The adding problem's loss and metrics, for any model that maps inputs to one number."""
 
@@ -162,11 +179,7 @@ class AddingModel(SquaredError):
         init: str | None = None,
     ) -> None:
         super().__init__()
-        self.recurrent = build_recurrent(
-            cell, 2, hidden_size, fused=True, activation=activation, init=init
-        )
-        if input_std is not None:
-            nn.init.normal_(self.recurrent.cell(0).weight_ih, 0.0, input_std)
+        self.recurrent = task_recurrent(cell, 2, hidden_size, input_std, activation, init)
         self.out = nn.Linear(hidden_size, 1)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -188,11 +201,9 @@ class CopyModel(nn.Module):
         init: str | None = None,
     ) -> None:
         super().__init__()
-        self.recurrent = build_recurrent(
-            cell, DELIMITER + 1, hidden_size, fused=True, activation=activation, init=init
+        self.recurrent = task_recurrent(
+            cell, DELIMITER + 1, hidden_size, input_std, activation, init
         )
-        if input_std is not None:
-            nn.init.normal_(self.recurrent.cell(0).weight_ih, 0.0, input_std)
         self.out = nn.Linear(hidden_size, COPY_SYMBOLS + 1)
 
     def forward(self, inputs: Tensor) -> Tensor:
