@@ -84,12 +84,62 @@ def sample(model: str | Path, *, sentences: int, seed: int, max_words: int = 100
     return read_arpa(model).sample(sentences, seed=seed, max_words=max_words)
 
 
+def mix(
+    models: list[str],
+    out: str | Path,
+    *,
+    weights: list[float] | None = None,
+    tune: str | None = None,
+    data: str | None = None,
+    split: str = "test",
+) -> dict:
+    """Merge the ARPA ``models`` into one statically interpolated model at ``out`` (ARPA), with
+    ``weights`` or weights tuned by EM on ``tune`` (its valid split, or a text file); with
+    ``data``, also the perplexities on ``split`` of each model, the dynamic mixture and the
+    merged model."""
+    from elman.models.mixture import tune_weights
+    from elman.models.ngram import read_arpa, write_arpa
+    from elman.models.ngram.merge import (
+        check_weights,
+        component_log10probs,
+        dynamic_log10probs,
+        merge,
+    )
+
+    if len(models) < 2:
+        raise ElmanError("elman ngram mix: give at least two ARPA models")
+    if (weights is None) == (tune is None):
+        raise ElmanError("elman ngram mix: give --lambda or --tune, one of the two")
+    check_output(out, "--out")
+    lms = [read_arpa(m) for m in models]
+    if tune is not None:
+        dev = load_lines(tune, "valid")
+        weights = tune_weights([x * LN10 for x in component_log10probs(lms, dev)])
+    assert weights is not None
+    weights = check_weights(weights, len(lms))
+    merged = merge(lms, weights)
+    write_arpa(merged, out)
+    result: dict = {"models": models, "lambda": weights, "out": str(out), "tuned_on": tune}
+    result["counts"] = merged.counts()
+    if data is not None:
+        lines = load_lines(data, split)
+        ppl = {m: lm.perplexity(lines).perplexity for m, lm in zip(models, lms, strict=True)}
+        dyn = dynamic_log10probs(lms, weights, lines)
+        result |= {"data": data, "split": split, "perplexity": ppl}
+        result["dynamic_perplexity"] = float(10.0 ** -dyn.mean())
+        result["merged_perplexity"] = merged.perplexity(lines).perplexity
+    return result
+
+
+LN10 = math.log(10.0)
+
+
 # --- the command line ----------------------------------------------------------------
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "ngram", help="n-gram language models (build, eval, sample)", description=__doc__
     )
-    cmds = p.add_subparsers(dest="ngram_command", metavar="{build,eval,sample}")
+    cmds = p.add_subparsers(dest="ngram_command", metavar="{build,eval,sample,mix}")
     p.set_defaults(func=lambda args: p.print_help() or 2)
 
     b = cmds.add_parser("build", help="count a corpus and write a smoothed ARPA model")
@@ -123,6 +173,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--max-words", type=integer(1, MAX_WORDS), default=100, help="cut sentences at this length"
     )
     s.set_defaults(func=_run_sample)
+
+    m = cmds.add_parser(
+        "mix", help="merge ARPA models into one statically interpolated model (SRILM -mix-lm)"
+    )
+    m.add_argument("models", nargs="+", help="two or more ARPA files")
+    how = m.add_mutually_exclusive_group(required=True)
+    how.add_argument(
+        "--lambda", dest="weights", type=real(0.0, 1.0), nargs="+",
+        help="one weight per model (summing to 1), or the first model's weight of two",
+    )  # fmt: skip
+    how.add_argument(
+        "--tune", metavar="DATA",
+        help="tune the weights by EM on this dataset's valid split or this text file",
+    )  # fmt: skip
+    m.add_argument("--out", required=True, help="ARPA file to write (replaced when present)")
+    m.add_argument("--data", help="also report perplexities on this dataset or text file")
+    m.add_argument("--split", default="test", help="the split of --data (default: test)")
+    m.add_argument("--json", action="store_true", help="print one JSON object")
+    m.set_defaults(func=_run_mix)
 
 
 # Bounds that keep a typo from running for hours: a million sentences of up to 10,000 words.
@@ -162,4 +231,27 @@ def _run_sample(args: argparse.Namespace) -> int:
         args.model, sentences=args.sentences, seed=args.seed, max_words=args.max_words
     ):
         print(line)
+    return 0
+
+
+def _run_mix(args: argparse.Namespace) -> int:
+    r = mix(
+        args.models, args.out, weights=args.weights, tune=args.tune, data=args.data,
+        split=args.split,
+    )  # fmt: skip
+    if args.json:
+        print(dumps(r))
+        return 0
+    shown = " ".join(f"{w:.4f}" for w in r["lambda"])
+    tuned = f" (tuned on {r['tuned_on']})" if r["tuned_on"] else ""
+    print(f"lambda      {shown}{tuned}")
+    print(
+        f"wrote       {r['out']}: "
+        + ", ".join(f"{c} {n}-grams" for n, c in enumerate(r["counts"], start=1))
+    )
+    if "perplexity" in r:
+        for model, ppl in r["perplexity"].items():
+            print(f"perplexity  {ppl:.2f}  {model} on {r['data']} {r['split']}")
+        print(f"perplexity  {r['dynamic_perplexity']:.2f}  dynamic mixture")
+        print(f"perplexity  {r['merged_perplexity']:.2f}  merged model ({r['out']})")
     return 0
