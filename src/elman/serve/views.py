@@ -33,7 +33,7 @@ from elman.inference.generate import MAX_SEED, check_sampling
 from elman.inference.search import DecodeConfig
 from elman.inference.tagging import tag_distributions
 from elman.inference.translate import attention_map, encode_sources, nbest_ids
-from elman.models.ngram import NgramLM, read_arpa
+from elman.models.ngram import NgramLM, read_model
 from elman.tasks.loading import load
 from elman.tasks.protocol import Loaded
 from elman.tasks.scoring import END, NeuralScorer, NgramScorer, is_arpa, is_model, words_of
@@ -104,7 +104,7 @@ class LanguageModelView:
         self.loaded = loaded
         self.ngram: NgramLM | None = None
         if loaded is None:
-            self.ngram = read_arpa(path)
+            self.ngram = read_model(path)
             self.kind, self.level = "ngram", "word"
             self.scorer: NgramScorer | NeuralScorer = NgramScorer(self.ngram, path)
             self.itos = [END if w == "</s>" else w for w in self.ngram.vocab]

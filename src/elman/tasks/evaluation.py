@@ -108,10 +108,10 @@ def mix_with_ngram(
     """Per-token interpolation of the neural scores (``scores(split)``: log P of every token in
     corpus order) with the ARPA model ``arpa``; λ tuned on valid when ``lam`` is ``auto``."""
     from elman.models.mixture import mix_logprobs, perplexity, tune_lambda
-    from elman.models.ngram import read_arpa
+    from elman.models.ngram import read_model
 
     value = parse_lambda(lam)
-    ngram = read_arpa(arpa)
+    ngram = read_model(arpa)
 
     def both(s: str) -> tuple[np.ndarray, np.ndarray]:
         neural = scores(s)

@@ -50,7 +50,7 @@ from elman.inference.scoring import (
     tokens_per_step,
 )
 from elman.models.mixture import mix_many, tune_weights
-from elman.models.ngram import NgramLM, read_arpa
+from elman.models.ngram import NgramLM, read_model
 from elman.tasks.loading import load
 from elman.tasks.protocol import Loaded
 
@@ -337,7 +337,7 @@ def load_scorer(
         why = "not a model" if Path(path).exists() else "no such file"
         raise ElmanError(f"{path}: {why}; a model is an ARPA file, a checkpoint or a run folder")
     if is_arpa(path):
-        return NgramScorer(read_arpa(path), str(path))
+        return NgramScorer(read_model(path), str(path))
     return NeuralScorer(load(path, device, command="elman score"), batch_size=batch_size)
 
 
