@@ -57,6 +57,11 @@ def test_ngram_build_eval_sample_without_torch(tmp_path: Path):
     assert arpa.is_file()
     assert loaded("ngram", "eval", str(arpa), "--data", str(text), "--json") == []
     assert loaded("ngram", "sample", str(arpa), "--sentences", "2") == []
+    binary = tmp_path / "m.bin"
+    assert loaded("ngram", "binary", str(arpa), str(binary)) == []
+    assert loaded("ngram", "eval", str(binary), "--data", str(text), "--json") == []
+    mix = ["ngram", "mix", str(arpa), str(arpa), "--lambda", "0.5", "--out", str(tmp_path / "x")]
+    assert loaded(*mix) == []
 
 
 def test_ngram_build_progress_lines_load_no_tqdm(tmp_path: Path, monkeypatch):

@@ -14,7 +14,7 @@ from elman.cli import main
 from elman.data.datasets import resolve
 from elman.errors import ElmanError
 from elman.models.mixture import mix_many, tune_lambda, tune_weights
-from elman.models.ngram import read_arpa
+from elman.models.ngram import read_arpa, write_binary
 from elman.tasks.loading import load
 from elman.tasks.protocol import Loaded
 from elman.tasks.scoring import (
@@ -238,6 +238,17 @@ def test_models_are_told_from_text(tmp_path, hand_arpa, lm_run) -> None:
     assert is_model(hand_arpa) and is_arpa(renamed) and is_model(renamed)
     assert is_model(lm_run) and is_model(lm_run / "best.pt") and not is_arpa(lm_run)
     assert not is_model(text) and not is_model(tmp_path / "missing.txt")
+
+
+def test_a_binary_ngram_model_is_a_model_and_scores_as_its_arpa(tmp_path, hand_arpa) -> None:
+    """Regression: ``elman score model.bin`` took the binary model for text to score."""
+    binary = tmp_path / "model.bin"
+    write_binary(read_arpa(hand_arpa), binary)
+    assert is_model(binary) and is_arpa(binary)
+    lines = ["a b", "b a a"]
+    want = load_scorer(hand_arpa).score(lines)
+    got = load_scorer(binary).score(lines)
+    assert [list(s.logprobs) for s in got] == [list(s.logprobs) for s in want]
 
 
 def test_character_model_scores_characters_and_is_not_mixed_with_words(

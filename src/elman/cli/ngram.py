@@ -99,7 +99,7 @@ def mix(
     ``data``, also the perplexities on ``split`` of each model, the dynamic mixture and the
     merged model."""
     from elman.models.mixture import tune_weights
-    from elman.models.ngram import read_arpa, write_arpa
+    from elman.models.ngram import read_model, write_arpa
     from elman.models.ngram.merge import (
         check_weights,
         component_log10probs,
@@ -112,7 +112,7 @@ def mix(
     if (weights is None) == (tune is None):
         raise ElmanError("elman ngram mix: give --lambda or --tune, one of the two")
     check_output(out, "--out")
-    lms = [read_arpa(m) for m in models]
+    lms = [read_model(m) for m in models]
     if tune is not None:
         dev = load_lines(tune, "valid")
         weights = tune_weights([x * LN10 for x in component_log10probs(lms, dev)])
@@ -138,7 +138,9 @@ LN10 = math.log(10.0)
 # --- the command line ----------------------------------------------------------------
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "ngram", help="n-gram language models (build, eval, sample)", description=__doc__
+        "ngram",
+        help="n-gram language models (build, eval, sample, binary, mix)",
+        description=__doc__,
     )
     cmds = p.add_subparsers(dest="ngram_command", metavar="{build,eval,sample,binary,mix}")
     p.set_defaults(func=lambda args: p.print_help() or 2)
@@ -183,7 +185,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     m = cmds.add_parser(
         "mix", help="merge ARPA models into one statically interpolated model (SRILM -mix-lm)"
     )
-    m.add_argument("models", nargs="+", help="two or more ARPA files")
+    m.add_argument("models", nargs="+", help="two or more ARPA or binary models")
     how = m.add_mutually_exclusive_group(required=True)
     how.add_argument(
         "--lambda", dest="weights", type=real(0.0, 1.0), nargs="+",

@@ -51,6 +51,7 @@ from elman.inference.scoring import (
 )
 from elman.models.mixture import mix_many, tune_weights
 from elman.models.ngram import NgramLM, read_model
+from elman.models.ngram.binary import is_binary
 from elman.tasks.loading import load
 from elman.tasks.protocol import Loaded
 
@@ -299,11 +300,12 @@ def tune_mixture(members: Sequence[SentenceScorer], lines: Iterable[str]) -> lis
 
 # --- loading ---------------------------------------------------------------------------------
 def is_arpa(path: str | Path) -> bool:
-    """An ARPA file: named ``*.arpa``, or a file whose first non-blank line is ``\\data\\``."""
+    """An n-gram model: named ``*.arpa``, a file whose first non-blank line is ``\\data\\``,
+    or an elman binary n-gram model (``elman ngram binary``)."""
     p = Path(path)
     if p.suffix.lower() == ".arpa":
         return True
-    return p.is_file() and _first_line(p) == b"\\data\\"
+    return p.is_file() and (_first_line(p) == b"\\data\\" or is_binary(p))
 
 
 def is_model(path: str | Path) -> bool:
@@ -317,7 +319,7 @@ def is_model(path: str | Path) -> bool:
     with open(p, "rb") as f:
         head = f.read(4)
     # torch.save writes a zip archive (older checkpoints: a pickle, protocol 2+)
-    return head.startswith((b"PK\x03\x04", b"\x80")) or _first_line(p) == b"\\data\\"
+    return head.startswith((b"PK\x03\x04", b"\x80")) or is_arpa(p)
 
 
 def _first_line(path: Path) -> bytes:
