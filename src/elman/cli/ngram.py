@@ -43,13 +43,43 @@ def load_lines(data: str, split: str) -> list[str]:
     return ds.lines(split)
 
 
-def build(data: str, *, order: int, smoothing: str, out: str | Path, k: float = 1.0):
+def read_vocab(path: str | Path) -> frozenset[str]:
+    """The words of a ``--limit-vocab`` file: separated by any whitespace (spaces, tabs,
+    newlines), as KenLM's ``lmplz --limit_vocab_file`` reads them."""
+    from elman.data.text import read_text
+
+    if Path(path).is_file() and Path(path).stat().st_size == 0:
+        raise ElmanError(f"{path}: file is empty; --limit-vocab needs a file of words")
+    try:
+        words = frozenset(read_text(path).split())
+    except ElmanError as err:
+        raise ElmanError(f"--limit-vocab {err}") from None
+    if not words:
+        raise ElmanError(f"{path}: no words in it; --limit-vocab needs a file of words")
+    return words
+
+
+def build(
+    data: str,
+    *,
+    order: int,
+    smoothing: str,
+    out: str | Path,
+    k: float = 1.0,
+    prune: tuple[int, ...] = (),
+    limit_vocab: str | Path | None = None,
+):
     """Build an n-gram model on the train split of ``data`` and write it to ``out``
-    (ARPA).  Returns the :class:`~elman.models.ngram.NgramLM`."""
+    (ARPA), pruned as ``prune`` (count thresholds per order) and ``limit_vocab`` (a file of
+    words) say, as KenLM's ``lmplz --prune`` and ``--limit_vocab_file``.  Returns the
+    :class:`~elman.models.ngram.NgramLM`."""
     from elman.models.ngram import NgramConfig, NgramLM, write_arpa
     from elman.progress import Progress
 
-    config = NgramConfig(order=order, smoothing=smoothing, k=k)
+    words = None if limit_vocab is None else read_vocab(limit_vocab)
+    config = NgramConfig(
+        order=order, smoothing=smoothing, k=k, prune=tuple(prune), limit_vocab=words
+    )
     check_output(out, "--out")  # before the counting, which can take minutes
     # lines, never a bar: this path loads neither torch nor tqdm (tests/cli/test_no_torch.py)
     with Progress(f"building a {order}-gram {smoothing} model", bar=False) as progress:
@@ -156,6 +186,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="ml, addk, abs, kn or mkn (modified Kneser-Ney, as KenLM's lmplz)",
     )
     b.add_argument("--k", type=real(0.0, above=True), default=1.0, help="add-k pseudo-count, > 0")
+    b.add_argument(
+        "--prune", type=integer(0), nargs="+", default=[], metavar="T",
+        help="count pruning as lmplz --prune: drop n-grams of order n with a count <= the n-th "
+        "value (non-decreasing, from the unigrams up; the last repeats), e.g. 0 0 1 (kn, mkn)",
+    )  # fmt: skip
+    b.add_argument(
+        "--limit-vocab", metavar="FILE",
+        help="as lmplz --limit_vocab_file: drop every n-gram with a word not in FILE "
+        "(whitespace-separated words; kn, mkn)",
+    )  # fmt: skip
     b.add_argument("--out", required=True, help="ARPA file to write (replaced when present)")
     b.set_defaults(func=_run_build)
 
@@ -209,7 +249,10 @@ MAX_WORDS = 10_000
 
 def _run_build(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    lm = build(args.data, order=args.order, smoothing=args.smoothing, out=args.out, k=args.k)
+    lm = build(
+        args.data, order=args.order, smoothing=args.smoothing, out=args.out, k=args.k,
+        prune=tuple(args.prune), limit_vocab=args.limit_vocab,
+    )  # fmt: skip
     print(f"{args.order}-gram {args.smoothing} model of {args.data}: {lm.vocab_size} words")
     for n, (count, d) in enumerate(zip(lm.counts(), lm.discounts, strict=True), start=1):
         shown = " ".join(f"D{i}={x:.4f}" for i, x in enumerate(d, start=1))

@@ -6,6 +6,12 @@ corpus.txt and test.txt are synthetic sentences (a random sparse bigram chain ov
 words, seeded); lmplz.arpa is KenLM's ``lmplz -o 3`` on corpus.txt; query.txt is KenLM's
 ``query -v sentence`` output of lmplz.arpa on test.txt. tests/models/test_kenlm_anchor.py reads
 them.
+
+The pruned models (tests/models/test_ngram_prune.py reads them): for each NAME of ``PRUNED``,
+NAME.arpa is lmplz's ``-o 3`` model with NAME's options and NAME.query.txt the per-sentence
+totals of ``query -v sentence`` on test.txt (its "Total:" lines). vocab.txt, the list of
+``--limit_vocab_file``, holds every other word of the corpus in sorted order and one word
+that is not in it.
 """
 
 import subprocess
@@ -15,6 +21,13 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 BIN = HERE.parents[2] / ".kenlm" / "bin"
+VOCAB = str(HERE / "vocab.txt")
+# name -> lmplz options; the tests build the same models with elman
+PRUNED = {
+    "prune-011": ["--prune", "0", "1", "1"],
+    "limit-vocab": ["--limit_vocab_file", VOCAB],
+    "prune-112-limit-vocab": ["--prune", "1", "1", "2", "--limit_vocab_file", VOCAB],
+}
 
 
 def sentences(rng: np.random.Generator, n: int, words: list[str]) -> list[str]:
@@ -38,6 +51,21 @@ def sentences(rng: np.random.Generator, n: int, words: list[str]) -> list[str]:
     return out
 
 
+def lmplz(arpa: Path, *options: str) -> None:
+    subprocess.run(
+        [str(BIN / "lmplz"), "-o", "3", "-S", "100M", "--text", str(HERE / "corpus.txt"),
+         "--arpa", str(arpa), *options], check=True, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def query(arpa: Path) -> str:
+    with (HERE / "test.txt").open() as fin:
+        return subprocess.run(
+            [str(BIN / "query"), "-v", "sentence", str(arpa)],
+            stdin=fin, capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+
+
 def main() -> None:
     rng = np.random.default_rng(20)
     syllables = ["ka", "lo", "mi", "ne", "su", "ta", "ri", "po", "ve", "du"]
@@ -45,15 +73,15 @@ def main() -> None:
     (HERE / "corpus.txt").write_text("\n".join(sentences(rng, 600, words)) + "\n")
     test = sentences(rng, 60, words) + ["kalomi unseenword tapo", "zzz"]
     (HERE / "test.txt").write_text("\n".join(test) + "\n")
-    subprocess.run(
-        [str(BIN / "lmplz"), "-o", "3", "-S", "100M", "--text", str(HERE / "corpus.txt"),
-         "--arpa", str(HERE / "lmplz.arpa")], check=True, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    with (HERE / "test.txt").open() as fin, (HERE / "query.txt").open("w") as fout:
-        subprocess.run(
-            [str(BIN / "query"), "-v", "sentence", str(HERE / "lmplz.arpa")],
-            stdin=fin, stdout=fout, stderr=subprocess.DEVNULL, check=True,
-        )  # fmt: skip
+    lmplz(HERE / "lmplz.arpa")
+    (HERE / "query.txt").write_text(query(HERE / "lmplz.arpa"))
+
+    seen = sorted(set((HERE / "corpus.txt").read_text().split()))
+    (HERE / "vocab.txt").write_text("\n".join([*seen[::2], "unseenword"]) + "\n")
+    for name, options in PRUNED.items():
+        lmplz(HERE / f"{name}.arpa", *options)
+        totals = [line for line in query(HERE / f"{name}.arpa").splitlines() if "Total:" in line]
+        (HERE / f"{name}.query.txt").write_text("\n".join(totals) + "\n")
 
 
 if __name__ == "__main__":

@@ -235,6 +235,63 @@ def adjusted_counts(tables: list[OrderCounts]) -> list[np.ndarray]:
     return adjusted
 
 
+SPECIALS = (UNK_ID, BOS_ID, EOS_ID)  # never pruned
+
+
+def prune_mask(
+    tables: list[OrderCounts], thresholds: tuple[int, ...], allowed: np.ndarray | None = None
+) -> list[np.ndarray]:
+    """Which n-grams survive count pruning and a limited vocabulary (KenLM's ``lmplz --prune``
+    and ``--limit_vocab_file``); element n-1 is a bool mask over the order-n table.
+
+    An n-gram of order n is pruned when its raw count c(w_1..w_n) is at most
+    ``thresholds[n-1]`` (the raw count at every order, not the adjusted count), or when one of
+    its words is outside ``allowed`` (shape (V,), bool; None: every word allowed).  The
+    unigrams <unk>, <s> and </s> are never pruned.  With non-decreasing thresholds the
+    survivors are closed under prefixes and suffixes (each occurs at least as often as the
+    n-grams that contain it), so every surviving n-gram's context and suffix survive; the
+    masks enforce it all the same, so the tables stay consistent.
+    """
+    keep: list[np.ndarray] = []
+    for n, t in enumerate(tables, start=1):
+        k = t.count > thresholds[n - 1]
+        if allowed is not None:
+            k &= allowed[t.word]
+        if n == 1:
+            k[list(SPECIALS)] = True
+        else:
+            k &= keep[-1][t.context] & keep[-1][t.suffix]
+        keep.append(k)
+    return keep
+
+
+def select(tables: list[OrderCounts], keep: list[np.ndarray]) -> list[OrderCounts]:
+    """The tables restricted to the rows ``keep`` marks, renumbered: words get new ids in
+    their old order (the kept unigrams), rows their rank among the kept rows, so the keys
+    ``context * V + word`` stay sorted.  The specials keep their ids 0, 1, 2."""
+    new_word = (np.cumsum(keep[0]) - 1).astype(INDEX)  # (V,) new id of each kept word
+    V = int(keep[0].sum())
+    zeros = np.zeros(V, dtype=INDEX)
+    first = tables[0]
+    out = [
+        OrderCounts(zeros, np.arange(V, dtype=INDEX), first.count[keep[0]], zeros,
+                    first.starts_bos[keep[0]])
+    ]  # fmt: skip
+    new_row = new_word  # (rows of order n-1,) new row of each kept row of order n-1
+    for t, k in zip(tables[1:], keep[1:], strict=True):
+        out.append(
+            OrderCounts(
+                context=new_row[t.context[k]],
+                word=new_word[t.word[k]],
+                count=t.count[k],
+                suffix=new_row[t.suffix[k]],
+                starts_bos=t.starts_bos[k],
+            )
+        )
+        new_row = (np.cumsum(k) - 1).astype(INDEX)
+    return out
+
+
 def count_of_counts(counts: np.ndarray, upto: int = 4) -> np.ndarray:
     """n_k = number of n-grams with count exactly k, for k = 0..upto (index k)."""
     small = counts[counts <= upto]

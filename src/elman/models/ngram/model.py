@@ -29,15 +29,18 @@ from elman.errors import ElmanError
 from elman.models.ngram.counts import (
     BOS,
     EOS,
+    SPECIALS,
     UNK,
     Encoded,
     build_vocab,
     count_ngrams,
     encode,
+    prune_mask,
     quiet,
+    select,
     warn,
 )
-from elman.models.ngram.smoothing import check_smoothing, estimate
+from elman.models.ngram.smoothing import PRUNABLE, check_smoothing, estimate
 
 LN10 = float(np.log(10.0))
 # Counting makes one table per order: an order of thousands would only spend time and memory on
@@ -71,11 +74,20 @@ class NgramConfig:
         order: N, the longest n-gram (N - 1 words of history).
         smoothing: one of ``ml``, ``addk``, ``abs``, ``kn``, ``mkn``.
         k: the pseudo-count of ``addk`` (1 = Laplace).
+        prune: count thresholds for orders 1, 2, ... as KenLM's ``lmplz --prune``: an
+            n-gram of order n whose raw count is at most the n-th value is pruned; at most
+            ``order`` values, non-decreasing, the last one repeated for the orders after it;
+            () or all zeros: no pruning.  The unigrams <unk>, <s>, </s> are never pruned.
+        limit_vocab: as ``lmplz --limit_vocab_file``: every n-gram with a word outside this
+            set is pruned (<unk>, <s>, </s> are always in); None: no limit.
+        Pruning needs ``kn`` or ``mkn`` (see :func:`~elman.models.ngram.smoothing.estimate`).
     """
 
     order: int = 5
     smoothing: str = "mkn"
     k: float = 1.0
+    prune: tuple[int, ...] = ()
+    limit_vocab: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.order, int) or not 1 <= self.order <= MAX_ORDER:
@@ -88,6 +100,46 @@ class NgramConfig:
             raise ElmanError(
                 f"k (the add-k pseudo-count) must be a finite number > 0, got {self.k!r}"
             )
+        self._check_pruning()
+
+    def _check_pruning(self) -> None:
+        shown = " ".join(map(str, self.prune))
+        if not isinstance(self.prune, tuple) or not all(
+            isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in self.prune
+        ):
+            raise ElmanError(f"prune thresholds must be integers >= 0, got {self.prune!r}")
+        if len(self.prune) > self.order:
+            raise ElmanError(
+                f"prune: {len(self.prune)} thresholds ({shown}) for a {self.order}-gram model; "
+                "give at most one per order, from the unigrams up"
+            )
+        if any(a > b for a, b in zip(self.prune, self.prune[1:], strict=False)):
+            raise ElmanError(
+                f"prune thresholds must be non-decreasing from order 1 up, got {shown} "
+                "(a longer n-gram never occurs more often than its parts, as in KenLM)"
+            )
+        if self.limit_vocab is not None:
+            if not isinstance(self.limit_vocab, frozenset):
+                raise ElmanError(
+                    f"limit_vocab must be a frozenset of words, got {type(self.limit_vocab)}"
+                )
+            if not self.limit_vocab - {UNK, BOS, EOS}:
+                raise ElmanError("limit_vocab has no words: every word would be pruned")
+        if self.prunes and self.smoothing not in PRUNABLE:
+            raise ElmanError(
+                f"pruning (prune, limit_vocab) needs Kneser-Ney smoothing ({' or '.join(PRUNABLE)}"
+                f"), not {self.smoothing!r}: it hands the pruned n-grams' counts to the back-off"
+            )
+
+    @property
+    def prunes(self) -> bool:
+        """Whether any n-gram can be pruned (a threshold above 0 or a vocabulary limit)."""
+        return any(self.prune) or self.limit_vocab is not None
+
+    def thresholds(self) -> tuple[int, ...]:
+        """One threshold per order 1..N: ``prune`` padded with its last value (KenLM)."""
+        given = self.prune or (0,)
+        return given + (given[-1],) * (self.order - len(given))
 
 
 @dataclass
@@ -152,9 +204,23 @@ class NgramLM:
         phase("building the vocabulary")
         vocab, enc = build_vocab(lines)
         tables = count_ngrams(enc, config.order, len(vocab), phase)
+        keep = None
+        if config.prunes:
+            allowed = None
+            if config.limit_vocab is not None:
+                allowed = np.fromiter((w in config.limit_vocab for w in vocab), bool, len(vocab))
+                allowed[list(SPECIALS)] = True
+            keep = prune_mask(tables, config.thresholds(), allowed)
         logp, logbo, discounts = estimate(
-            tables, method=config.smoothing, k=config.k, vocab_size=len(vocab), phase=phase
-        )
+            tables, method=config.smoothing, k=config.k, vocab_size=len(vocab), phase=phase,
+            keep=keep,
+        )  # fmt: skip
+        if keep is not None:  # the survivors, renumbered
+            phase("pruning")
+            tables = select(tables, keep)
+            vocab = [w for w, k in zip(vocab, keep[0], strict=True) if k]
+            logp = [x[k] for x, k in zip(logp, keep, strict=True)]
+            logbo = [x[k] for x, k in zip(logbo, keep, strict=False)]
         V = len(vocab)
         keys = [t.context.astype(np.int64) * V + t.word for t in tables[1:]]  # int64
         lm = cls(vocab, keys, logp, logbo)

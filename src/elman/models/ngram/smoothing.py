@@ -121,37 +121,78 @@ def _safe_divide(num: np.ndarray, den: np.ndarray, empty: float) -> np.ndarray:
     return out
 
 
-def _discounted(t: OrderCounts, a: np.ndarray, d_of_a: np.ndarray, n_contexts: int):
-    """alpha = (a - D(a)) / A(h),  gamma(h) = sum_w D(a(h w)) / A(h)."""
+def _discounted(
+    t: OrderCounts, a: np.ndarray, d_of_a: np.ndarray, n_contexts: int, keep: np.ndarray | None
+):
+    """alpha = (a - D(a)) / A(h),  gamma(h) = sum_w D(a(h w)) / A(h).
+
+    With pruning (``keep``: the surviving n-grams), A(h) still sums over every n-gram of the
+    context, a pruned n-gram gives gamma its whole count a(h w) instead of D(a(h w)), and
+    alpha is only used for the survivors: sum_w alpha + gamma stays 1 (KenLM lmplz).
+    """
     total = _context_totals(t, a, n_contexts)
     alpha = (a - d_of_a) / total[t.context]
-    mass = np.bincount(t.context, weights=d_of_a, minlength=n_contexts)
+    given = d_of_a if keep is None else np.where(keep, d_of_a, a)
+    mass = np.bincount(t.context, weights=given, minlength=n_contexts)
     return alpha, _safe_divide(mass, total, 1.0)
 
 
 # Each estimator maps the counts a(.) of one order n to (alpha per n-gram, gamma per
-# context, discounts used); k is add-k's pseudo-count, V the vocabulary size.
-def _ml(t: OrderCounts, a: np.ndarray, n: int, n_contexts: int, k: float, V: int):
+# context, discounts used); k is add-k's pseudo-count, V the vocabulary size, keep the n-grams
+# that survive pruning (None: all; only the discounting methods prune, see PRUNABLE).
+def _ml(
+    t: OrderCounts,
+    a: np.ndarray,
+    n: int,
+    n_contexts: int,
+    k: float,
+    V: int,
+    keep: np.ndarray | None = None,
+):
     total = _context_totals(t, a, n_contexts)
     return a / np.maximum(total[t.context], 1), np.where(total > 0, 0.0, 1.0), ()
 
 
-def _add_k(t: OrderCounts, a: np.ndarray, n: int, n_contexts: int, k: float, V: int):
+def _add_k(
+    t: OrderCounts,
+    a: np.ndarray,
+    n: int,
+    n_contexts: int,
+    k: float,
+    V: int,
+    keep: np.ndarray | None = None,
+):
     extra = k * (V - 1)  # k pseudo-counts for each word of V'
     total = _context_totals(t, a, n_contexts)
     return a / (total[t.context] + extra), extra / (total + extra), ()
 
 
-def _absolute(t: OrderCounts, a: np.ndarray, n: int, n_contexts: int, k: float, V: int):
+def _absolute(
+    t: OrderCounts,
+    a: np.ndarray,
+    n: int,
+    n_contexts: int,
+    k: float,
+    V: int,
+    keep: np.ndarray | None = None,
+):
     d = single_discount(a, n)
-    alpha, gamma = _discounted(t, a, np.where(a > 0, d, 0.0), n_contexts)
+    alpha, gamma = _discounted(t, a, np.where(a > 0, d, 0.0), n_contexts, keep)
     return alpha, gamma, (d,)
 
 
-def _modified(t: OrderCounts, a: np.ndarray, n: int, n_contexts: int, k: float, V: int):
+def _modified(
+    t: OrderCounts,
+    a: np.ndarray,
+    n: int,
+    n_contexts: int,
+    k: float,
+    V: int,
+    keep: np.ndarray | None = None,
+):
     d = modified_discounts(a, n)
     d_of_a = np.array((0.0, *d))[np.minimum(a, 3)]
-    alpha, gamma = _discounted(t, a, d_of_a, n_contexts)
+    alpha, gamma = _discounted(t, a, d_of_a, n_contexts, keep)
     return alpha, gamma, d
 
 
@@ -163,6 +204,8 @@ METHODS = {
     "kn": (_absolute, True),
     "mkn": (_modified, True),
 }
+# The methods that can prune (KenLM's lmplz --prune and --limit_vocab_file): Kneser-Ney's.
+PRUNABLE = ("kn", "mkn")
 
 
 def _log10(p: np.ndarray) -> np.ndarray:
@@ -180,24 +223,36 @@ def estimate(
     k: float,
     vocab_size: int,
     phase: Callable[[str], None] = quiet,
+    keep: list[np.ndarray] | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[tuple[float, ...]]]:
     """log10 p_n of every listed n-gram and log10 gamma of every context, per order.
 
     Returns (logp, logbo, discounts): logp[n-1] has one entry per n-gram of order n;
     logbo[n-1] one per n-gram of order n (its weight as a context), for n < N.
     ``phase`` is told which order is being smoothed.
+
+    ``keep`` (from :func:`~elman.models.ngram.counts.prune_mask`; ``kn`` and ``mkn`` only)
+    prunes as KenLM's lmplz does: the counts, adjusted counts and discounts are those of the
+    whole corpus, the pruned n-grams' counts go to their context's gamma (see
+    :func:`_discounted`), and the unigrams are interpolated with the uniform distribution over
+    the surviving words.  Every n-gram still gets a value; the caller keeps the survivors'
+    (the survivors' suffixes survive, so their lower-order values are the pruned model's).
     """
     check_smoothing(method)
+    if keep is not None and method not in PRUNABLE:
+        raise ElmanError(f"pruning needs Kneser-Ney smoothing ({' or '.join(PRUNABLE)})")
     estimator, continuation = METHODS[method]
     counts = adjusted_counts(tables) if continuation else [t.count for t in tables]
-    uniform = np.full(vocab_size, 1.0 / (vocab_size - 1))  # over V' (without <s>)
+    kept_words = vocab_size if keep is None else int(keep[0].sum())
+    uniform = np.full(vocab_size, 1.0 / (kept_words - 1))  # over V' (without <s>)
     uniform[BOS_ID] = 0.0
     lower = uniform
     logp, logbo, discounts = [], [], []
     for n, t in enumerate(tables, start=1):
         phase(f"smoothing {n}-grams")
         n_contexts = 1 if n == 1 else len(tables[n - 2])
-        alpha, gamma, d = estimator(t, counts[n - 1], n, n_contexts, k, vocab_size)
+        kept = None if keep is None else keep[n - 1]
+        alpha, gamma, d = estimator(t, counts[n - 1], n, n_contexts, k, vocab_size, kept)
         below = lower if n == 1 else lower[t.suffix]
         p = alpha + gamma[t.context] * below
         if n > 1:
