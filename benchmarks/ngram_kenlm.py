@@ -3,6 +3,8 @@ models, score a test set.
 
     bash benchmarks/kenlm.sh                      # once: lmplz, build_binary, query in .kenlm/bin
     ELMAN_DATA=/path/to/corpora python benchmarks/ngram_kenlm.py [--corpora ptb wikitext-2]
+    python benchmarks/ngram_kenlm.py --corpora .data/scale-1M .data/scale-10M --reps 1 \
+        --out benchmarks/results/ngram_kenlm_scale.json     # folders of benchmarks/scale_corpus.py
 
 Per corpus, each command runs as its own process, timed from start to exit (wall time, CPU
 time and peak resident memory from ``wait4``):
@@ -110,12 +112,13 @@ def one_corpus(name: str, reps: int, tmp: Path, memory: str = "1G") -> dict:
     from elman.models.ngram import read_arpa
 
     ds = resolve(name)
-    train, test = tmp / f"{name}.train.txt", tmp / f"{name}.test.txt"
+    label = Path(name).name  # a dataset name or a folder (benchmarks/scale_corpus.py)
+    train, test = tmp / f"{label}.train.txt", tmp / f"{label}.test.txt"
     out: dict = {"corpus": name, "order": ORDER}
     out["train_words"] = copy_with_standin(ds.lines("train"), train)
     out["test_words"] = copy_with_standin(ds.lines("test"), test)
     e_arpa, e_bin, k_arpa, k_bin = (
-        tmp / f"{name}.{x}" for x in ("e.arpa", "e.bin", "k.arpa", "k.bin")
+        tmp / f"{label}.{x}" for x in ("e.arpa", "e.bin", "k.arpa", "k.bin")
     )
     # elman: build (ARPA), convert to binary, score from a fresh process
     elman = {
