@@ -241,3 +241,15 @@ def test_a_wrong_magic_is_refused_by_eval_in_one_line(model, corpus, capsys):
     rc, _, err = run(capsys, "ngram", "eval", str(model), "--data", str(corpus))
     assert rc == 2 and err.count("\n") == 1 and "Traceback" not in err
     assert f"{model}: neither an ARPA file nor an elman binary n-gram model" in err
+
+
+def test_build_binary_writes_the_model_the_binary_command_writes(tmp_path, corpus, capsys):
+    arpa, converted, direct = tmp_path / "m.arpa", tmp_path / "c.bin", tmp_path / "d.bin"
+    build = ["ngram", "build", "--order", "3", "--data", str(corpus)]
+    assert run(capsys, *build, "--out", str(arpa))[0] == 0
+    assert run(capsys, "ngram", "binary", str(arpa), str(converted))[0] == 0
+    assert run(capsys, *build, "--binary", "--out", str(direct))[0] == 0
+    a, b = read_binary(converted), read_binary(direct)
+    assert a.vocab == b.vocab and a.counts() == b.counts()
+    for x, y in zip(a.logp + a.logbo, b.logp + b.logbo, strict=True):
+        np.testing.assert_array_equal(x, y)  # ARPA's shortest repr round-trips every float

@@ -68,12 +68,14 @@ def build(
     k: float = 1.0,
     prune: tuple[int, ...] = (),
     limit_vocab: str | Path | None = None,
+    binary: bool = False,
 ):
-    """Build an n-gram model on the train split of ``data`` and write it to ``out``
-    (ARPA), pruned as ``prune`` (count thresholds per order) and ``limit_vocab`` (a file of
-    words) say, as KenLM's ``lmplz --prune`` and ``--limit_vocab_file``.  Returns the
+    """Build an n-gram model on the train split of ``data`` and write it to ``out`` (ARPA, or
+    with ``binary`` elman's binary format, as ``elman ngram binary`` writes it), pruned as
+    ``prune`` (count thresholds per order) and ``limit_vocab`` (a file of words) say, as KenLM's
+    ``lmplz --prune`` and ``--limit_vocab_file``.  Returns the
     :class:`~elman.models.ngram.NgramLM`."""
-    from elman.models.ngram import NgramConfig, NgramLM, write_arpa
+    from elman.models.ngram import NgramConfig, NgramLM, write_arpa, write_binary
     from elman.progress import Progress
 
     words = None if limit_vocab is None else read_vocab(limit_vocab)
@@ -88,7 +90,11 @@ def build(
         lm = NgramLM.build(lines, config, progress.phase)
         # atomic: a kill now leaves the old file (and a temporary, removed by the next build
         # to the same path)
-        write_arpa(lm, out, progress.phase)
+        if binary:
+            progress.phase("writing the binary model")
+            write_binary(lm, out)
+        else:
+            write_arpa(lm, out, progress.phase)
     return lm
 
 
@@ -196,7 +202,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="as lmplz --limit_vocab_file: drop every n-gram with a word not in FILE "
         "(whitespace-separated words; kn, mkn)",
     )  # fmt: skip
-    b.add_argument("--out", required=True, help="ARPA file to write (replaced when present)")
+    b.add_argument("--out", required=True, help="model file to write (replaced when present)")
+    b.add_argument(
+        "--binary", action="store_true",
+        help="write elman's binary format (as `elman ngram binary`) instead of ARPA text",
+    )  # fmt: skip
     b.set_defaults(func=_run_build)
 
     e = cmds.add_parser("eval", help="perplexity of an ARPA model on a split")
@@ -251,7 +261,7 @@ def _run_build(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     lm = build(
         args.data, order=args.order, smoothing=args.smoothing, out=args.out, k=args.k,
-        prune=tuple(args.prune), limit_vocab=args.limit_vocab,
+        prune=tuple(args.prune), limit_vocab=args.limit_vocab, binary=args.binary,
     )  # fmt: skip
     print(f"{args.order}-gram {args.smoothing} model of {args.data}: {lm.vocab_size} words")
     for n, (count, d) in enumerate(zip(lm.counts(), lm.discounts, strict=True), start=1):
