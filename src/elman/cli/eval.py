@@ -22,6 +22,7 @@ from elman.cli.options import (
     integer,
     use_threads,
 )
+from elman.errors import ElmanError
 from elman.inference.limits import MAX_BATCH
 
 
@@ -63,6 +64,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         "in [0, 1]",
     )
     p.add_argument(
+        "--cache", type=integer(1, 100_000), metavar="N",
+        help="language models: interpolate with a neural cache of the last N hidden states "
+        "(Grave et al. 2017; default: none)",
+    )  # fmt: skip
+    p.add_argument(
+        "--cache-theta",
+        default="auto",
+        help="the cache's flatness θ: auto (tuned on valid) or a number",
+    )
+    p.add_argument(
+        "--cache-lambda", default="auto",
+        help="the cache's weight λ: auto (tuned on valid) or a number in [0, 1)",
+    )  # fmt: skip
+    p.add_argument(
         "--results",
         metavar="JSON",
         help="write a results file (valid and test, with the command) for the README table "
@@ -76,11 +91,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from elman.files import dumps, write_json
-    from elman.tasks.evaluation import Evaluation, evaluate, parse_lambda
+    from elman.tasks.evaluation import Evaluation, evaluate, parse_cache_value, parse_lambda
     from elman.tasks.results import evaluation_record
     from elman.tasks.tagging_metrics import format_report
 
     parse_lambda(args.lam)  # a bad --lambda stops before anything is loaded
+    parse_cache_value(args.cache_theta, "--cache-theta", None)
+    parse_cache_value(args.cache_lambda, "--cache-lambda", 1.0)
+    if args.cache is not None and args.results:
+        raise ElmanError("--cache with --results: not supported yet; print the numbers with --json")
     if args.results:
         check_output(args.results, "--results")  # before the evaluation, not after it
     use_threads(args.threads)
@@ -98,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
         result = evaluate(
             args.checkpoint, args.split, data=args.data, batch_size=args.batch_size,
             device=args.device, ensemble=args.ensemble, report=args.report, mix=args.mix,
-            lam=args.lam,
+            lam=args.lam, cache=args.cache, cache_theta=args.cache_theta,
+            cache_lambda=args.cache_lambda,
         )  # fmt: skip
     if args.json:
         print(dumps(result.to_dict()))

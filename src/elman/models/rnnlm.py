@@ -184,12 +184,16 @@ class RNNLM(nn.Module):
         log_softmax of them changes nothing), so every consumer of logits works unchanged.
         """
         h, state = self.hidden(inputs, state)
+        return self.output(h), state
+
+    def output(self, h: Tensor) -> Tensor:
+        """The logits (or, with a factored output, log ŷ_t) of the hidden states h, (T, B, V)."""
         if self.factored is not None:
             T, B, H = h.shape
             with float32(h):
                 logp = self.factored.log_prob(h.reshape(T * B, H).to(self.embedding.weight.dtype))
-            return logp.view(T, B, -1), state
-        return self.decoder(h), state  # (T, B, V)
+            return logp.view(T, B, -1)
+        return self.decoder(h)  # (T, B, V)
 
     def loss(self, batch: Any, state: State = None) -> tuple[Tensor, int, State]:
         """Summed cross entropy over the batch's real targets, their count, the next state."""

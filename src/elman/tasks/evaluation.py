@@ -56,6 +56,30 @@ class Mixture:
 
 
 @dataclass
+class CacheResult:
+    """The model interpolated with its neural cache on one split (:mod:`elman.inference.cache`)."""
+
+    size: int  # N, the hidden states kept
+    theta: float
+    lam: float  # λ, the cache's weight
+    tuned_on: str | None  # "valid" when θ or λ was tuned there
+    neural_ppl: float
+    ppl: float  # of the model with its cache
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["lambda"] = d.pop("lam")
+        return d
+
+    def summary(self) -> str:
+        how = f"tuned on {self.tuned_on}" if self.tuned_on else "given"
+        return (
+            f"with a neural cache of {self.size} states, theta {self.theta:g}, lambda "
+            f"{self.lam:.2f} ({how}): ppl {self.ppl:.2f} (without: {self.neural_ppl:.2f})"
+        )
+
+
+@dataclass
 class Evaluation:
     """One split's numbers for one model (with its ensemble), and what was asked on top."""
 
@@ -67,6 +91,7 @@ class Evaluation:
     summary_line: str  # the task's one line for people
     notes: list[str] = field(default_factory=list)  # and the lines it adds under it
     mix: Mixture | None = None
+    cache: CacheResult | None = None
     report: dict[str, Any] | None = None  # taggers: per-tag P/R/F1 and confusions
 
     def to_dict(self) -> dict[str, Any]:
@@ -79,6 +104,8 @@ class Evaluation:
             out["report"] = self.report
         if self.mix is not None:
             out["mix"] = self.mix.to_dict()
+        if self.cache is not None:
+            out["cache"] = self.cache.to_dict()
         return out
 
     def summary(self) -> str:
@@ -86,6 +113,8 @@ class Evaluation:
         lines = [f"{self.data}/{self.split}: {self.summary_line}", *self.notes]
         if self.mix is not None:
             lines.append(self.mix.summary())
+        if self.cache is not None:
+            lines.append(self.cache.summary())
         return "\n".join(lines)
 
 
@@ -138,6 +167,51 @@ def mix_with_ngram(
     )
 
 
+def parse_cache_value(text: str | float, flag: str, high: float | None) -> float | None:
+    """``auto`` (None: tune it on valid) or a number > 0 (and < ``high`` when given)."""
+    if text == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ElmanError(f"{flag} {text!r}: give auto or a number") from None
+    if not math.isfinite(value) or value < 0 or (high is not None and value >= high):
+        bound = f"in [0, {high:g})" if high is not None else ">= 0"
+        raise ElmanError(f"{flag} {text}: must be {bound}")
+    return value
+
+
+def with_cache(
+    loaded: Loaded, dataset: Any, split: str, size: int, theta: str | float, lam: str | float
+) -> CacheResult:
+    """``loaded``'s perplexity on ``split`` with its neural cache of ``size`` states; θ and λ
+    given, or tuned together on the valid split over the grids of :mod:`elman.inference.cache`."""
+    from elman.inference.cache import LAMBDAS, THETAS, mix_cache, tune_cache
+
+    if not 1 <= size <= MAX_CACHE:
+        raise ElmanError(f"--cache {size}: give a number of states in 1 … {MAX_CACHE}")
+    th = parse_cache_value(theta, "--cache-theta", None)
+    la = parse_cache_value(lam, "--cache-lambda", 1.0)
+    tuned_on = None
+    if th is None or la is None:
+        thetas = THETAS if th is None else (th,)
+        m, c = loaded.task.cache_components(loaded, dataset, "valid", size, thetas)
+        best = tune_cache(m, c, size, thetas, LAMBDAS if la is None else (0.0, la))
+        th, la, tuned_on = best.theta, best.lam, "valid"
+    m, c = loaded.task.cache_components(loaded, dataset, split, size, (th,))
+    return CacheResult(
+        size=size,
+        theta=th,
+        lam=la,
+        tuned_on=tuned_on,
+        neural_ppl=math.exp(-float(np.mean(m))),
+        ppl=math.exp(-float(np.mean(mix_cache(m, c[0], la)))),
+    )
+
+
+MAX_CACHE = 100_000
+
+
 def evaluate(
     model: str | Path | Loaded,
     split: str = "test",
@@ -149,13 +223,17 @@ def evaluate(
     report: bool = False,
     mix: str | None = None,
     lam: str | float = "auto",
+    cache: int | None = None,
+    cache_theta: str | float = "auto",
+    cache_lambda: str | float = "auto",
 ) -> Evaluation:
     """Score ``split`` of ``data`` (default: the corpus the model was trained on).
 
     ``model``: a checkpoint, a run folder or an already loaded model. ``batch_size``: the
     evaluation batch (default: the recipe's). ``ensemble``: more checkpoints averaged with it
     (taggers). ``report``: per-class precision/recall/F1 (taggers). ``mix``: an ARPA file to
-    interpolate with, ``lam`` its weight (module docstring).
+    interpolate with, ``lam`` its weight (module docstring). ``cache``: interpolate a language
+    model with its neural cache of that many states, θ and λ given or ``auto`` (tuned on valid).
     """
     if batch_size is not None and not 1 <= batch_size <= MAX_BATCH:
         raise ElmanError(f"--batch-size must be in 1 … {MAX_BATCH}, got {batch_size}")
@@ -170,6 +248,12 @@ def evaluate(
     if mix is not None:
         loaded.require("mix", "--mix")
         parse_lambda(lam)  # a bad value stops before the scoring
+    if cache is not None:
+        loaded.require("cache", "--cache")
+        if mix is not None:
+            raise ElmanError("--cache and --mix: give one of them (they are not combined yet)")
+        parse_cache_value(cache_theta, "--cache-theta", None)
+        parse_cache_value(cache_lambda, "--cache-lambda", 1.0)
     task, dataset = loaded.task, loaded.dataset(data)
     metrics = task.evaluate(loaded, dataset, split, batch_size=batch_size)
     result = Evaluation(
@@ -191,6 +275,9 @@ def evaluate(
 
         result.mix = mix_with_ngram(scores, dataset, split, mix, lam)
         check_finite(result.mix.to_dict(), f"{loaded.path} mixed with {mix} on {split}", MIXTURE)
+    if cache is not None:
+        result.cache = with_cache(loaded, dataset, split, cache, cache_theta, cache_lambda)
+        check_finite(result.cache.to_dict(), f"{loaded.path} with a cache on {split}", CACHE)
     return result
 
 
@@ -198,6 +285,7 @@ def evaluate(
 # unseen words when the split has none) and are shown as n/a, not refused.
 HEADLINE = ("loss", "ppl", "bpc", "accuracy", "bleu", "chrf", "mse")
 MIXTURE = ("lambda", "neural_ppl", "ngram_ppl", "ppl")
+CACHE = ("theta", "lambda", "neural_ppl", "ppl")
 
 
 def check_finite(metrics: Mapping[str, Any], what: str, keys: Sequence[str] = HEADLINE) -> None:

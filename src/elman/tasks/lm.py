@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -245,12 +246,44 @@ def split_logprobs(
     return grid.t().reshape(-1)[: stream.total_tokens].double().cpu().numpy()
 
 
+@torch.no_grad()
+def cache_components(
+    model: RNNLM,
+    vocab: Vocabulary,
+    dataset: Dataset,
+    split: str,
+    device: torch.device,
+    size: int,
+    thetas: Sequence[float],
+    bptt: int = 35,
+) -> tuple[np.ndarray, np.ndarray]:
+    """For the neural cache (:mod:`elman.inference.cache`): ln p_model(y_t) of every token of
+    ``split`` in corpus order (batch 1, full left context), and p_cache(y_t) for each θ."""
+    from elman.inference.cache import cache_probs
+
+    stream = make_stream(vocab, dataset, split, 1, bptt).to(device)
+    model.eval()
+    state, hs, logps, targets = None, [], [], []
+    with Progress(f"scoring {dataset.name}/{split} with a cache", len(stream), unit="batches") as p:
+        for batch in p.over(stream):
+            h, state = model.hidden(batch.inputs, state)  # (T, 1, H)
+            logp = torch.log_softmax(model.output(h).float(), dim=-1)
+            target = batch.targets.clamp(min=0)  # one column: no padding but past the end
+            logps.append(logp.gather(-1, target.unsqueeze(-1))[:, 0, 0])
+            hs.append(h[:, 0].float().cpu())
+            targets.append(target[:, 0].cpu())
+    n = stream.total_tokens
+    model_logp = torch.cat(logps)[:n].double().cpu().numpy()
+    cache_p = cache_probs(torch.cat(hs)[:n], torch.cat(targets)[:n], size, thetas)
+    return model_logp, cache_p.double().numpy()
+
+
 class LMTask(Task):
     """RNN language models (Elman, LSTM, GRU) on word or character corpora."""
 
     name: ClassVar[str] = "lm"
     recipe_type: ClassVar[type[Recipe]] = LMRecipe
-    capabilities: ClassVar[Capabilities] = Capabilities(generate=True, mix=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(generate=True, mix=True, cache=True)
     renamed: ClassVar[Renamed] = {}
 
     def prepare(self, recipe: LMRecipe, vocab: Vocabulary | None = None) -> Prepared:
@@ -297,6 +330,14 @@ class LMTask(Task):
 
     def summary(self, metrics: Metrics) -> str:
         return lm_summary(metrics)
+
+    def cache_components(
+        self, loaded: Loaded, dataset: Any, split: str, size: int, thetas: Sequence[float]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        model, bptt = loaded.model, loaded.recipe.data.bptt
+        return cache_components(
+            model, loaded.vocab, dataset, split, loaded.device, size, thetas, bptt
+        )
 
     def token_logprobs(
         self, loaded: Loaded, dataset: Any, split: str, *, batch_size: int | None = None

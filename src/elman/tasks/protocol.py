@@ -50,6 +50,7 @@ class Capabilities:
     mix: bool = False  # log P of every token of a split in corpus order (n-gram mixtures)
     ensemble: bool = False  # average several models' distributions (elman eval --ensemble)
     report: bool = False  # per-class precision, recall, F1 and confusions (elman eval --report)
+    cache: bool = False  # the neural cache over its recent hidden states (elman eval --cache)
 
     def names(self) -> list[str]:
         return [name for name, able in vars(self).items() if able]
@@ -233,6 +234,13 @@ class Task(Protocol):
     ) -> np.ndarray:
         """log P(w_t | history) of every token of ``split`` in corpus order (``mix``)."""
         raise ElmanError(f"{self.name!r} models cannot be mixed with an n-gram model")
+
+    def cache_components(
+        self, loaded: Loaded, dataset: Any, split: str, size: int, thetas: Sequence[float]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """ln p_model(y_t) of every token of ``split`` and the cache's p_cache(y_t) per θ
+        (``cache``, :mod:`elman.inference.cache`)."""
+        raise ElmanError(f"{self.name!r} models have no neural cache")
 
     def report(
         self, loaded: Loaded, dataset: Any, split: str, *, batch_size: int | None = None
