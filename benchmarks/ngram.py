@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -144,7 +143,7 @@ def main() -> None:
     if args.case:
         print(json.dumps(run_case(args.case, args.reps)))
         return
-    from elman.provenance import command_line, git_commit, provenance
+    from elman.provenance import command_line, git_commit, machine, provenance
 
     commit = git_commit()
     print(f"commit {commit}")
@@ -189,13 +188,7 @@ def main() -> None:
         "results": results,
         "before": BEFORE,
         "kenlm_reference": KENLM,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "loadavg_before": load_before,
-            "loadavg_after": os.getloadavg(),
-        },
+        "machine": machine(load_before),
         **provenance(command=command_line(prog="python benchmarks/ngram.py")),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -307,7 +306,7 @@ def main() -> None:
         print(json.dumps(CASES[args.case](*args.args)))
         return
     from elman.files import write_json
-    from elman.provenance import command_line, git_commit, provenance
+    from elman.provenance import command_line, git_commit, machine, provenance
 
     print(f"commit {git_commit()}")
     load_before = os.getloadavg()
@@ -326,13 +325,7 @@ def main() -> None:
         "smoothing": "mkn",
         **record,
         "arpa_load_s_at_issue": ARPA_LOAD_AT_ISSUE_S,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "loadavg_before": load_before,
-            "loadavg_after": os.getloadavg(),
-        },
+        "machine": machine(load_before),
         **provenance(command=command_line(prog="python benchmarks/ngram_binary.py")),
     }
     write_json(args.out, record)

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -231,7 +230,7 @@ def main() -> None:
     parser.add_argument("--kenlm-memory", default="1G", help="lmplz -S")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ngram_kenlm.json"))
     args = parser.parse_args()
-    from elman.provenance import command_line, provenance
+    from elman.provenance import command_line, machine, provenance
 
     if not (KENLM / "lmplz").is_file():
         print(f"KenLM is absent ({KENLM}): elman alone; build it with bash benchmarks/kenlm.sh")
@@ -247,13 +246,7 @@ def main() -> None:
         "benchmark": "ngram_kenlm",
         "results": results,
         "kenlm_commit": commit_file.read_text().strip() if commit_file.is_file() else None,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "loadavg_before": load_before,
-            "loadavg_after": os.getloadavg(),
-        },
+        "machine": machine(load_before),
         **provenance(command=command_line(prog="python benchmarks/ngram_kenlm.py")),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import subprocess
 import tempfile
@@ -161,7 +160,7 @@ def main() -> None:
     parser.add_argument("--corpora", nargs="+", default=["ptb", "wikitext-2"])
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ngram_prune.json"))
     args = parser.parse_args()
-    from elman.provenance import command_line, provenance
+    from elman.provenance import command_line, machine, provenance
 
     if not (KENLM / "lmplz").is_file():
         print(f"KenLM is absent ({KENLM}): elman alone; build it with bash benchmarks/kenlm.sh")
@@ -177,13 +176,7 @@ def main() -> None:
         "limit_vocab_words": LIMIT,
         "results": rows,
         "kenlm_commit": commit_file.read_text().strip() if commit_file.is_file() else None,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "loadavg_before": load_before,
-            "loadavg_after": os.getloadavg(),
-        },
+        "machine": machine(load_before),
         **provenance(command=command_line(prog="python benchmarks/ngram_prune.py")),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

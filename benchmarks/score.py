@@ -26,7 +26,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -104,7 +103,7 @@ def main() -> None:
         print(json.dumps(run_case(model, path, int(threads), int(reps))))
         return
     from elman.files import write_json
-    from elman.provenance import command_line, git_commit, provenance
+    from elman.provenance import command_line, git_commit, machine, provenance
 
     print(f"commit {git_commit()}")
     load_before = os.getloadavg()
@@ -139,13 +138,7 @@ def main() -> None:
         "data": "ptb/test (3,761 lines)",
         "results": results,
         "lstm_checkpoint": str(args.checkpoint) if args.checkpoint else trained,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "loadavg_before": load_before,
-            "loadavg_after": os.getloadavg(),
-        },
+        "machine": machine(load_before),
         **provenance(command=command_line(prog="python benchmarks/score.py")),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ benchmark) records ``"torch": null`` and the CPU without a thread count.
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import platform
 import shlex
 import subprocess
@@ -83,4 +84,16 @@ def provenance(device: Any = None, command: str | None = None) -> dict[str, str 
         "commit": git_commit(),
         "date": utc_now(),
         "command": command or command_line(),
+    }
+
+
+def machine(load_before: tuple[float, float, float] | list[float]) -> dict[str, Any]:
+    """The machine a benchmark ran on, and its load average before (given) and after (now):
+    this machine is shared, so timings are read beside the load they ran under."""
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "loadavg_before": list(load_before),
+        "loadavg_after": list(os.getloadavg()),
     }
