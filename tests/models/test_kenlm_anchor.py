@@ -38,6 +38,24 @@ def lines_of(name: str) -> list[str]:
     return (DATA / name).read_text().splitlines()
 
 
+def live_lmplz(tmp_path: Path, *options: str) -> tuple[Path, str]:
+    """KenLM's ``lmplz OPTIONS`` on the fixture corpus, and ``query -v sentence``'s output of
+    its model on the fixture test set (needs .kenlm/bin)."""
+    corpus = tmp_path / "corpus.txt"
+    shutil.copy(DATA / "corpus.txt", corpus)
+    arpa = tmp_path / "k.arpa"
+    subprocess.run(
+        [str(KENLM / "lmplz"), *options, "-S", "100M", "-T", str(tmp_path), "--text", str(corpus),
+         "--arpa", str(arpa)], check=True, capture_output=True,
+    )  # fmt: skip
+    with (DATA / "test.txt").open() as fin:
+        out = subprocess.run(
+            [str(KENLM / "query"), "-v", "sentence", str(arpa)],
+            stdin=fin, capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+    return arpa, out
+
+
 def test_elman_reads_lmplz_arpa_and_scores_it_as_kenlm_query_does():
     totals, oovs = query_totals((DATA / "query.txt").read_text())
     lm = read_arpa(DATA / "lmplz.arpa")
@@ -64,18 +82,7 @@ def test_elman_builds_the_model_lmplz_builds():
 
 @pytest.mark.skipif(not (KENLM / "lmplz").is_file(), reason="KenLM not built (benchmarks/kenlm.sh)")
 def test_live_lmplz_and_query_agree_with_elman(tmp_path):
-    corpus = tmp_path / "corpus.txt"
-    shutil.copy(DATA / "corpus.txt", corpus)
-    arpa = tmp_path / "k.arpa"
-    subprocess.run(
-        [str(KENLM / "lmplz"), "-o", "4", "-S", "100M", "-T", str(tmp_path), "--text", str(corpus),
-         "--arpa", str(arpa)], check=True, capture_output=True,
-    )  # fmt: skip
-    with (DATA / "test.txt").open() as fin:
-        out = subprocess.run(
-            [str(KENLM / "query"), "-v", "sentence", str(arpa)],
-            stdin=fin, capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
+    arpa, out = live_lmplz(tmp_path, "-o", "4")
     totals, oovs = query_totals(out)
     for lm in (read_arpa(arpa), NgramLM.build(lines_of("corpus.txt"), NgramConfig(order=4))):
         got, got_oovs = elman_totals(lm, lines_of("test.txt"))

@@ -5,8 +5,6 @@ built KenLM into .kenlm/bin, lmplz run live."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +14,15 @@ from elman.cli import main
 from elman.errors import ElmanError
 from elman.models.ngram import NgramConfig, NgramLM, read_arpa
 
-from .test_kenlm_anchor import DATA, KENLM, TOLERANCE, elman_totals, lines_of, query_totals
+from .test_kenlm_anchor import (
+    DATA,
+    KENLM,
+    TOLERANCE,
+    elman_totals,
+    lines_of,
+    live_lmplz,
+    query_totals,
+)
 
 VOCAB = frozenset((DATA / "vocab.txt").read_text().split())
 # the fixture's models (tests/data/kenlm/make.py, PRUNED): lmplz -o 3 with these options
@@ -187,18 +193,7 @@ LIVE = [
 @pytest.mark.skipif(not (KENLM / "lmplz").is_file(), reason="KenLM not built (benchmarks/kenlm.sh)")
 @pytest.mark.parametrize("options", LIVE, ids=["prune-0112", "prune-001-limit-vocab"])
 def test_live_lmplz_prunes_as_elman_at_order_4(tmp_path, corpus, options):
-    text = tmp_path / "corpus.txt"
-    shutil.copy(DATA / "corpus.txt", text)
-    arpa = tmp_path / "k.arpa"
-    subprocess.run(
-        [str(KENLM / "lmplz"), "-o", "4", "-S", "100M", "-T", str(tmp_path), "--text", str(text),
-         "--arpa", str(arpa), *options], check=True, capture_output=True,
-    )  # fmt: skip
-    with (DATA / "test.txt").open() as fin:
-        out = subprocess.run(
-            [str(KENLM / "query"), "-v", "sentence", str(arpa)],
-            stdin=fin, capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
+    arpa, out = live_lmplz(tmp_path, "-o", "4", *options)
     totals, oovs = query_totals(out)
     prune = tuple(int(x) for x in options[1 : options.index("--limit_vocab_file")]) if (
         "--limit_vocab_file" in options
