@@ -62,6 +62,8 @@ def test_ngram_build_eval_sample_without_torch(tmp_path: Path):
     assert loaded("ngram", "eval", str(binary), "--data", str(text), "--json") == []
     mix = ["ngram", "mix", str(arpa), str(arpa), "--lambda", "0.5", "--out", str(tmp_path / "x")]
     assert loaded(*mix) == []
+    prune = ["ngram", "prune", str(arpa), "--threshold", "1e-3", "--out", str(tmp_path / "p")]
+    assert loaded(*prune) == []
 
 
 def test_ngram_build_progress_lines_load_no_tqdm(tmp_path: Path, monkeypatch):

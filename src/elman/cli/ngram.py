@@ -4,6 +4,7 @@
     elman ngram eval ptb5.arpa --data ptb --split test [--json]
     elman ngram sample ptb5.arpa --sentences 5 --seed 1
     elman ngram binary ptb5.arpa ptb5.bin     # loads in milliseconds; eval and sample take it
+    elman ngram prune ptb5.arpa --threshold 1e-7 --out ptb5-pruned.arpa   # SRILM -prune
 
 ``--data`` is a dataset name (``elman data list``), a directory with train.txt,
 valid.txt and test.txt, or a plain text file (one sentence a line), which is then the
@@ -168,6 +169,30 @@ def mix(
     return result
 
 
+def prune(model: str | Path, *, threshold: float, out: str | Path, binary: bool = False) -> dict:
+    """Entropy-based pruning (Stolcke 1998, SRILM's ``ngram -prune``) of the model ``model``
+    (ARPA or binary): drop each n-gram whose removal grows the perplexity by a factor of less
+    than 1 + ``threshold``, write the result to ``out`` (ARPA, or binary with ``binary``).
+    Returns the n-gram counts before and after and the pruning time."""
+    from elman.models.ngram import read_model, write_arpa, write_binary
+    from elman.models.ngram.entropy import check_threshold, prune_entropy
+
+    threshold = check_threshold(threshold)
+    check_output(out, "--out")
+    lm = read_model(model)
+    start = time.perf_counter()
+    pruned = prune_entropy(lm, threshold)
+    seconds = time.perf_counter() - start
+    if binary:
+        write_binary(pruned, out)
+    else:
+        write_arpa(pruned, out)
+    return {
+        "model": str(model), "threshold": threshold, "out": str(out),
+        "counts_before": lm.counts(), "counts": pruned.counts(), "prune_s": seconds,
+    }  # fmt: skip
+
+
 LN10 = math.log(10.0)
 
 
@@ -175,10 +200,10 @@ LN10 = math.log(10.0)
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "ngram",
-        help="n-gram language models (build, eval, sample, binary, mix)",
+        help="n-gram language models (build, eval, sample, binary, mix, prune)",
         description=__doc__,
     )
-    cmds = p.add_subparsers(dest="ngram_command", metavar="{build,eval,sample,binary,mix}")
+    cmds = p.add_subparsers(dest="ngram_command", metavar="{build,eval,sample,binary,mix,prune}")
     p.set_defaults(func=lambda args: p.print_help() or 2)
 
     b = cmds.add_parser("build", help="count a corpus and write a smoothed ARPA model")
@@ -250,6 +275,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--split", default="test", help="the split of --data (default: test)")
     m.add_argument("--json", action="store_true", help="print one JSON object")
     m.set_defaults(func=_run_mix)
+
+    r = cmds.add_parser(
+        "prune", help="entropy-based pruning of an ARPA or binary model (SRILM -prune)"
+    )
+    r.add_argument("model", help="ARPA or binary model file")
+    r.add_argument(
+        "--threshold", type=real(0.0), required=True,
+        help="drop an n-gram when removing it grows the perplexity by a relative amount below "
+        "this (SRILM -prune; e.g. 1e-8 … 1e-6; 0 prunes nothing)",
+    )  # fmt: skip
+    r.add_argument("--out", required=True, help="model file to write (replaced when present)")
+    r.add_argument(
+        "--binary", action="store_true",
+        help="write elman's binary format (as `elman ngram binary`) instead of ARPA text",
+    )  # fmt: skip
+    r.add_argument("--json", action="store_true", help="print one JSON object")
+    r.set_defaults(func=_run_prune)
 
 
 # Bounds that keep a typo from running for hours: a million sentences of up to 10,000 words.
@@ -332,4 +374,16 @@ def _run_mix(args: argparse.Namespace) -> int:
             print(f"perplexity  {ppl:.2f}  {model} on {r['data']} {r['split']}")
         print(f"perplexity  {r['dynamic_perplexity']:.2f}  dynamic mixture")
         print(f"perplexity  {r['merged_perplexity']:.2f}  merged model ({r['out']})")
+    return 0
+
+
+def _run_prune(args: argparse.Namespace) -> int:
+    r = prune(args.model, threshold=args.threshold, out=args.out, binary=args.binary)
+    if args.json:
+        print(dumps(r))
+        return 0
+    print(f"pruned      {r['model']} with threshold {r['threshold']:g} in {r['prune_s']:.1f} s")
+    for n, (before, after) in enumerate(zip(r["counts_before"], r["counts"], strict=True), 1):
+        print(f"  {n}-grams {before:>9} -> {after:>9}")
+    print(f"wrote       {r['out']}: {sum(r['counts'])} n-grams of {sum(r['counts_before'])}")
     return 0

@@ -29,13 +29,11 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from elman.errors import ElmanError
-from elman.models.ngram.counts import UNK, Encoded, encode, quiet
+from elman.models.ngram.backoff import LOG10_ZERO, backoff_weights, ngram_words, score_ngrams
+from elman.models.ngram.counts import UNK, encode, quiet
 from elman.models.ngram.model import NgramLM
 
 LN10 = float(np.log(10.0))
-# log10 of a probability that is 0 (a back-off weight whose mass is used up), as ARPA writers
-# do for <s> and KenLM for impossible events.
-LOG10_ZERO = -99.0
 
 
 def check_weights(weights: Sequence[float], k: int) -> list[float]:
@@ -69,21 +67,6 @@ def _to_model_ids(vocab: list[str], lm: NgramLM) -> tuple[np.ndarray, np.ndarray
     return np.where(known, ids, lm.unk_id), known
 
 
-def _score_ngrams(lm: NgramLM, words: np.ndarray) -> np.ndarray:
-    """log10 P(w_n | w_1 … w_{n−1}) under ``lm`` for each row of ``words`` (M, n) of lm ids."""
-    m, n = words.shape
-    if n == 1:
-        return lm.logp[0][words[:, 0]].copy()
-    enc = Encoded(
-        ids=words.reshape(-1),
-        pos=np.tile(np.arange(n, dtype=np.int64), m),
-        oov=np.zeros(m * n, dtype=bool),
-        sentences=m,
-    )
-    # score_encoded scores positions 1 … n−1 of each row; the last one is the n-gram's.
-    return lm.score_encoded(enc).reshape(m, n - 1)[:, -1]
-
-
 def _union_tables(models: Sequence[NgramLM], vocab: list[str]) -> list[np.ndarray]:
     """Per order n >= 2, the sorted keys (context row · V + word) of the union's n-grams."""
     V = len(vocab)
@@ -115,19 +98,11 @@ def _index_of(vocab: list[str], words: list[str]) -> np.ndarray:
     return np.array([where[w] for w in words], dtype=np.int64)
 
 
-def _ngram_words(keys: list[np.ndarray], V: int) -> list[np.ndarray]:
-    """Per order n, the (M_n, n) union word ids of the listed n-grams."""
-    words = [np.arange(V, dtype=np.int64)[:, None]]
-    for k in keys:
-        words.append(np.concatenate([words[-1][k // V], (k % V)[:, None]], axis=1))
-    return words
-
-
 def _mixed(models, weights, maps, words: np.ndarray) -> np.ndarray:
     """log10 Σ_i λ_i P_i(w | h) for each row of ``words`` (union ids)."""
     total = np.full(len(words), -np.inf)
     for lm, lam, (ids, known) in zip(models, weights, maps, strict=True):
-        logp = _score_ngrams(lm, ids[words]) * LN10 + np.log(lam)
+        logp = score_ngrams(lm, ids[words]) * LN10 + np.log(lam)
         logp[~known[words[:, -1]]] = -np.inf  # a word lm does not know: probability 0
         total = np.logaddexp(total, logp)
     return total / LN10
@@ -148,7 +123,7 @@ def merge(
     maps = [_to_model_ids(vocab, lm) for lm in models]
     phase("merging the n-gram tables")
     keys = _union_tables(models, vocab)
-    words = _ngram_words(keys, V)
+    words = ngram_words(keys, V)
     logp = []
     for n, w in enumerate(words, start=1):
         phase(f"mixing the {n}-gram probabilities")
@@ -159,27 +134,8 @@ def merge(
     for n in range(2, len(words) + 1):
         phase(f"back-off weights of the {n - 1}-grams")
         lower = NgramLM(vocab, keys[: n - 2], logp[: n - 1], logbo)
-        logbo.append(_backoff(lower, keys[n - 2], words[n - 1], logp[n - 1], V))
+        logbo.append(backoff_weights(lower, keys[n - 2], words[n - 1], logp[n - 1], V))
     return NgramLM(vocab, keys, logp, logbo)
-
-
-def _backoff(
-    lower: NgramLM, keys: np.ndarray, words: np.ndarray, logp: np.ndarray, V: int
-) -> np.ndarray:
-    """log10 b(h) for each listed (n−1)-gram h, from the listed n-grams hw (module docstring)."""
-    contexts = keys // V  # the row of h in the (n−1)-gram table
-    rows = len(lower.logp[-1])
-    here = np.bincount(contexts, weights=10.0**logp, minlength=rows)
-    below = np.bincount(
-        contexts, weights=10.0 ** _score_ngrams(lower, words[:, 1:]), minlength=rows
-    )
-    num, den = 1.0 - here, 1.0 - below
-    with np.errstate(divide="ignore", invalid="ignore"):
-        bo = np.log10(num / den)
-    # a context whose listed words take all the mass (or more, by rounding) backs off to nothing
-    bo[(num <= 0) | (den <= 0) | ~np.isfinite(bo)] = LOG10_ZERO
-    bo[here == 0] = 0.0  # no listed extension: b = 1, as ARPA writers leave it
-    return bo
 
 
 def component_log10probs(models: Sequence[NgramLM], lines: Sequence[str]) -> list[np.ndarray]:
