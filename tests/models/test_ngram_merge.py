@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from elman.cli import main
-from elman.models.ngram import NgramConfig, NgramLM, read_arpa
+from elman.models.ngram import NgramConfig, NgramLM, read_arpa, read_model
 from elman.models.ngram.merge import component_log10probs, dynamic_log10probs, merge
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*small or artificial corpus")
@@ -124,6 +124,10 @@ def test_cli_mix_writes_the_merged_model_and_reports_both_mixtures(tmp_path: Pat
     models = [read_arpa(a_path), read_arpa(b_path)]
     dynamic = 10.0 ** -dynamic_log10probs(models, [0.4, 0.6], HELD_OUT).mean()
     assert r["dynamic_perplexity"] == pytest.approx(dynamic, rel=1e-12)
+    binary = tmp_path / "ab.bin"
+    assert main([*argv[:-2], "--out", str(binary), "--binary"]) == 0
+    capsys.readouterr()
+    np.testing.assert_array_equal(read_model(binary).logp[-1], merged.logp[-1])
     # tuned weights: EM on the held-out text can only beat the fixed 0.4/0.6 there
     tuned = tmp_path / "tuned.arpa"
     argv = ["ngram", "mix", str(a_path), str(b_path), "--tune", str(held), "--out", str(tuned)]

@@ -18,12 +18,17 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from elman.cli.options import SEED, check_output, integer, real
 from elman.errors import ElmanError
 from elman.files import dumps
+
+if TYPE_CHECKING:  # NumPy is imported only when a command needs it (elman --help stays quick)
+    from elman.models.ngram import NgramLM
 
 MAX_ORDER = 20  # as elman.models.ngram.model.MAX_ORDER (imported lazily there: NumPy)
 
@@ -76,7 +81,7 @@ def build(
     ``prune`` (count thresholds per order) and ``limit_vocab`` (a file of words) say, as KenLM's
     ``lmplz --prune`` and ``--limit_vocab_file``.  Returns the
     :class:`~elman.models.ngram.NgramLM`."""
-    from elman.models.ngram import NgramConfig, NgramLM, write_arpa, write_binary
+    from elman.models.ngram import NgramConfig, NgramLM
     from elman.progress import Progress
 
     words = None if limit_vocab is None else read_vocab(limit_vocab)
@@ -91,11 +96,7 @@ def build(
         lm = NgramLM.build(lines, config, progress.phase)
         # atomic: a kill now leaves the old file (and a temporary, removed by the next build
         # to the same path)
-        if binary:
-            progress.phase("writing the binary model")
-            write_binary(lm, out)
-        else:
-            write_arpa(lm, out, progress.phase)
+        write_model(lm, out, binary, progress.phase)
     return lm
 
 
@@ -130,13 +131,15 @@ def mix(
     tune: str | None = None,
     data: str | None = None,
     split: str = "test",
+    binary: bool = False,
 ) -> dict:
-    """Merge the ARPA ``models`` into one statically interpolated model at ``out`` (ARPA), with
+    """Merge the ``models`` (ARPA or binary) into one statically interpolated model at ``out``
+    (ARPA, or binary with ``binary``), with
     ``weights`` or weights tuned by EM on ``tune`` (its valid split, or a text file); with
     ``data``, also the perplexities on ``split`` of each model, the dynamic mixture and the
     merged model."""
     from elman.models.mixture import tune_weights
-    from elman.models.ngram import read_model, write_arpa
+    from elman.models.ngram import read_model
     from elman.models.ngram.merge import (
         check_weights,
         component_log10probs,
@@ -156,7 +159,7 @@ def mix(
     assert weights is not None
     weights = check_weights(weights, len(lms))
     merged = merge(lms, weights)
-    write_arpa(merged, out)
+    write_model(merged, out, binary)
     result: dict = {"models": models, "lambda": weights, "out": str(out), "tuned_on": tune}
     result["counts"] = merged.counts()
     if data is not None:
@@ -174,7 +177,7 @@ def prune(model: str | Path, *, threshold: float, out: str | Path, binary: bool 
     (ARPA or binary): drop each n-gram whose removal grows the perplexity by a factor of less
     than 1 + ``threshold``, write the result to ``out`` (ARPA, or binary with ``binary``).
     Returns the n-gram counts before and after and the pruning time."""
-    from elman.models.ngram import read_model, write_arpa, write_binary
+    from elman.models.ngram import read_model
     from elman.models.ngram.entropy import check_threshold, prune_entropy
 
     threshold = check_threshold(threshold)
@@ -183,10 +186,7 @@ def prune(model: str | Path, *, threshold: float, out: str | Path, binary: bool 
     start = time.perf_counter()
     pruned = prune_entropy(lm, threshold)
     seconds = time.perf_counter() - start
-    if binary:
-        write_binary(pruned, out)
-    else:
-        write_arpa(pruned, out)
+    write_model(pruned, out, binary)
     return {
         "model": str(model), "threshold": threshold, "out": str(out),
         "counts_before": lm.counts(), "counts": pruned.counts(), "prune_s": seconds,
@@ -194,6 +194,29 @@ def prune(model: str | Path, *, threshold: float, out: str | Path, binary: bool 
 
 
 LN10 = math.log(10.0)
+
+
+def write_model(
+    lm: NgramLM, out: str | Path, binary: bool, phase: Callable[[str], None] | None = None
+) -> None:
+    """``lm`` to ``out``, atomically: elman's binary format with ``binary``, else ARPA text."""
+    from elman.models.ngram import write_arpa, write_binary
+
+    if binary:
+        write_binary(lm, out)
+    elif phase is not None:
+        write_arpa(lm, out, phase)
+    else:
+        write_arpa(lm, out)
+
+
+def add_output(parser: argparse.ArgumentParser) -> None:
+    """``--out FILE`` and ``--binary``, as every command that writes a model takes them."""
+    parser.add_argument("--out", required=True, help="model file to write (replaced when present)")
+    parser.add_argument(
+        "--binary", action="store_true",
+        help="write elman's binary format (as `elman ngram binary`) instead of ARPA text",
+    )  # fmt: skip
 
 
 # --- the command line ----------------------------------------------------------------
@@ -227,11 +250,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="as lmplz --limit_vocab_file: drop every n-gram with a word not in FILE "
         "(whitespace-separated words; kn, mkn)",
     )  # fmt: skip
-    b.add_argument("--out", required=True, help="model file to write (replaced when present)")
-    b.add_argument(
-        "--binary", action="store_true",
-        help="write elman's binary format (as `elman ngram binary`) instead of ARPA text",
-    )  # fmt: skip
+    add_output(b)
     b.set_defaults(func=_run_build)
 
     e = cmds.add_parser("eval", help="perplexity of an ARPA model on a split")
@@ -270,7 +289,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--tune", metavar="DATA",
         help="tune the weights by EM on this dataset's valid split or this text file",
     )  # fmt: skip
-    m.add_argument("--out", required=True, help="ARPA file to write (replaced when present)")
+    add_output(m)
     m.add_argument("--data", help="also report perplexities on this dataset or text file")
     m.add_argument("--split", default="test", help="the split of --data (default: test)")
     m.add_argument("--json", action="store_true", help="print one JSON object")
@@ -285,11 +304,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="drop an n-gram when removing it grows the perplexity by a relative amount below "
         "this (SRILM -prune; e.g. 1e-8 … 1e-6; 0 prunes nothing)",
     )  # fmt: skip
-    r.add_argument("--out", required=True, help="model file to write (replaced when present)")
-    r.add_argument(
-        "--binary", action="store_true",
-        help="write elman's binary format (as `elman ngram binary`) instead of ARPA text",
-    )  # fmt: skip
+    add_output(r)
     r.add_argument("--json", action="store_true", help="print one JSON object")
     r.set_defaults(func=_run_prune)
 
@@ -357,7 +372,7 @@ def _run_binary(args: argparse.Namespace) -> int:
 def _run_mix(args: argparse.Namespace) -> int:
     r = mix(
         args.models, args.out, weights=args.weights, tune=args.tune, data=args.data,
-        split=args.split,
+        split=args.split, binary=args.binary,
     )  # fmt: skip
     if args.json:
         print(dumps(r))
