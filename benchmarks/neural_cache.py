@@ -11,9 +11,7 @@ its full left context). Written with the commit, so run it from a clean tree.
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
 
 def main() -> None:
@@ -24,6 +22,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
+    from elman.files import write_json
     from elman.provenance import command_line, provenance
     from elman.tasks.evaluation import evaluate
     from elman.tasks.loading import load
@@ -52,7 +51,7 @@ def main() -> None:
             command=command_line(prog="python benchmarks/neural_cache.py"),
         ),
     }
-    Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
+    write_json(args.out, record)  # atomically
     print(f"wrote {args.out}")
 
 

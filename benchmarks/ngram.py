@@ -143,6 +143,7 @@ def main() -> None:
     if args.case:
         print(json.dumps(run_case(args.case, args.reps)))
         return
+    from elman.files import write_json
     from elman.provenance import command_line, git_commit, machine, provenance
 
     commit = git_commit()
@@ -192,7 +193,7 @@ def main() -> None:
         **provenance(command=command_line(prog="python benchmarks/ngram.py")),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
+    write_json(args.out, record)  # atomically
     print(f"wrote {args.out}")
 
 

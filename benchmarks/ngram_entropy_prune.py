@@ -56,6 +56,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(RESULTS / "ngram_entropy_prune.json"))
     args = parser.parse_args()
     from elman.data.datasets import resolve
+    from elman.files import write_json
     from elman.models.ngram import NgramConfig, NgramLM
     from elman.models.ngram.entropy import prune_entropy
     from elman.provenance import command_line, provenance
@@ -92,7 +93,7 @@ def main() -> None:
         "count_pruned_from": "benchmarks/results/ngram_prune.json",
         **provenance(command=command_line(prog="python benchmarks/ngram_entropy_prune.py")),
     }
-    Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
+    write_json(args.out, record)  # atomically
     print(f"wrote {args.out}")
 
 

@@ -230,6 +230,7 @@ def main() -> None:
     parser.add_argument("--kenlm-memory", default="1G", help="lmplz -S")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ngram_kenlm.json"))
     args = parser.parse_args()
+    from elman.files import write_json
     from elman.provenance import command_line, machine, provenance
 
     if not (KENLM / "lmplz").is_file():
@@ -250,7 +251,7 @@ def main() -> None:
         **provenance(command=command_line(prog="python benchmarks/ngram_kenlm.py")),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
+    write_json(args.out, record)  # atomically
     print(f"wrote {args.out}")
 
 

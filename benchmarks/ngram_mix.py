@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument("--order", type=int, default=5)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ngram_mix.json"))
     args = parser.parse_args()
+    from elman.files import write_json
     from elman.provenance import command_line, provenance
 
     order = str(args.order)
@@ -73,7 +74,7 @@ def main() -> None:
         f"{result['dynamic_perplexity']:.2f}, merged model {result['merged_perplexity']:.2f} "
         f"(lambda {result['lambda'][0]:.3f}); mix took {wall:.1f} s, {peak:.0f} MB"
     )
-    Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
+    write_json(args.out, record)  # atomically
     print(f"wrote {args.out}")
 
 

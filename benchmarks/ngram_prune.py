@@ -21,7 +21,6 @@ with the commit (``-dirty`` when the tree is: run from a clean one) and KenLM's 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import subprocess
@@ -160,6 +159,7 @@ def main() -> None:
     parser.add_argument("--corpora", nargs="+", default=["ptb", "wikitext-2"])
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ngram_prune.json"))
     args = parser.parse_args()
+    from elman.files import write_json
     from elman.provenance import command_line, machine, provenance
 
     if not (KENLM / "lmplz").is_file():
@@ -180,7 +180,7 @@ def main() -> None:
         **provenance(command=command_line(prog="python benchmarks/ngram_prune.py")),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
+    write_json(args.out, record)  # atomically
     print(f"wrote {args.out}")
 
 
