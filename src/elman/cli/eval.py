@@ -20,6 +20,7 @@ from elman.cli.options import (
     check_device,
     check_output,
     integer,
+    real,
     use_threads,
 )
 from elman.errors import ElmanError
@@ -78,6 +79,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the cache's weight λ: auto (tuned on valid) or a number in [0, 1)",
     )  # fmt: skip
     p.add_argument(
+        "--dynamic", type=real(0.0), metavar="LR",
+        help="language models: dynamic evaluation, one SGD step of this rate on each scored "
+        "segment (Krause et al. 2018; default: none)",
+    )  # fmt: skip
+    p.add_argument(
+        "--dynamic-decay", type=real(0.0, 1.0), default=0.0, metavar="LAMBDA",
+        help="with --dynamic: pull the weights back toward the trained ones by this share a step",
+    )  # fmt: skip
+    p.add_argument(
         "--results",
         metavar="JSON",
         help="write a results file (valid and test, with the command) for the README table "
@@ -98,8 +108,10 @@ def run(args: argparse.Namespace) -> int:
     parse_lambda(args.lam)  # a bad --lambda stops before anything is loaded
     parse_cache_value(args.cache_theta, "--cache-theta", None)
     parse_cache_value(args.cache_lambda, "--cache-lambda", 1.0)
-    if args.cache is not None and args.results:
-        raise ElmanError("--cache with --results: not supported yet; print the numbers with --json")
+    if (args.cache is not None or args.dynamic is not None) and args.results:
+        raise ElmanError(
+            "--cache or --dynamic with --results: not supported yet; print the numbers with --json"
+        )
     if args.results:
         check_output(args.results, "--results")  # before the evaluation, not after it
     use_threads(args.threads)
@@ -118,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
             args.checkpoint, args.split, data=args.data, batch_size=args.batch_size,
             device=args.device, ensemble=args.ensemble, report=args.report, mix=args.mix,
             lam=args.lam, cache=args.cache, cache_theta=args.cache_theta,
-            cache_lambda=args.cache_lambda,
+            cache_lambda=args.cache_lambda, dynamic=args.dynamic, dynamic_decay=args.dynamic_decay,
         )  # fmt: skip
     if args.json:
         print(dumps(result.to_dict()))

@@ -80,6 +80,25 @@ class CacheResult:
 
 
 @dataclass
+class DynamicResult:
+    """The model adapted to the text as it scores it (:mod:`elman.inference.dynamic`)."""
+
+    lr: float  # η
+    decay: float  # λ, the pull back to the trained weights
+    static_ppl: float
+    ppl: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        return (
+            f"with dynamic evaluation, lr {self.lr:g}, decay {self.decay:g}: ppl {self.ppl:.2f} "
+            f"(static: {self.static_ppl:.2f})"
+        )
+
+
+@dataclass
 class Evaluation:
     """One split's numbers for one model (with its ensemble), and what was asked on top."""
 
@@ -92,6 +111,7 @@ class Evaluation:
     notes: list[str] = field(default_factory=list)  # and the lines it adds under it
     mix: Mixture | None = None
     cache: CacheResult | None = None
+    dynamic: DynamicResult | None = None
     report: dict[str, Any] | None = None  # taggers: per-tag P/R/F1 and confusions
 
     def to_dict(self) -> dict[str, Any]:
@@ -106,6 +126,8 @@ class Evaluation:
             out["mix"] = self.mix.to_dict()
         if self.cache is not None:
             out["cache"] = self.cache.to_dict()
+        if self.dynamic is not None:
+            out["dynamic"] = self.dynamic.to_dict()
         return out
 
     def summary(self) -> str:
@@ -115,6 +137,8 @@ class Evaluation:
             lines.append(self.mix.summary())
         if self.cache is not None:
             lines.append(self.cache.summary())
+        if self.dynamic is not None:
+            lines.append(self.dynamic.summary())
         return "\n".join(lines)
 
 
@@ -226,6 +250,8 @@ def evaluate(
     cache: int | None = None,
     cache_theta: str | float = "auto",
     cache_lambda: str | float = "auto",
+    dynamic: float | None = None,
+    dynamic_decay: float = 0.0,
 ) -> Evaluation:
     """Score ``split`` of ``data`` (default: the corpus the model was trained on).
 
@@ -234,6 +260,8 @@ def evaluate(
     (taggers). ``report``: per-class precision/recall/F1 (taggers). ``mix``: an ARPA file to
     interpolate with, ``lam`` its weight (module docstring). ``cache``: interpolate a language
     model with its neural cache of that many states, θ and λ given or ``auto`` (tuned on valid).
+    ``dynamic``: also score a language model with dynamic evaluation at this learning rate,
+    pulled back to its weights by ``dynamic_decay``.
     """
     if batch_size is not None and not 1 <= batch_size <= MAX_BATCH:
         raise ElmanError(f"--batch-size must be in 1 … {MAX_BATCH}, got {batch_size}")
@@ -248,12 +276,7 @@ def evaluate(
     if mix is not None:
         loaded.require("mix", "--mix")
         parse_lambda(lam)  # a bad value stops before the scoring
-    if cache is not None:
-        loaded.require("cache", "--cache")
-        if mix is not None:
-            raise ElmanError("--cache and --mix: give one of them (they are not combined yet)")
-        parse_cache_value(cache_theta, "--cache-theta", None)
-        parse_cache_value(cache_lambda, "--cache-lambda", 1.0)
+    check_adaptation(loaded, mix, cache, cache_theta, cache_lambda, dynamic, dynamic_decay)
     task, dataset = loaded.task, loaded.dataset(data)
     metrics = task.evaluate(loaded, dataset, split, batch_size=batch_size)
     result = Evaluation(
@@ -278,6 +301,48 @@ def evaluate(
     if cache is not None:
         result.cache = with_cache(loaded, dataset, split, cache, cache_theta, cache_lambda)
         check_finite(result.cache.to_dict(), f"{loaded.path} with a cache on {split}", CACHE)
+    if dynamic is not None:
+        result.dynamic = with_dynamic(loaded, dataset, split, dynamic, dynamic_decay)
+    return result
+
+
+def check_adaptation(
+    loaded: Loaded,
+    mix: str | None,
+    cache: int | None,
+    cache_theta: str | float,
+    cache_lambda: str | float,
+    dynamic: float | None,
+    dynamic_decay: float,
+) -> None:
+    """Stop in one line, before any scoring, on a cache or dynamic evaluation the model cannot
+    have or with bad values."""
+    if cache is not None:
+        loaded.require("cache", "--cache")
+        if mix is not None:
+            raise ElmanError("--cache and --mix: give one of them (they are not combined yet)")
+        parse_cache_value(cache_theta, "--cache-theta", None)
+        parse_cache_value(cache_lambda, "--cache-lambda", 1.0)
+    if dynamic is not None:
+        loaded.require("dynamic", "--dynamic")
+        if not (math.isfinite(dynamic) and dynamic >= 0 and 0 <= dynamic_decay < 1):
+            raise ElmanError(
+                f"--dynamic {dynamic} --dynamic-decay {dynamic_decay}: give a learning rate "
+                ">= 0 and a decay in [0, 1)"
+            )
+
+
+def with_dynamic(
+    loaded: Loaded, dataset: Any, split: str, lr: float, decay: float
+) -> DynamicResult:
+    """``loaded``'s perplexity on ``split`` under dynamic evaluation, beside its static one read
+    the same way (batch 1, the same segments; the evaluation batch may differ)."""
+    ppl = [
+        math.exp(-float(np.mean(loaded.task.dynamic_logprobs(loaded, dataset, split, r, decay))))
+        for r in (0.0, lr)
+    ]
+    result = DynamicResult(lr, decay, ppl[0], ppl[1])
+    check_finite(result.to_dict(), f"{loaded.path} dynamically on {split}", DYNAMIC)
     return result
 
 
@@ -286,6 +351,7 @@ def evaluate(
 HEADLINE = ("loss", "ppl", "bpc", "accuracy", "bleu", "chrf", "mse")
 MIXTURE = ("lambda", "neural_ppl", "ngram_ppl", "ppl")
 CACHE = ("theta", "lambda", "neural_ppl", "ppl")
+DYNAMIC = ("static_ppl", "ppl")
 
 
 def check_finite(metrics: Mapping[str, Any], what: str, keys: Sequence[str] = HEADLINE) -> None:

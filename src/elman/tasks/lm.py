@@ -283,7 +283,9 @@ class LMTask(Task):
 
     name: ClassVar[str] = "lm"
     recipe_type: ClassVar[type[Recipe]] = LMRecipe
-    capabilities: ClassVar[Capabilities] = Capabilities(generate=True, mix=True, cache=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        generate=True, mix=True, cache=True, dynamic=True
+    )
     renamed: ClassVar[Renamed] = {}
 
     def prepare(self, recipe: LMRecipe, vocab: Vocabulary | None = None) -> Prepared:
@@ -330,6 +332,17 @@ class LMTask(Task):
 
     def summary(self, metrics: Metrics) -> str:
         return lm_summary(metrics)
+
+    def dynamic_logprobs(
+        self, loaded: Loaded, dataset: Any, split: str, lr: float, decay: float
+    ) -> np.ndarray:
+        from elman.inference.dynamic import dynamic_logprobs
+
+        stream = make_stream(loaded.vocab, dataset, split, 1, loaded.recipe.data.bptt)
+        stream = stream.to(loaded.device)
+        with Progress(f"dynamic evaluation of {dataset.name}/{split}", len(stream)) as progress:
+            batches = progress.over(stream)
+            return dynamic_logprobs(loaded.model, batches, stream.total_tokens, lr, decay)
 
     def cache_components(
         self, loaded: Loaded, dataset: Any, split: str, size: int, thetas: Sequence[float]

@@ -51,6 +51,7 @@ class Capabilities:
     ensemble: bool = False  # average several models' distributions (elman eval --ensemble)
     report: bool = False  # per-class precision, recall, F1 and confusions (elman eval --report)
     cache: bool = False  # the neural cache over its recent hidden states (elman eval --cache)
+    dynamic: bool = False  # learn on the text while scoring it (elman eval --dynamic)
 
     def names(self) -> list[str]:
         return [name for name, able in vars(self).items() if able]
@@ -241,6 +242,13 @@ class Task(Protocol):
         """ln p_model(y_t) of every token of ``split`` and the cache's p_cache(y_t) per θ
         (``cache``, :mod:`elman.inference.cache`)."""
         raise ElmanError(f"{self.name!r} models have no neural cache")
+
+    def dynamic_logprobs(
+        self, loaded: Loaded, dataset: Any, split: str, lr: float, decay: float
+    ) -> np.ndarray:
+        """ln p(y_t) of every token of ``split`` under dynamic evaluation (``dynamic``,
+        :mod:`elman.inference.dynamic`)."""
+        raise ElmanError(f"{self.name!r} models have no dynamic evaluation")
 
     def report(
         self, loaded: Loaded, dataset: Any, split: str, *, batch_size: int | None = None

@@ -1,0 +1,95 @@
+"""Dynamic evaluation (Krause et al. 2018): each segment scored before the model learns from it,
+checked against torch.optim.SGD stepping by hand; the weights restored; ``elman eval
+--dynamic`` end to end on a tiny language model."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from elman.cli import main
+from elman.data.batching import BPTTStream
+from elman.inference.dynamic import dynamic_logprobs
+from elman.tasks.evaluation import evaluate
+from elman.tasks.loading import load
+
+
+@pytest.fixture
+def lm_run(tmp_path: Path, recipe: Path) -> Path:
+    run = tmp_path / "lm-run"
+    assert main(["train", str(recipe), "--out", str(run), "--set", "train.progress=false"]) == 0
+    return run
+
+
+def segment_scores(model, batch, state):
+    logits, state = model(batch.inputs, state)
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    return logp.gather(-1, batch.targets.clamp(min=0).unsqueeze(-1))[:, 0, 0], state
+
+
+def test_each_segment_is_scored_before_the_step_it_teaches(lm_run):
+    loaded = load(lm_run, "cpu")
+    model = loaded.model
+    ids = torch.arange(1, 13) % (len(loaded.vocab) - 1) + 1
+    stream = BPTTStream(ids, 1, 4, start_id=loaded.vocab.eos_index)
+    before = copy.deepcopy(model.state_dict())
+    got = dynamic_logprobs(model, stream, stream.total_tokens, lr=0.5)
+    for name, value in model.state_dict().items():  # the trained weights are back
+        assert torch.equal(value, before[name]), name
+    # by hand: score a segment, then one torch.optim.SGD step on its mean cross entropy
+    twin = copy.deepcopy(model)
+    twin.eval()
+    sgd = torch.optim.SGD(twin.parameters(), lr=0.5)
+    state, want = None, []
+    for batch in stream:
+        sgd.zero_grad()
+        picked, state = segment_scores(twin, batch, state)
+        want.append(picked.detach())
+        (-picked.mean()).backward()
+        sgd.step()
+        state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+    want = torch.cat(want).double().numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    static = dynamic_logprobs(model, stream, stream.total_tokens, lr=0.0)
+    np.testing.assert_array_equal(got[:4], static[:4])  # the first segment: nothing learnt yet
+    assert not np.allclose(got[4:], static[4:])
+
+
+def test_a_rate_of_zero_is_the_static_evaluation(lm_run):
+    result = evaluate(lm_run, "test", device="cpu", batch_size=1, dynamic=0.0)
+    assert result.dynamic is not None
+    assert result.dynamic.static_ppl == pytest.approx(result.metrics["ppl"], rel=1e-5)
+    assert result.dynamic.ppl == result.dynamic.static_ppl
+
+
+def test_learning_on_a_repetitive_text_lowers_its_perplexity(lm_run, tmp_path, capsys):
+    folder = tmp_path / "repeat"
+    folder.mkdir()
+    for split in ("train", "valid"):
+        (folder / f"{split}.txt").write_text("the cat sat on a mat\n")
+    (folder / "test.txt").write_text("the red house ran to a big dog\n" * 40)
+    argv = ["eval", str(lm_run), "--data", str(folder), "--device", "cpu", "--json"]
+    assert main([*argv, "--dynamic", "0.3", "--dynamic-decay", "0.01"]) == 0
+    r = json.loads(capsys.readouterr().out)["dynamic"]
+    assert r["lr"] == 0.3 and r["decay"] == 0.01 and math.isfinite(r["ppl"])
+    assert r["ppl"] < 0.9 * r["static_ppl"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--dynamic", "-1"], "--dynamic"),
+        (["--dynamic", "0.1", "--dynamic-decay", "1"], "--dynamic-decay"),
+        (["--dynamic", "0.1", "--results", "r.json"], "not supported yet"),
+    ],
+)
+def test_bad_dynamic_options_are_one_line(lm_run, capsys, extra, message):
+    rc = main(["eval", str(lm_run), "--device", "cpu", *extra])
+    err = capsys.readouterr().err
+    assert rc != 0 and message in err and "Traceback" not in err
