@@ -243,12 +243,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument(
         "--prune", type=integer(0), nargs="+", default=[], metavar="T",
         help="count pruning as lmplz --prune: drop n-grams of order n with a count <= the n-th "
-        "value (non-decreasing, from the unigrams up; the last repeats), e.g. 0 0 1 (kn, mkn)",
+        "value (non-decreasing, from the unigrams up; the last repeats), e.g. 0 0 1 (kn, mkn; "
+        "default: no pruning)",
     )  # fmt: skip
     b.add_argument(
         "--limit-vocab", metavar="FILE",
         help="as lmplz --limit_vocab_file: drop every n-gram with a word not in FILE "
-        "(whitespace-separated words; kn, mkn)",
+        "(whitespace-separated words; kn, mkn; default: none)",
     )  # fmt: skip
     add_output(b)
     b.set_defaults(func=_run_build)
@@ -283,14 +284,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     how = m.add_mutually_exclusive_group(required=True)
     how.add_argument(
         "--lambda", dest="weights", type=real(0.0, 1.0), nargs="+",
-        help="one weight per model (summing to 1), or the first model's weight of two",
+        help="one weight per model (summing to 1), or the first model's weight of two "
+        "(default: none; give this or --tune)",
     )  # fmt: skip
     how.add_argument(
         "--tune", metavar="DATA",
-        help="tune the weights by EM on this dataset's valid split or this text file",
+        help="tune the weights by EM on this dataset's valid split or this text file "
+        "(default: none)",
     )  # fmt: skip
     add_output(m)
-    m.add_argument("--data", help="also report perplexities on this dataset or text file")
+    m.add_argument(
+        "--data", help="also report perplexities on this dataset or text file (default: none)"
+    )
     m.add_argument("--split", default="test", help="the split of --data (default: test)")
     m.add_argument("--json", action="store_true", help="print one JSON object")
     m.set_defaults(func=_run_mix)
