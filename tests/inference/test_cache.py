@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -51,13 +50,6 @@ def test_interpolation_and_tuning():
     assert useless.lam == 0.0 and useless.ppl == pytest.approx(math.exp(-model_logp.mean()))
     helpful = tune_cache(model_logp, np.full((1, 200), 0.9), 10, thetas=(0.5,))
     assert helpful.lam > 0.5 and helpful.ppl < useless.ppl
-
-
-@pytest.fixture
-def lm_run(tmp_path: Path, recipe: Path) -> Path:
-    run = tmp_path / "lm-run"
-    assert main(["train", str(recipe), "--out", str(run), "--set", "train.progress=false"]) == 0
-    return run
 
 
 def test_a_cache_of_weight_zero_is_the_model_itself(lm_run):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,13 +17,6 @@ from elman.data.batching import BPTTStream
 from elman.inference.dynamic import dynamic_logprobs
 from elman.tasks.evaluation import evaluate
 from elman.tasks.loading import load
-
-
-@pytest.fixture
-def lm_run(tmp_path: Path, recipe: Path) -> Path:
-    run = tmp_path / "lm-run"
-    assert main(["train", str(recipe), "--out", str(run), "--set", "train.progress=false"]) == 0
-    return run
 
 
 def segment_scores(model, batch, state):
