@@ -11,7 +11,9 @@ trained on the cross entropy J = −(1/T) Σ_t log ŷ_{t, w_{t+1}} and reported 
 A training step computes J block by block without keeping the (T·B, V) logits
 (``elman.nn.output.linear_cross_entropy``); evaluation uses the plain logits.
 Dropout (Zaremba et al. 2014) applies to the embeddings, between layers and to the top layer's
-outputs; ``weight_dropout`` is DropConnect on every W_hh (one mask per batch, shared by all its
+outputs (with ``locked_dropout`` the embedding and output masks are drawn once per sequence, Gal
+and Ghahramani 2016; ``dropout_words`` drops whole word types from C; ``elman.nn.regularisers``);
+``weight_dropout`` is DropConnect on every W_hh (one mask per batch, shared by all its
 time steps: the weight-dropped RNN of Merity et al. 2018), which regularises the recurrence itself
 and still runs in the fused kernel. With ``tie_weights`` the output matrix W_S is the embedding
 matrix C (Press & Wolf 2017); with ``output = "class"`` it is the class softmax's word matrix W.
@@ -54,6 +56,7 @@ from elman.nn.output import (
     float32,
     linear_cross_entropy,
 )
+from elman.nn.regularisers import dropout, embed_with_word_dropout
 
 State = Tensor | tuple[Tensor, Tensor] | None
 
@@ -71,6 +74,8 @@ class RNNLMConfig:
     dropout_hidden: float = 0.0  # between recurrent layers
     dropout_output: float = 0.0
     weight_dropout: float = 0.0  # DropConnect on the recurrent matrices W_hh
+    locked_dropout: bool = False  # one mask per sequence for the embedding and output dropouts
+    dropout_words: float = 0.0  # embedding dropout: whole word types dropped (Merity et al.)
     tie_weights: bool = False
     output_bias: bool = True  # the b of softmax(W_S h_t + b); false: the lecture's softmax(W_S h_t)
     init_range: float | None = 0.1  # U(-r, r) for the embedding and W_S; None keeps torch defaults
@@ -84,8 +89,10 @@ class RNNLMConfig:
         check_sizes(self, ("embedding_dim", "hidden_size"))
         check_sizes(self, ("num_layers",), high=MAX_LAYERS)
         check_probabilities(
-            self, ("dropout_embedding", "dropout_hidden", "dropout_output", "weight_dropout")
-        )
+            self,
+            ("dropout_embedding", "dropout_hidden", "dropout_output", "weight_dropout",
+             "dropout_words"),
+        )  # fmt: skip
         check_init_range(self, ("init_range", "recurrent_init_range"))
         check_div_value(self.adaptive_div_value)
         if self.output not in OUTPUTS:
@@ -122,7 +129,7 @@ class RNNLM(nn.Module):
             raise ValueError(f"vocab_size must be positive, got {config.vocab_size}")
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim)
-        self.drop_embedding = nn.Dropout(config.dropout_embedding)
+        self.drop_embedding = dropout(config.dropout_embedding, config.locked_dropout)
         self.recurrent = Recurrent(
             config.cell,
             config.embedding_dim,
@@ -133,7 +140,7 @@ class RNNLM(nn.Module):
             weight_dropout=config.weight_dropout,
             **config.cell_options,
         )
-        self.drop_output = nn.Dropout(config.dropout_output)
+        self.drop_output = dropout(config.dropout_output, config.locked_dropout)
         # the adaptive or class softmax; None for the full softmax W_S (``decoder``)
         self.factored = factored_output(
             config.output,
@@ -173,7 +180,8 @@ class RNNLM(nn.Module):
 
     def hidden(self, inputs: Tensor, state: State = None) -> tuple[Tensor, State]:
         """The top layer's h_t after output dropout, (T, B, H), and the final state."""
-        x = self.drop_embedding(self.embedding(inputs))  # (T, B, E)
+        x = embed_with_word_dropout(self.embedding, inputs, self.config.dropout_words)
+        x = self.drop_embedding(x)  # (T, B, E)
         h, state = self.recurrent(x, state)  # (T, B, H)
         return self.drop_output(h), state
 

@@ -62,6 +62,7 @@ MAY_DIFFER = frozenset(
         "dropout_hidden",
         "dropout_output",
         "dropout_words",
+        "locked_dropout",
         "weight_dropout",
         "label_smoothing",
         "init_range",

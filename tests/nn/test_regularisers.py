@@ -1,0 +1,67 @@
+"""Locked (variational) dropout and embedding (word-type) dropout against their definitions, and
+in the RNN language model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from elman.models.rnnlm import RNNLM, RNNLMConfig
+from elman.nn.regularisers import LockedDropout, embed_with_word_dropout
+
+
+def test_locked_dropout_draws_one_mask_per_sequence():
+    torch.manual_seed(0)
+    drop = LockedDropout(0.5).train()
+    x = torch.ones(7, 3, 10)  # (T, B, D)
+    y = drop(x)
+    assert torch.equal(y, y[:1].expand_as(y))  # the same mask at every time step
+    assert set(y.unique().tolist()) <= {0.0, 2.0}  # kept units scaled by 1 / (1 − p)
+    assert not torch.equal(y[:, 0], y[:, 1])  # each sequence its own mask
+    assert torch.equal(drop.eval()(x), x)
+
+
+def test_locked_dropout_keeps_the_expectation():
+    torch.manual_seed(1)
+    y = LockedDropout(0.3).train()(torch.ones(2, 4000, 50))
+    assert y.mean().item() == pytest.approx(1.0, abs=0.01)
+
+
+def test_word_dropout_drops_whole_word_types():
+    torch.manual_seed(2)
+    emb = nn.Embedding(20, 6).train()
+    inputs = torch.tensor([[3, 5], [3, 7], [5, 3]])  # word 3 three times, 5 twice
+    out = embed_with_word_dropout(emb, inputs, 0.5)
+    for w in (3, 5, 7):
+        rows = out[inputs == w]
+        want = emb.weight[w]
+        dropped = bool((rows == 0).all())
+        assert dropped or torch.allclose(rows, (want * 2).expand_as(rows))
+        assert dropped or not (rows == 0).any()  # all or nothing for each word type
+    assert torch.equal(embed_with_word_dropout(emb.eval(), inputs, 0.5), emb(inputs))
+
+
+def test_the_language_model_trains_with_both_and_scores_without():
+    config = RNNLMConfig(
+        vocab_size=30, embedding_dim=8, hidden_size=8, num_layers=1, dropout_embedding=0.3,
+        dropout_output=0.3, locked_dropout=True, dropout_words=0.2,
+    )  # fmt: skip
+    model = RNNLM(config)
+    assert isinstance(model.drop_embedding, LockedDropout)
+    assert isinstance(model.drop_output, LockedDropout)
+    plain = RNNLM(RNNLMConfig(vocab_size=30, embedding_dim=8, hidden_size=8, num_layers=1))
+    assert model.state_dict().keys() == plain.state_dict().keys()  # no new weights
+    inputs = torch.randint(0, 30, (5, 2))
+    logits, _ = model.train()(inputs)
+    logits.sum().backward()
+    assert model.embedding.weight.grad is not None
+    model.eval()
+    first, _ = model(inputs)
+    again, _ = model(inputs)
+    assert torch.equal(first, again)  # no dropout at evaluation
+
+
+def test_a_bad_word_dropout_is_refused():
+    with pytest.raises(ValueError, match="dropout_words"):
+        RNNLMConfig(vocab_size=10, dropout_words=1.0)
