@@ -3,12 +3,14 @@ in the RNN language model."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from torch import nn
 
 from elman.models.rnnlm import RNNLM, RNNLMConfig
-from elman.nn.regularisers import LockedDropout, embed_with_word_dropout
+from elman.nn.regularisers import LockedDropout, activation_penalty, embed_with_word_dropout
 
 
 def test_locked_dropout_draws_one_mask_per_sequence():
@@ -65,3 +67,50 @@ def test_the_language_model_trains_with_both_and_scores_without():
 def test_a_bad_word_dropout_is_refused():
     with pytest.raises(ValueError, match="dropout_words"):
         RNNLMConfig(vocab_size=10, dropout_words=1.0)
+
+
+def test_ar_and_tar_follow_their_definitions():
+    raw = torch.randn(6, 3, 4)
+    dropped = raw * (torch.rand_like(raw) > 0.3)
+    want = 2.0 * dropped.pow(2).mean() + 0.5 * (raw[1:] - raw[:-1]).pow(2).mean()
+    assert activation_penalty(raw, dropped, 2.0, 0.5).item() == pytest.approx(want.item(), rel=1e-6)
+    assert activation_penalty(raw, dropped, 0.0, 0.0).item() == 0.0
+
+
+def test_the_language_models_penalty_is_its_outputs_ar_and_tar():
+    torch.manual_seed(3)
+    config = RNNLMConfig(
+        vocab_size=30, embedding_dim=8, hidden_size=8, num_layers=1, activation_reg=2.0,
+        temporal_activation_reg=1.0,
+    )  # fmt: skip
+    model = RNNLM(config)
+    inputs = torch.randint(0, 30, (5, 2))
+    batch = SimpleNamespace(inputs=inputs, targets=torch.randint(0, 30, (5, 2)), num_tokens=10)
+    model.train().loss(batch)
+    got = model.penalty()
+    assert got is not None and model.penalty() is None  # read once
+    h, _ = model.eval().hidden(inputs)  # no dropout here: h̃ = h
+    want = 2.0 * h.pow(2).mean() + 1.0 * (h[1:] - h[:-1]).pow(2).mean()
+    assert got.item() == pytest.approx(want.item(), rel=1e-5)
+    with torch.no_grad():
+        model.train().loss(batch)
+    assert model.penalty() is None  # no gradient, no penalty
+    plain = RNNLM(RNNLMConfig(vocab_size=30, embedding_dim=8, hidden_size=8, num_layers=1))
+    plain.train().loss(batch)
+    assert plain.penalty() is None
+
+
+def test_training_with_ar_and_tar_changes_the_weights(tmp_path, recipe):
+    from elman.cli import main
+
+    runs = []
+    for extra in (
+        [],
+        ["--set", "model.activation_reg=2", "--set", "model.temporal_activation_reg=1"],
+    ):
+        run = tmp_path / f"run{len(runs)}"
+        argv = ["train", str(recipe), "--out", str(run), "--set", "train.progress=false", *extra]
+        assert main(argv) == 0
+        runs.append(torch.load(run / "last.pt", map_location="cpu", weights_only=True))
+    a, b = (r["model"] for r in runs)
+    assert any(not torch.equal(a[k], b[k]) for k in a)

@@ -12,7 +12,9 @@ A training step computes J block by block without keeping the (T·B, V) logits
 (``elman.nn.output.linear_cross_entropy``); evaluation uses the plain logits.
 Dropout (Zaremba et al. 2014) applies to the embeddings, between layers and to the top layer's
 outputs (with ``locked_dropout`` the embedding and output masks are drawn once per sequence, Gal
-and Ghahramani 2016; ``dropout_words`` drops whole word types from C; ``elman.nn.regularisers``);
+and Ghahramani 2016; ``dropout_words`` drops whole word types from C; ``activation_reg`` and
+``temporal_activation_reg`` add AWD-LSTM's AR and TAR to the training loss;
+``elman.nn.regularisers``);
 ``weight_dropout`` is DropConnect on every W_hh (one mask per batch, shared by all its
 time steps: the weight-dropped RNN of Merity et al. 2018), which regularises the recurrence itself
 and still runs in the fused kernel. With ``tie_weights`` the output matrix W_S is the embedding
@@ -34,6 +36,7 @@ sampling use them as they use the full softmax.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,7 +59,7 @@ from elman.nn.output import (
     float32,
     linear_cross_entropy,
 )
-from elman.nn.regularisers import dropout, embed_with_word_dropout
+from elman.nn.regularisers import activation_penalty, dropout, embed_with_word_dropout
 
 State = Tensor | tuple[Tensor, Tensor] | None
 
@@ -76,6 +79,8 @@ class RNNLMConfig:
     weight_dropout: float = 0.0  # DropConnect on the recurrent matrices W_hh
     locked_dropout: bool = False  # one mask per sequence for the embedding and output dropouts
     dropout_words: float = 0.0  # embedding dropout: whole word types dropped (Merity et al.)
+    activation_reg: float = 0.0  # AR: α · mean(h̃_t²) of the top layer's dropped outputs
+    temporal_activation_reg: float = 0.0  # TAR: β · mean((h_t − h_{t−1})²) before dropout
     tie_weights: bool = False
     output_bias: bool = True  # the b of softmax(W_S h_t + b); false: the lecture's softmax(W_S h_t)
     init_range: float | None = 0.1  # U(-r, r) for the embedding and W_S; None keeps torch defaults
@@ -94,6 +99,10 @@ class RNNLMConfig:
              "dropout_words"),
         )  # fmt: skip
         check_init_range(self, ("init_range", "recurrent_init_range"))
+        for name in ("activation_reg", "temporal_activation_reg"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} = {value}: must be a finite number >= 0")
         check_div_value(self.adaptive_div_value)
         if self.output not in OUTPUTS:
             raise ValueError(f"output {self.output!r} unknown; valid: {', '.join(OUTPUTS)}")
@@ -159,6 +168,7 @@ class RNNLM(nn.Module):
             # RNNLMConfig refuses tie_weights with the adaptive softmax (no V × H matrix)
             assert isinstance(self.factored, ClassSoftmax), type(self.factored)
             self.factored.words.weight = self.embedding.weight
+        self._penalty: Tensor | None = None
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -183,7 +193,23 @@ class RNNLM(nn.Module):
         x = embed_with_word_dropout(self.embedding, inputs, self.config.dropout_words)
         x = self.drop_embedding(x)  # (T, B, E)
         h, state = self.recurrent(x, state)  # (T, B, H)
-        return self.drop_output(h), state
+        dropped = self.drop_output(h)
+        cfg = self.config
+        if (
+            self.training
+            and torch.is_grad_enabled()
+            and (cfg.activation_reg > 0 or cfg.temporal_activation_reg > 0)
+        ):
+            self._penalty = activation_penalty(
+                h, dropped, cfg.activation_reg, cfg.temporal_activation_reg
+            )
+        return dropped, state
+
+    def penalty(self) -> Tensor | None:
+        """AR + TAR of the last training forward pass (the trainer adds it to the step's loss),
+        or None when neither is set; read once."""
+        penalty, self._penalty = self._penalty, None
+        return penalty
 
     def forward(self, inputs: Tensor, state: State = None) -> tuple[Tensor, State]:
         """inputs: shape (T, B) word ids → logits (T, B, V) and the final state.

@@ -6,10 +6,14 @@
 * Embedding (word-type) dropout: whole rows of the embedding matrix C are dropped, so a word
   dropped from a batch is dropped at every position it occurs, C̃ = diag(m) C with
   m_w ∈ {0, 1/(1−p)} per word type.
+* Activation regularisation, AR = α · mean(h̃_t²) over the top layer's dropped outputs h̃_t, and
+  temporal activation regularisation, TAR = β · mean((h_t − h_{t−1})²) over its outputs before
+  dropout: penalties of the training loss only (the trainer adds the model's ``penalty()``).
 """
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -47,3 +51,13 @@ def embed_with_word_dropout(embedding: nn.Embedding, inputs: Tensor, p: float) -
     keep = 1.0 - p
     mask = weight.new_empty(weight.size(0), 1).bernoulli_(keep) / keep  # (V, 1)
     return F.embedding(inputs, weight * mask, embedding.padding_idx)
+
+
+def activation_penalty(raw: Tensor, dropped: Tensor, ar: float, tar: float) -> Tensor:
+    """α · mean(h̃²) + β · mean((h_t − h_{t−1})²) for outputs of shape (T, B, H)."""
+    penalty = raw.new_zeros((), dtype=torch.float32)
+    if ar > 0.0:
+        penalty = penalty + ar * dropped.float().pow(2).mean()
+    if tar > 0.0 and raw.size(0) > 1:
+        penalty = penalty + tar * (raw[1:] - raw[:-1]).float().pow(2).mean()
+    return penalty

@@ -64,6 +64,8 @@ MAY_DIFFER = frozenset(
         "dropout_words",
         "locked_dropout",
         "weight_dropout",
+        "activation_reg",
+        "temporal_activation_reg",
         "label_smoothing",
         "init_range",
         "recurrent_init_range",

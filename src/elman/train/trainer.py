@@ -6,7 +6,9 @@ A model plugs in by implementing::
 
 ``loss_sum`` is the summed cross entropy over the batch's real targets, ``num_tokens`` their count,
 ``state`` whatever the model carries to the next batch (the BPTT hidden state; ``None`` for
-stateless models). The loop minimises the per-token mean J = loss_sum / num_tokens, detaches the
+stateless models). A model may also define ``penalty()``: a regulariser of the step's forward
+pass (AR/TAR, elman.nn.regularisers) that the gradient includes and the reported loss does not.
+The loop minimises the per-token mean J = loss_sum / num_tokens (+ penalty), detaches the
 carried state, clips, steps, logs, evaluates once per epoch, schedules the learning rate, keeps
 ``best.pt`` and ``last.pt`` and can stop after any step and continue exactly (``resume``).
 
@@ -705,6 +707,9 @@ class Trainer:
         if autocast is not None:  # a bfloat16 sum would round the per-token mean
             loss_sum = loss_sum.float()
         loss = loss_sum / distributed.loss_denominator(n_tokens)
+        penalty = self._penalty()
+        if penalty is not None:  # in the gradient, not in the reported loss (loss_sum)
+            loss = loss + penalty
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         state = detach_state(state)
@@ -718,6 +723,11 @@ class Trainer:
         if self.device.type == "cpu" and not math.isfinite(loss.item()):
             self._non_finite()
         return state
+
+    def _penalty(self) -> Tensor | None:
+        """The model's regulariser of the step just taken (``penalty()``), if it has one."""
+        penalty = getattr(self.model, "penalty", None)
+        return penalty() if callable(penalty) else None
 
     def _clip_gradients(self) -> tuple[Tensor | None, Tensor | None]:
         """Clip as configured; the pre-clip norm and whether clipping fired (None: no clip_norm)."""
