@@ -37,10 +37,11 @@ def dynamic_logprobs(
     try:
         for batch in batches:
             model.zero_grad(set_to_none=True)
-            logits, state = model(batch.inputs, state)  # (T, 1, V)
-            logp = torch.log_softmax(logits.float(), dim=-1)
-            target = batch.targets.clamp(min=0).unsqueeze(-1)
-            picked = logp.gather(-1, target).squeeze(-1)[:, 0]  # (T,)
+            with torch.set_grad_enabled(lr > 0.0):  # rate 0 (the static scores): no graph
+                logits, state = model(batch.inputs, state)  # (T, 1, V)
+                logp = torch.log_softmax(logits.float(), dim=-1)
+                target = batch.targets.clamp(min=0).unsqueeze(-1)
+                picked = logp.gather(-1, target).squeeze(-1)[:, 0]  # (T,)
             real = batch.targets[:, 0] >= 0
             scores.append(picked.detach()[real])
             if lr > 0.0 and real.any():

@@ -192,7 +192,7 @@ def mix_with_ngram(
 
 
 def parse_cache_value(text: str | float, flag: str, high: float | None) -> float | None:
-    """``auto`` (None: tune it on valid) or a number > 0 (and < ``high`` when given)."""
+    """``auto`` (None: tune it on valid) or a finite number >= 0 (and < ``high`` when given)."""
     if text == "auto":
         return None
     try:
@@ -339,7 +339,7 @@ def with_dynamic(
     the same way (batch 1, the same segments; the evaluation batch may differ)."""
     ppl = [
         math.exp(-float(np.mean(loaded.task.dynamic_logprobs(loaded, dataset, split, r, decay))))
-        for r in (0.0, lr)
+        for r in (0.0, lr)  # rate 0: the static scores, read exactly the same way
     ]
     result = DynamicResult(lr, decay, ppl[0], ppl[1])
     check_finite(result.to_dict(), f"{loaded.path} dynamically on {split}", DYNAMIC)
