@@ -51,9 +51,7 @@ from elman.models.ngram.backoff import (
     score_ngrams,
 )
 from elman.models.ngram.counts import quiet
-from elman.models.ngram.model import NgramLM
-
-LN10 = float(np.log(10.0))
+from elman.models.ngram.model import LN10, NgramLM
 
 
 def check_threshold(threshold: float) -> float:
@@ -82,11 +80,14 @@ def history_log10probs(lm: NgramLM) -> list[np.ndarray]:
     return out
 
 
-def relative_entropies(lm: NgramLM) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def relative_entropies(
+    lm: NgramLM, words: list[np.ndarray] | None = None
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per order n = 2 … N: D (natural log, module docstring) of removing each listed n-gram
-    alone, shape (M_n,), and log10 p(w | h′) of each, its lower-order estimate."""
+    alone, shape (M_n,), and log10 p(w | h′) of each, its lower-order estimate. ``words``:
+    :func:`ngram_words` of ``lm``, when the caller has them."""
     V = lm.vocab_size
-    words = ngram_words(lm.keys[1:], V)
+    words = ngram_words(lm.keys[1:], V) if words is None else words
     log_ph = history_log10probs(lm)
     entropies, lowers = [], []
     for n in range(2, lm.order + 1):
@@ -116,11 +117,11 @@ def prune_entropy(lm: NgramLM, threshold: float, phase: Callable[[str], None] = 
     if threshold == 0.0 or lm.order == 1:
         return NgramLM(lm.vocab, [k.copy() for k in lm.keys[1:]], list(lm.logp), list(lm.logbo))
     phase("relative entropy of each n-gram")
-    entropies, lowers = relative_entropies(lm)
-    keep = _survivors(lm, [np.expm1(d) >= threshold for d in entropies])
-    phase("rebuilding the tables")
     V = lm.vocab_size
     words = ngram_words(lm.keys[1:], V)
+    entropies, lowers = relative_entropies(lm, words)
+    keep = _survivors(lm, [np.expm1(d) >= threshold for d in entropies])
+    phase("rebuilding the tables")
     keys, logp = [], [lm.logp[0]]
     remap = np.arange(V, dtype=np.int64)  # old row -> new row, order n−1
     for n in range(2, lm.order + 1):

@@ -31,9 +31,7 @@ import numpy as np
 from elman.errors import ElmanError
 from elman.models.ngram.backoff import LOG10_ZERO, backoff_weights, ngram_words, score_ngrams
 from elman.models.ngram.counts import UNK, encode, quiet
-from elman.models.ngram.model import NgramLM
-
-LN10 = float(np.log(10.0))
+from elman.models.ngram.model import LN10, NgramLM
 
 
 def check_weights(weights: Sequence[float], k: int) -> list[float]:
