@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from elman.models.rnnlm import RNNLM, RNNLMConfig
+from elman.nn.recurrent import Recurrent
 from elman.nn.regularisers import LockedDropout, activation_penalty, embed_with_word_dropout
 
 
@@ -52,6 +53,7 @@ def test_the_language_model_trains_with_both_and_scores_without():
     model = RNNLM(config)
     assert isinstance(model.drop_embedding, LockedDropout)
     assert isinstance(model.drop_output, LockedDropout)
+    assert model.recurrent.locked_dropout  # and between layers
     plain = RNNLM(RNNLMConfig(vocab_size=30, embedding_dim=8, hidden_size=8, num_layers=1))
     assert model.state_dict().keys() == plain.state_dict().keys()  # no new weights
     inputs = torch.randint(0, 30, (5, 2))
@@ -114,3 +116,50 @@ def test_training_with_ar_and_tar_changes_the_weights(tmp_path, recipe):
         runs.append(torch.load(run / "last.pt", map_location="cpu", weights_only=True))
     a, b = (r["model"] for r in runs)
     assert any(not torch.equal(a[k], b[k]) for k in a)
+
+
+def _two_layer_lstm(impl: str) -> Recurrent:
+    torch.manual_seed(3)
+    return Recurrent("lstm", 5, 6, num_layers=2, dropout=0.4, locked_dropout=True, impl=impl)
+
+
+@pytest.mark.parametrize("impl", ["fused", "unrolled"])
+def test_locked_dropout_between_layers_is_one_mask_per_sequence(impl):
+    """Layer 2 reads m ⊙ h_t^(1) with one m per sequence: checked against torch.nn.LSTM layers."""
+    rec = _two_layer_lstm(impl).train()
+    x = torch.randn(7, 3, 5)
+    torch.manual_seed(11)
+    out, _ = rec(x)
+    torch.manual_seed(11)  # the mask is the forward call's first random draw
+    mask = torch.empty(1, 3, 6).bernoulli_(0.6) / 0.6
+    layers = []
+    for k in range(2):
+        lstm = nn.LSTM(5 if k == 0 else 6, 6)
+        kinds = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        names = {f"cells.{k}.{n}": f"{n}_l0" for n in kinds}
+        lstm.load_state_dict({names[n]: p for n, p in rec.state_dict().items() if n in names})
+        layers.append(lstm)
+    want = layers[1](layers[0](x)[0] * mask)[0]
+    torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-6)
+
+
+def test_locked_dropout_between_layers_fused_equals_unrolled_and_is_off_in_eval():
+    fused, unrolled = _two_layer_lstm("fused").train(), _two_layer_lstm("unrolled").train()
+    x = torch.randn(9, 4, 5, requires_grad=True)
+    torch.manual_seed(5)
+    a, (ha, ca) = fused(x)
+    torch.manual_seed(5)
+    b, (hb, cb) = unrolled(x)
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ca, cb, rtol=1e-5, atol=1e-6)
+    a.sum().backward()
+    assert x.grad is not None and fused.cell(1).weight_ih.grad is not None
+    plain = Recurrent("lstm", 5, 6, num_layers=2)
+    plain.load_state_dict(fused.state_dict())
+    torch.testing.assert_close(fused.eval()(x)[0], plain.eval()(x)[0])
+
+
+def test_locked_dropout_between_layers_with_lengths_runs_the_loop():
+    rec = _two_layer_lstm("auto").train()
+    out, _ = rec(torch.randn(6, 3, 5), lengths=torch.tensor([6, 4, 2]))
+    assert out.shape == (6, 3, 6) and bool((out[4:, 2] == 0).all())

@@ -174,3 +174,51 @@ def test_keep_epochs_keeps_the_last_k_epoch_checkpoints(recipe, tmp_path):
     assert all(torch.equal(last["model"][k], kept["model"][k]) for k in last["model"])
     epoch3 = load_checkpoint(run_dir / "epoch3.pt")
     assert epoch3["trainer"]["global_step"] == s["history"][2]["step"]
+
+
+def test_finetuning_restarts_from_best_with_a_fresh_average(recipe, tmp_path):
+    """AWD-LSTM's stage: best.pt's weights, averaging from the stage's first step, best.pt
+    replaced only by a better averaged model, and the curve against CPU time in the results."""
+    run_dir = tmp_path / "run"
+    overrides = ["train.epochs=2", "train.finetune_epochs=2", "train.average_start=plateau"]
+    s = train(recipe, overrides=overrides, out=run_dir)
+    history = s["history"]
+    assert [r["epoch"] for r in history] == [1, 2, 3, 4]
+    assert [bool(r.get("finetuning")) for r in history] == [False, False, True, True]
+    last = load_checkpoint(run_dir / "last.pt")
+    steps_per_epoch = history[0]["step"]
+    assert last["trainer"]["finetune_from"] == 3
+    assert last["trainer"]["average"]["count"] == 2 * steps_per_epoch  # the stage's steps only
+    assert all(r["lr"] == history[0]["lr"] for r in history[2:])  # constant rate lr
+    best = load_checkpoint(run_dir / "best.pt")
+    assert best["trainer"]["best_valid"] == min(r["loss"] for r in history)
+    results = json.loads((run_dir / "results.json").read_text())
+    curve = results["curve"]
+    assert [p["epoch"] for p in curve] == [1, 2, 3, 4]
+    assert all(a["cpu_time_s"] <= b["cpu_time_s"] for a, b in zip(curve, curve[1:], strict=False))
+    assert [p.get("finetuning", False) for p in curve] == [False, False, True, True]
+    assert curve[0]["ppl"] == pytest.approx(history[0]["ppl"], rel=1e-3)
+
+
+def test_finetuning_starts_from_best_pt_after_an_early_stop(recipe, tmp_path):
+    # lr 0: nothing changes the weights, so the stage starts from best.pt = epoch 1's weights
+    run_dir = tmp_path / "run"
+    overrides = ["train.lr=0.0", "train.epochs=10", "train.patience=1", "train.finetune_epochs=1"]
+    s = train(recipe, overrides=overrides, out=run_dir)
+    assert [bool(r.get("finetuning")) for r in s["history"]] == [False, False, True]
+    assert s["history"][2]["loss"] == pytest.approx(s["history"][0]["loss"], rel=1e-9)
+    with pytest.raises(ElmanError, match="finetune_epochs"):
+        train(recipe, overrides=["train.finetune_epochs=-1"], out=tmp_path / "bad")
+
+
+def test_a_run_resumed_inside_the_finetuning_stage_is_exact(recipe, tmp_path):
+    overrides = ["train.epochs=1", "train.finetune_epochs=2", *DROPOUT]
+    straight = tmp_path / "straight"
+    summary = train(recipe, overrides=overrides, out=straight)
+    per_epoch = summary["history"][0]["step"]
+    split = tmp_path / "split"
+    stop = per_epoch + per_epoch // 2  # inside the stage's first epoch
+    first = train(recipe, overrides=[*overrides, f"train.max_steps={stop}"], out=split)
+    assert first["interrupted"]
+    train(None, resume=split)
+    assert_identical(straight, split)

@@ -34,6 +34,7 @@ TRAINER_KEYS = {
     "cpu_time",
     "average",
     "averaging",
+    "finetune_from",
 }
 
 
@@ -88,6 +89,7 @@ def todays_entry(trainer: Trainer) -> dict:
         "cpu_time": 9.5,
         "average": None,
         "averaging": True,
+        "finetune_from": 0,
     }
 
 
@@ -101,6 +103,7 @@ def test_the_state_round_trips_through_a_dict() -> None:
         sessions=[{"command": "elman train", "from_step": 0}],
         wall_time=3.5,
         averaging=True,
+        finetune_from=2,
     )
     d = state.to_dict()
     assert set(d) == TRAINER_KEYS - {"schedule", "average"}

@@ -11,10 +11,10 @@ trained on the cross entropy J = −(1/T) Σ_t log ŷ_{t, w_{t+1}} and reported 
 A training step computes J block by block without keeping the (T·B, V) logits
 (``elman.nn.output.linear_cross_entropy``); evaluation uses the plain logits.
 Dropout (Zaremba et al. 2014) applies to the embeddings, between layers and to the top layer's
-outputs (with ``locked_dropout`` the embedding and output masks are drawn once per sequence, Gal
-and Ghahramani 2016; ``dropout_words`` drops whole word types from C; ``activation_reg`` and
-``temporal_activation_reg`` add AWD-LSTM's AR and TAR to the training loss;
-``elman.nn.regularisers``);
+outputs (with ``locked_dropout`` the embedding, between-layer and output masks are drawn once per
+sequence, Gal and Ghahramani 2016; ``dropout_words`` drops whole word types from C;
+``activation_reg`` and ``temporal_activation_reg`` add AWD-LSTM's AR and TAR to the training
+loss; ``elman.nn.regularisers``);
 ``weight_dropout`` is DropConnect on every W_hh (one mask per batch, shared by all its
 time steps: the weight-dropped RNN of Merity et al. 2018), which regularises the recurrence itself
 and still runs in the fused kernel. With ``tie_weights`` the output matrix W_S is the embedding
@@ -77,7 +77,7 @@ class RNNLMConfig:
     dropout_hidden: float = 0.0  # between recurrent layers
     dropout_output: float = 0.0
     weight_dropout: float = 0.0  # DropConnect on the recurrent matrices W_hh
-    locked_dropout: bool = False  # one mask per sequence for the embedding and output dropouts
+    locked_dropout: bool = False  # one mask per sequence for every dropout but weight_dropout
     dropout_words: float = 0.0  # embedding dropout: whole word types dropped (Merity et al.)
     activation_reg: float = 0.0  # AR: α · mean(h̃_t²) of the top layer's dropped outputs
     temporal_activation_reg: float = 0.0  # TAR: β · mean((h_t − h_{t−1})²) before dropout
@@ -147,6 +147,7 @@ class RNNLM(nn.Module):
             dropout=config.dropout_hidden,
             impl=config.impl,
             weight_dropout=config.weight_dropout,
+            locked_dropout=config.locked_dropout,
             **config.cell_options,
         )
         self.drop_output = dropout(config.dropout_output, config.locked_dropout)

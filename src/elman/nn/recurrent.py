@@ -87,6 +87,10 @@ class Recurrent(nn.Module):
         num_layers: L; layer i > 1 reads layer i−1's outputs (both directions).
         bidirectional: add a backward direction (D = 2) to every layer.
         dropout: dropout on the outputs of every layer but the last (as torch).
+        locked_dropout: draw that dropout's mask once per sequence, the same at every time
+            step (Gal and Ghahramani 2016's variational dropout, as AWD-LSTM between its
+            layers); the fused path then runs torch's kernel one layer at a time with the
+            mask in between. Standard dropout (False) draws a new mask at every t.
         weight_dropout: DropConnect on the recurrent matrices W_hh (Wan et al. 2013; the
             "weight-dropped" RNNs of Merity et al. 2018): in training, every forward call
             zeroes each entry of each W_hh with this probability (scaling the rest by 1/(1−p))
@@ -117,6 +121,7 @@ class Recurrent(nn.Module):
         batch_first: bool = False,
         impl: str = "auto",
         weight_dropout: float = 0.0,
+        locked_dropout: bool = False,
         **cell_options: Any,
     ) -> None:
         super().__init__()
@@ -133,6 +138,7 @@ class Recurrent(nn.Module):
                 f"weight_dropout={weight_dropout!r} is not accepted; use a value in [0, 1)"
             )
         self.weight_dropout = float(weight_dropout)
+        self.locked_dropout = bool(locked_dropout)
         self.bidirectional = bool(bidirectional)
         self.num_directions = 2 if bidirectional else 1
         self.batch_first = bool(batch_first)
@@ -218,7 +224,12 @@ class Recurrent(nn.Module):
             if bool((lengths == T).all()):
                 lengths = None  # nothing padded: the plain path is the same and faster
         w_hh = self._recurrent_weights()
-        if self.uses_fused:
+        if self.uses_fused and self._locked_between_layers():
+            if lengths is None:
+                out, hx = self._fused_by_layer(x, hx, w_hh)
+            else:  # the padded batch's masks live in the loop; the kernel packs instead
+                out, hx = self._unrolled(x, hx, lengths, w_hh)
+        elif self.uses_fused:
             out, hx = self._fused_padded(x, hx, lengths, w_hh)
         else:
             out, hx = self._unrolled(x, hx, lengths, w_hh)
@@ -237,7 +248,7 @@ class Recurrent(nn.Module):
         hx = self._check_state(state, B, x.data)
         if w_hh is None:
             w_hh = self._recurrent_weights()
-        if self.uses_fused:
+        if self.uses_fused and not self._locked_between_layers():
             assert self._kernel is not None  # uses_fused says there is one
             if x.sorted_indices is not None:  # the kernel sees the batch sorted by length
                 hx = tuple(h.index_select(1, x.sorted_indices) for h in hx)
@@ -274,6 +285,41 @@ class Recurrent(nn.Module):
             flat += ws if u is None else [ws[0], u, *ws[2:]]  # [W_ih, W_hh, b_ih, b_hh]
         return flat
 
+    def _locked_between_layers(self) -> bool:
+        """Whether this forward call draws one dropout mask per sequence between layers."""
+        return self.locked_dropout and self.training and self.dropout > 0 and self.num_layers > 1
+
+    def _between_layers(self, x: Tensor) -> Tensor:
+        """Dropout on a lower layer's outputs x (T, B, D·H) before the next layer reads them."""
+        if self.dropout == 0.0 or not self.training:
+            return x
+        if not self.locked_dropout:
+            return F.dropout(x, self.dropout, True)
+        keep = 1.0 - self.dropout
+        return x * (x.new_empty(1, x.size(1), x.size(2)).bernoulli_(keep) / keep)
+
+    def _fused_by_layer(
+        self, x: Tensor, hx: State, w_hh: list[Tensor | None]
+    ) -> tuple[Tensor, State]:
+        """The fused kernel one layer at a time, with the locked mask between layers."""
+        assert self._kernel is not None  # only called when uses_fused
+        D = self.num_directions
+        flat = self._flat_weights(w_hh)
+        per_layer = len(flat) // self.num_layers
+        finals: list[tuple[Tensor, ...]] = []
+        for layer in range(self.num_layers):
+            if layer > 0:
+                x = self._between_layers(x)
+            h0 = tuple(h[layer * D : (layer + 1) * D] for h in hx)
+            weights = flat[layer * per_layer : (layer + 1) * per_layer]
+            out = self._kernel(
+                x, self._hx_arg(h0), weights, self.cell(0).bias, 1, 0.0, self.training,
+                self.bidirectional, False,
+            )  # fmt: skip
+            x = out[0]
+            finals.append(tuple(out[1:]))
+        return x, tuple(torch.cat([f[i] for f in finals]) for i in range(self.state_size))
+
     def _hx_arg(self, hx: State) -> Tensor | list[Tensor]:
         return list(hx) if self.state_size == 2 else hx[0]
 
@@ -306,8 +352,8 @@ class Recurrent(nn.Module):
         finals: list[State] = []
         layer_input = x
         for layer in range(self.num_layers):
-            if layer > 0 and self.dropout > 0.0:
-                layer_input = F.dropout(layer_input, self.dropout, self.training)
+            if layer > 0:
+                layer_input = self._between_layers(layer_input)
             outs = []
             for direction in range(self.num_directions):
                 k = layer * self.num_directions + direction
@@ -382,6 +428,7 @@ class Recurrent(nn.Module):
         return (
             f"cell={self.cell_type!r}, num_layers={self.num_layers}, "
             f"bidirectional={self.bidirectional}, dropout={self.dropout}, "
+            f"locked_dropout={self.locked_dropout}, "
             f"batch_first={self.batch_first}, uses_fused={self.uses_fused}"
         )
 

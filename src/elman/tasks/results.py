@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from elman.provenance import provenance
-from elman.tasks.evaluation import Evaluation, evaluate
+from elman.tasks.evaluation import HEADLINE, Evaluation, evaluate
 from elman.train.trainer import pick_device
 
 
@@ -52,9 +52,25 @@ def training_record(
         **provenance(device, sessions[0]["command"] if sessions else command),
     }
     record["commit"] = commit
+    curve = [_curve_point(r) for r in history if "cpu_time" in r]
+    if curve:
+        record["curve"] = curve
     if len(sessions) > 1:
         record["sessions"] = sessions
     return record
+
+
+def _curve_point(epoch: dict[str, Any]) -> dict[str, Any]:
+    """One epoch of the learning curve: its validation metrics against CPU and wall time."""
+    point = {
+        "epoch": epoch["epoch"],
+        "cpu_time_s": round(epoch["cpu_time"], 1),
+        "wall_time_s": round(epoch["wall_time"], 1),
+    }
+    point |= {k: round(v, 4) for k, v in epoch.items() if k in HEADLINE and isinstance(v, float)}
+    if epoch.get("finetuning"):
+        point["finetuning"] = True
+    return point
 
 
 def evaluation_record(

@@ -31,7 +31,7 @@ MAX_RATE = 3.4e38
 RESUMABLE = frozenset(
     {
         # how long: the loop reads them at every step and epoch end
-        "epochs", "max_steps", "patience",
+        "epochs", "finetune_epochs", "max_steps", "patience",
         # what the run shows and writes
         "log_every", "save_every", "keep_epochs", "progress", "tensorboard",
         # where and how fast it computes (the arithmetic, not the state)
@@ -61,6 +61,10 @@ class TrainConfig:
     # evaluate/save the mean of the weights over the steps from this epoch on, or from the epoch
     # after the first one without a min_improvement gain ("plateau": NT-ASGD's trigger)
     average_start: int | str | None = None
+    # AWD-LSTM's fine-tuning stage (Merity et al. 2018): after the last epoch or an early stop,
+    # reload best.pt and train up to this many more epochs at the constant rate lr, averaging
+    # the weights again from the stage's first step; 0: no such stage
+    finetune_epochs: int = 0
     clip_norm: float | None = None  # global-norm threshold (the lecture's rule)
     clip_value: float | None = None  # element-wise clipping
     patience: int | None = None  # early stopping: epochs without a better validation loss
@@ -105,6 +109,8 @@ class TrainConfig:
         for name in ("epochs", "log_every", "decay_start"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.finetune_epochs < 0:
+            raise ValueError(f"finetune_epochs must be at least 0, got {self.finetune_epochs}")
         for name in ("max_steps", "save_every", "keep_epochs", "patience", "threads"):
             value = getattr(self, name)
             if value is not None and value < 1:

@@ -54,7 +54,7 @@ from torch import Tensor, nn
 from elman.errors import ElmanError
 from elman.files import append_jsonl
 from elman.train import distributed
-from elman.train.checkpoint import load_weights, save_checkpoint
+from elman.train.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from elman.train.config import TrainConfig  # also imported from here, its first home
 from elman.train.metrics import MetricWindow
 from elman.train.optim import (
@@ -256,6 +256,7 @@ class TrainerState:
     # also counts the other jobs; with one thread this is the time of an idle core.
     cpu_time: float = 0.0
     averaging: bool = False  # average the weights after every step from now on
+    finetune_from: int = 0  # the epoch train.finetune_epochs' stage began at; 0: not begun
 
     def to_dict(self) -> dict[str, Any]:
         """The fields by name: the checkpoint's ``trainer`` entry (its lists, not copies)."""
@@ -425,6 +426,8 @@ class Trainer:
             self._load_average(t["average"])
         # a key that an older checkpoint lacks keeps this (fresh) trainer's value
         self.state = TrainerState.from_dict(t, defaults=self.state)
+        if self.state.finetune_from:
+            self.schedule = self._finetune_schedule()
         self.schedule.load_state_dict(t["schedule"])
         if previous is not None and previous.lr != self.config.lr:
             self.schedule.restart(self.config.lr, self.state.epoch)
@@ -599,7 +602,12 @@ class Trainer:
 
     def _fit(self) -> dict[str, Any]:
         stopped_early = False
-        while self.state.epoch <= self.config.epochs and not self.state.finished:
+        while not self.state.finished:
+            if stopped_early or self.state.epoch > self._last_epoch():
+                if not self._finetuning_due():
+                    break
+                self._begin_finetuning()  # a resume that added train.finetune_epochs
+                stopped_early = False
             # Checked before a step, not only after one: a target reached at an epoch end (or
             # before a resume) must not be overshot by the next epoch's first step.
             if self._max_steps_reached() or self._stop_asked(sync=True):
@@ -608,13 +616,53 @@ class Trainer:
             if self._run_epoch():
                 return self._interrupted()
             stopped_early = self._end_epoch()
-            if stopped_early:
-                break
+            if (stopped_early or self.state.epoch > self._last_epoch()) and self._finetuning_due():
+                # begun and saved at once, so that a resume from here continues the stage
+                self._begin_finetuning()
+                self.save("last.pt")
+                stopped_early = False
         self.state.finished = stopped_early  # a later resume with more epochs continues otherwise
         self.save("last.pt")
         if self._stop_asked(sync=True):  # during the last validation: the results are not made
             return self._interrupted()
         return self._summary(interrupted=False, stopped_early=stopped_early)
+
+    # ----------------------------------------------------------------- fine-tuning
+    def _last_epoch(self) -> int:
+        """The last epoch of the stage under way: training's, or the fine-tuning stage's."""
+        start = self.state.finetune_from
+        return start + self.config.finetune_epochs - 1 if start else self.config.epochs
+
+    def _finetuning_due(self) -> bool:
+        return self.config.finetune_epochs > 0 and not self.state.finetune_from
+
+    def _finetune_schedule(self) -> LRSchedule:
+        return LRSchedule("constant", self.config.lr, decay=1.0, decay_start=1)
+
+    def _begin_finetuning(self) -> None:
+        """AWD-LSTM's fine-tuning stage (its finetune.py): start again from best.pt's weights
+        (the average, when averaging), with a fresh optimiser state, at the constant rate
+        ``lr``, averaging from this stage's first step. best.pt is replaced only when the
+        stage's averaged weights validate better; ``patience`` ends the stage early."""
+        path = self.run_dir / "best.pt"
+        distributed.barrier()  # rank 0 has written it
+        if not path.is_file():
+            raise ElmanError(f"train.finetune_epochs: {path} is missing; fine-tuning starts there")
+        load_weights(self.model, load_checkpoint(path, map_location=self.device))
+        self.optimizer.state.clear()
+        self.average = None
+        st = self.state
+        st.averaging, st.finetune_from, st.bad_epochs = True, st.epoch, 0
+        self.schedule = self._finetune_schedule()
+        self.schedule.best = st.best_valid
+        set_lr(self.optimizer, self.schedule.lr)
+        if self.main:
+            print(
+                f"fine-tuning from best.pt (valid loss {st.best_valid:.4f}): up to "
+                f"{self.config.finetune_epochs} epochs at lr {self.config.lr:.4g}, averaging "
+                "from the first step",
+                flush=True,
+            )
 
     def _run_epoch(self) -> bool:
         """One epoch from the saved position; True when ``max_steps`` or a signal stopped it."""
@@ -776,8 +824,12 @@ class Trainer:
             "train_loss": train_loss,
             "train_ppl": math.exp(min(train_loss, 700)),
             "clip_fraction": st.clip_steps / max(len(self.train_data), 1),
+            "cpu_time": self.elapsed_cpu(),  # the learning curve against CPU time
+            "wall_time": self.elapsed(),
             **valid,
         }
+        if st.finetune_from:
+            record["finetuning"] = True
         self._log(record)
         st.history.append(record)
         if self.main:
