@@ -14,7 +14,7 @@ import torch
 
 from elman.cli import main
 from elman.data.batching import BPTTStream
-from elman.inference.dynamic import dynamic_logprobs
+from elman.inference.dynamic import DynamicSettings, dynamic_logprobs, gradient_rms
 from elman.tasks.evaluation import evaluate
 from elman.tasks.loading import load
 
@@ -53,6 +53,48 @@ def test_each_segment_is_scored_before_the_step_it_teaches(lm_run):
     assert not np.allclose(got[4:], static[4:])
 
 
+def test_the_rms_rule_follows_its_definition(lm_run):
+    """√MS_g from the training segments' gradients, then θ −= η g / (√MS_g + ε) and the pull
+    λ r (θ_0 − θ), r = min(√MS_g / mean √MS_g, 1/λ): checked by hand on a twin."""
+    loaded = load(lm_run, "cpu")
+    model = loaded.model
+    V = len(loaded.vocab)
+    train = BPTTStream(torch.arange(3, 19) % (V - 1) + 1, 1, 4, start_id=loaded.vocab.eos_index)
+    test = BPTTStream(torch.arange(1, 13) % (V - 1) + 1, 1, 4, start_id=loaded.vocab.eos_index)
+    twin = copy.deepcopy(model).eval()
+    params = list(twin.parameters())
+    squares, state = [torch.zeros_like(p) for p in params], None
+    for batch in train:
+        twin.zero_grad()
+        picked, state = segment_scores(twin, batch, state)
+        (-picked.mean()).backward()
+        squares = [s + p.grad**2 for s, p in zip(squares, params, strict=True)]
+        state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+    want_rms = [(s / len(train)).sqrt() for s in squares]
+    rms = gradient_rms(model, train)
+    for got_r, want_r in zip(rms, want_rms, strict=True):
+        torch.testing.assert_close(got_r, want_r)
+    lr, decay, eps = 0.01, 0.2, 1e-3
+    got = dynamic_logprobs(model, test, test.total_tokens, lr, decay, rms=rms, eps=eps)
+    mean = torch.cat([r.flatten() for r in want_rms]).mean()
+    rates = [(r / mean).clamp(max=1 / decay) for r in want_rms]
+    start = [p.detach().clone() for p in params]
+    state, want = None, []
+    for batch in test:
+        twin.zero_grad()
+        picked, state = segment_scores(twin, batch, state)
+        want.append(picked.detach())
+        (-picked.mean()).backward()
+        with torch.no_grad():
+            for p, p0, r, rate in zip(params, start, want_rms, rates, strict=True):
+                pull = decay * rate * (p0 - p)
+                p -= lr * p.grad / (r + eps)
+                p += pull
+        state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+    np.testing.assert_allclose(got, torch.cat(want).double().numpy(), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(got[4:], dynamic_logprobs(model, test, test.total_tokens, 0.0)[4:])
+
+
 def test_a_rate_of_zero_is_the_static_evaluation(lm_run):
     result = evaluate(lm_run, "test", device="cpu", batch_size=1, dynamic=0.0)
     assert result.dynamic is not None
@@ -71,6 +113,11 @@ def test_learning_on_a_repetitive_text_lowers_its_perplexity(lm_run, tmp_path, c
     r = json.loads(capsys.readouterr().out)["dynamic"]
     assert r["lr"] == 0.3 and r["decay"] == 0.01 and math.isfinite(r["ppl"])
     assert r["ppl"] < 0.9 * r["static_ppl"]
+    rms = ["--dynamic-rule", "rms", "--dynamic-segment", "5", "--dynamic-stats-tokens", "20"]
+    assert main([*argv, "--dynamic", "0.01", "--dynamic-decay", "0.01", *rms]) == 0
+    r = json.loads(capsys.readouterr().out)["dynamic"]
+    assert (r["rule"], r["segment"]) == ("rms", 5)
+    assert r["ppl"] < 0.9 * r["static_ppl"]
 
 
 @pytest.mark.parametrize(
@@ -78,10 +125,28 @@ def test_learning_on_a_repetitive_text_lowers_its_perplexity(lm_run, tmp_path, c
     [
         (["--dynamic", "-1"], "--dynamic"),
         (["--dynamic", "0.1", "--dynamic-decay", "1"], "--dynamic-decay"),
-        (["--dynamic", "0.1", "--results", "r.json"], "not supported yet"),
+        (["--dynamic", "0.1", "--dynamic-segment", "0"], "--dynamic-segment"),
+        (["--dynamic", "0.1", "--dynamic-rule", "adam"], "--dynamic-rule"),
     ],
 )
 def test_bad_dynamic_options_are_one_line(lm_run, capsys, extra, message):
     rc = main(["eval", str(lm_run), "--device", "cpu", *extra])
     err = capsys.readouterr().err
     assert rc != 0 and message in err and "Traceback" not in err
+
+
+def test_a_results_record_of_dynamic_evaluation(lm_run, tmp_path, capsys):
+    out = tmp_path / "dyn.json"
+    argv = ["eval", str(lm_run), "--device", "cpu", "--dynamic", "0.2", "--results", str(out)]
+    assert main(argv) == 0
+    record = json.loads(out.read_text())
+    assert record["recipe"].endswith("+dynamic") and record["task"] == "eval --dynamic"
+    for split in ("valid", "test"):
+        m = record["metrics"][split]
+        assert m["lr"] == 0.2 and m["ppl"] != m["static_ppl"] and m["tokens"] > 0
+    assert f"ppl {record['metrics']['test']['ppl']:.2f}" in capsys.readouterr().out
+
+
+def test_an_unknown_rule_is_refused():
+    with pytest.raises(ValueError, match="rule 'adam' unknown"):
+        DynamicSettings(0.1, rule="adam")

@@ -13,6 +13,7 @@ The Python function is :func:`elman.evaluate`.
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from elman.cli.options import (
     add_device,
@@ -23,8 +24,10 @@ from elman.cli.options import (
     real,
     use_threads,
 )
-from elman.errors import ElmanError
 from elman.inference.limits import MAX_BATCH
+
+if TYPE_CHECKING:
+    from elman.inference.dynamic import DynamicSettings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -85,7 +88,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument(
         "--dynamic-decay", type=real(0.0, 1.0), default=0.0, metavar="LAMBDA",
-        help="with --dynamic: pull the weights back toward the trained ones by this share a step",
+        help="with --dynamic: pull the weights back toward the trained ones by this share a step "
+        "(default: 0)",
+    )  # fmt: skip
+    p.add_argument(
+        "--dynamic-rule", choices=("sgd", "rms"), default="sgd",
+        help="with --dynamic: the update, plain SGD or the paper's RMS rule (each weight's step "
+        "divided by the RMS of its gradient on training text; default: sgd)",
+    )  # fmt: skip
+    p.add_argument(
+        "--dynamic-segment", type=integer(1), metavar="N",
+        help="with --dynamic: tokens per step (default: the recipe's data.bptt)",
+    )  # fmt: skip
+    p.add_argument(
+        "--dynamic-stats-tokens", type=integer(1), default=100_000, metavar="N",
+        help="with --dynamic-rule rms: training tokens whose gradients give the RMS "
+        "(default: 100000)",
     )  # fmt: skip
     p.add_argument(
         "--results",
@@ -108,10 +126,6 @@ def run(args: argparse.Namespace) -> int:
     parse_lambda(args.lam)  # a bad --lambda stops before anything is loaded
     parse_cache_value(args.cache_theta, "--cache-theta", None)
     parse_cache_value(args.cache_lambda, "--cache-lambda", 1.0)
-    if (args.cache is not None or args.dynamic is not None) and args.results:
-        raise ElmanError(
-            "--cache or --dynamic with --results: not supported yet; print the numbers with --json"
-        )
     if args.results:
         check_output(args.results, "--results")  # before the evaluation, not after it
     use_threads(args.threads)
@@ -120,8 +134,9 @@ def run(args: argparse.Namespace) -> int:
     if args.results:
         record = evaluation_record(
             args.checkpoint, data=args.data, batch_size=args.batch_size, device=args.device,
-            ensemble=args.ensemble, mix=args.mix, lam=args.lam, aim=args.aim,
-            evaluations=evaluations,
+            ensemble=args.ensemble, mix=args.mix, lam=args.lam, cache=args.cache,
+            cache_theta=args.cache_theta, cache_lambda=args.cache_lambda,
+            dynamic=dynamic_settings(args), aim=args.aim, evaluations=evaluations,
         )  # fmt: skip
         write_json(args.results, record)
     result = evaluations.get(args.split) if not args.report else None
@@ -130,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
             args.checkpoint, args.split, data=args.data, batch_size=args.batch_size,
             device=args.device, ensemble=args.ensemble, report=args.report, mix=args.mix,
             lam=args.lam, cache=args.cache, cache_theta=args.cache_theta,
-            cache_lambda=args.cache_lambda, dynamic=args.dynamic, dynamic_decay=args.dynamic_decay,
+            cache_lambda=args.cache_lambda, dynamic=dynamic_settings(args),
         )  # fmt: skip
     if args.json:
         print(dumps(result.to_dict()))
@@ -139,3 +154,15 @@ def run(args: argparse.Namespace) -> int:
     if result.report is not None:
         print(format_report(result.report))
     return 0
+
+
+def dynamic_settings(args: argparse.Namespace) -> DynamicSettings | None:
+    """The --dynamic options as one value (None without --dynamic)."""
+    from elman.inference.dynamic import DynamicSettings
+
+    if args.dynamic is None:
+        return None
+    return DynamicSettings(
+        args.dynamic, args.dynamic_decay, rule=args.dynamic_rule, segment=args.dynamic_segment,
+        stats_tokens=args.dynamic_stats_tokens,
+    )  # fmt: skip

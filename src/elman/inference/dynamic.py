@@ -12,11 +12,24 @@ back toward θ_0 (the paper's global prior; λ = 0 is plain SGD dynamic evaluati
 state carries over from segment to segment, as in static evaluation, so with η = 0 the scores
 are exactly the static ones. The model's weights are restored when the pass ends. Dropout is
 off (``model.eval()``); gradients flow all the same.
+
+The paper's RMS rule (``rule = "rms"``, its "RMS with an RMS global prior") scales each weight's
+step by the root mean square of its gradient over training text, collected beforehand,
+
+    MS_g = (1/N) Σ_j (∇_θ L(s_j^train))²,
+    θ_i = θ_{i−1} − η ∇_θ L(s_i; θ_{i−1}) / (√MS_g + ε) + λ (θ_0 − θ_{i−1}) ⊙ r,
+    r = min(√MS_g / mean(√MS_g), 1/λ),
+
+so weights whose gradients are usually small move less per unit of gradient, and the pull back
+to θ_0 is strongest on the weights training moved most (r is clipped so that λ r ≤ 1, and the mean
+is over every weight of the model). N segments of ``stats_tokens`` training tokens, at batch 1
+and of the same length as the scored segments, give MS_g; ε = ``eps``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,29 +37,87 @@ import torch
 
 from elman.train.trainer import detach_state
 
+RULES = ("sgd", "rms")
+
+
+@dataclass(frozen=True)
+class DynamicSettings:
+    """How dynamic evaluation adapts the weights (module docstring)."""
+
+    lr: float  # η
+    decay: float = 0.0  # λ, the pull back to the trained weights θ_0
+    rule: str = "sgd"  # "sgd" or "rms"
+    segment: int | None = None  # tokens per step; None: the recipe's bptt
+    stats_tokens: int = 100_000  # rms: the training tokens whose gradients give MS_g
+    eps: float = 1e-3  # rms: ε (the value of Krause et al.'s code)
+
+    def __post_init__(self) -> None:
+        if self.rule not in RULES:
+            raise ValueError(f"dynamic rule {self.rule!r} unknown; valid: {', '.join(RULES)}")
+
+
+def segment_loss(model: torch.nn.Module, batch: Any, state: Any) -> tuple[Any, Any, Any]:
+    """ln p(y_t) of a batch-1 segment's targets (T,), the mask of real ones, the next state."""
+    logits, state = model(batch.inputs, state)  # (T, 1, V)
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    target = batch.targets.clamp(min=0).unsqueeze(-1)
+    picked = logp.gather(-1, target).squeeze(-1)[:, 0]  # (T,)
+    return picked, batch.targets[:, 0] >= 0, state
+
+
+def gradient_rms(model: torch.nn.Module, batches: Iterable[Any]) -> list[torch.Tensor]:
+    """√MS_g of every trainable weight: the root mean square of its gradient of each segment's
+    mean cross entropy, over ``batches`` (training text at batch 1)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    sums = [torch.zeros_like(p) for p in params]
+    model.eval()
+    state, count = None, 0
+    for batch in batches:
+        model.zero_grad(set_to_none=True)
+        picked, real, state = segment_loss(model, batch, state)
+        if real.any():
+            (-picked[real].mean()).backward()
+            with torch.no_grad():
+                for total, p in zip(sums, params, strict=True):
+                    if p.grad is not None:
+                        total.add_(p.grad.pow(2))
+            count += 1
+        state = detach_state(state)
+    model.zero_grad(set_to_none=True)
+    if count == 0:
+        raise ValueError("no training segment to collect gradient statistics from")
+    return [(total / count).sqrt_() for total in sums]
+
 
 def dynamic_logprobs(
-    model: torch.nn.Module, batches: Iterable[Any], total: int, lr: float, decay: float = 0.0
+    model: torch.nn.Module,
+    batches: Iterable[Any],
+    total: int,
+    lr: float,
+    decay: float = 0.0,
+    rms: Sequence[torch.Tensor] | None = None,
+    eps: float = 1e-3,
 ) -> np.ndarray:
     """ln p(y_t) of every target of ``batches`` (a batch-1 BPTT stream) in order, each scored
-    before the step that learns from its segment; ``total`` real targets are kept."""
+    before the step that learns from its segment; ``total`` real targets are kept. With
+    ``rms`` (√MS_g per weight, :func:`gradient_rms`) the step is the RMS rule's."""
     params = [p for p in model.parameters() if p.requires_grad]
     original = [p.detach().clone() for p in params]
+    rule = None if rms is None else _RMSRule(rms, decay, eps)
     model.eval()
     state, scores = None, []
     try:
         for batch in batches:
             model.zero_grad(set_to_none=True)
             with torch.set_grad_enabled(lr > 0.0):  # rate 0 (the static scores): no graph
-                logits, state = model(batch.inputs, state)  # (T, 1, V)
-                logp = torch.log_softmax(logits.float(), dim=-1)
-                target = batch.targets.clamp(min=0).unsqueeze(-1)
-                picked = logp.gather(-1, target).squeeze(-1)[:, 0]  # (T,)
-            real = batch.targets[:, 0] >= 0
+                picked, real, state = segment_loss(model, batch, state)
             scores.append(picked.detach()[real])
             if lr > 0.0 and real.any():
                 (-picked[real].mean()).backward()
-                _step(params, original, lr, decay)
+                if rule is None:
+                    _step(params, original, lr, decay)
+                else:
+                    rule.step(params, original, lr)
             state = detach_state(state)
     finally:
         with torch.no_grad():
@@ -66,3 +137,26 @@ def _step(
             p.add_(p.grad, alpha=-lr)
         if pull is not None:
             p.add_(pull)
+
+
+class _RMSRule:
+    """The RMS rule's step (module docstring), with √MS_g and the decay rates r fixed."""
+
+    def __init__(self, rms: Sequence[torch.Tensor], decay: float, eps: float) -> None:
+        self.rms = list(rms)
+        self.decay = decay
+        self.eps = eps
+        mean = torch.cat([r.flatten() for r in self.rms]).mean()
+        cap = 1.0 / decay if decay > 0 else float("inf")
+        self.rates = [(r / mean).clamp(max=cap) if mean > 0 else r for r in self.rms]
+
+    @torch.no_grad()
+    def step(
+        self, params: Sequence[torch.Tensor], original: Sequence[torch.Tensor], lr: float
+    ) -> None:
+        for p, p0, rms, rate in zip(params, original, self.rms, self.rates, strict=True):
+            pull = (p0 - p) * rate * self.decay if self.decay else None
+            if p.grad is not None:
+                p.addcdiv_(p.grad, rms + self.eps, value=-lr)
+            if pull is not None:
+                p.add_(pull)

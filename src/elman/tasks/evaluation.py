@@ -16,6 +16,7 @@ convention of docs/data.md), so only word-level language models mix with a word 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 
 from elman.errors import ElmanError
+from elman.inference.dynamic import DynamicSettings
 from elman.inference.limits import MAX_BATCH
 from elman.tasks.loading import load
 from elman.tasks.protocol import Loaded, Metrics
@@ -87,14 +89,16 @@ class DynamicResult:
     decay: float  # λ, the pull back to the trained weights
     static_ppl: float
     ppl: float
+    rule: str = "sgd"  # the update: "sgd" or "rms" (elman.inference.dynamic)
+    segment: int = 0  # tokens per step
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def summary(self) -> str:
         return (
-            f"with dynamic evaluation, lr {self.lr:g}, decay {self.decay:g}: ppl {self.ppl:.2f} "
-            f"(static: {self.static_ppl:.2f})"
+            f"with dynamic evaluation ({self.rule}, lr {self.lr:g}, decay {self.decay:g}, "
+            f"segments of {self.segment}): ppl {self.ppl:.2f} (static: {self.static_ppl:.2f})"
         )
 
 
@@ -250,7 +254,7 @@ def evaluate(
     cache: int | None = None,
     cache_theta: str | float = "auto",
     cache_lambda: str | float = "auto",
-    dynamic: float | None = None,
+    dynamic: float | DynamicSettings | None = None,
     dynamic_decay: float = 0.0,
 ) -> Evaluation:
     """Score ``split`` of ``data`` (default: the corpus the model was trained on).
@@ -261,8 +265,10 @@ def evaluate(
     interpolate with, ``lam`` its weight (module docstring). ``cache``: interpolate a language
     model with its neural cache of that many states, θ and λ given or ``auto`` (tuned on valid).
     ``dynamic``: also score a language model with dynamic evaluation at this learning rate,
-    pulled back to its weights by ``dynamic_decay``.
+    pulled back to its weights by ``dynamic_decay``, or as :class:`DynamicSettings` say.
     """
+    if isinstance(dynamic, int | float):
+        dynamic = DynamicSettings(float(dynamic), dynamic_decay)
     if batch_size is not None and not 1 <= batch_size <= MAX_BATCH:
         raise ElmanError(f"--batch-size must be in 1 … {MAX_BATCH}, got {batch_size}")
     if isinstance(model, Loaded):
@@ -276,7 +282,7 @@ def evaluate(
     if mix is not None:
         loaded.require("mix", "--mix")
         parse_lambda(lam)  # a bad value stops before the scoring
-    check_adaptation(loaded, mix, cache, cache_theta, cache_lambda, dynamic, dynamic_decay)
+    check_adaptation(loaded, mix, cache, cache_theta, cache_lambda, dynamic)
     task, dataset = loaded.task, loaded.dataset(data)
     metrics = task.evaluate(loaded, dataset, split, batch_size=batch_size)
     result = Evaluation(
@@ -302,7 +308,7 @@ def evaluate(
         result.cache = with_cache(loaded, dataset, split, cache, cache_theta, cache_lambda)
         check_finite(result.cache.to_dict(), f"{loaded.path} with a cache on {split}", CACHE)
     if dynamic is not None:
-        result.dynamic = with_dynamic(loaded, dataset, split, dynamic, dynamic_decay)
+        result.dynamic = with_dynamic(loaded, dataset, split, dynamic)
     return result
 
 
@@ -312,8 +318,7 @@ def check_adaptation(
     cache: int | None,
     cache_theta: str | float,
     cache_lambda: str | float,
-    dynamic: float | None,
-    dynamic_decay: float,
+    dynamic: DynamicSettings | None,
 ) -> None:
     """Stop in one line, before any scoring, on a cache or dynamic evaluation the model cannot
     have or with bad values."""
@@ -325,23 +330,29 @@ def check_adaptation(
         parse_cache_value(cache_lambda, "--cache-lambda", 1.0)
     if dynamic is not None:
         loaded.require("dynamic", "--dynamic")
-        if not (math.isfinite(dynamic) and dynamic >= 0 and 0 <= dynamic_decay < 1):
+        d = dynamic
+        good = math.isfinite(d.lr) and d.lr >= 0 and 0 <= d.decay < 1 and d.stats_tokens >= 1
+        if not (good and (d.segment is None or d.segment >= 1) and d.eps > 0):
             raise ElmanError(
-                f"--dynamic {dynamic} --dynamic-decay {dynamic_decay}: give a learning rate "
-                ">= 0 and a decay in [0, 1)"
+                f"--dynamic {d.lr} --dynamic-decay {d.decay}: give a learning rate >= 0, a decay "
+                "in [0, 1), segments and statistics of at least one token and eps > 0"
             )
 
 
 def with_dynamic(
-    loaded: Loaded, dataset: Any, split: str, lr: float, decay: float
+    loaded: Loaded, dataset: Any, split: str, settings: DynamicSettings
 ) -> DynamicResult:
     """``loaded``'s perplexity on ``split`` under dynamic evaluation, beside its static one read
     the same way (batch 1, the same segments; the evaluation batch may differ)."""
+    static = dataclasses.replace(settings, lr=0.0)  # rate 0: the static scores, read the same way
     ppl = [
-        math.exp(-float(np.mean(loaded.task.dynamic_logprobs(loaded, dataset, split, r, decay))))
-        for r in (0.0, lr)  # rate 0: the static scores, read exactly the same way
+        math.exp(-float(np.mean(loaded.task.dynamic_logprobs(loaded, dataset, split, s))))
+        for s in (static, settings)
     ]
-    result = DynamicResult(lr, decay, ppl[0], ppl[1])
+    segment = settings.segment or int(getattr(loaded.recipe.data, "bptt", 0))
+    result = DynamicResult(
+        settings.lr, settings.decay, ppl[0], ppl[1], rule=settings.rule, segment=segment
+    )
     check_finite(result.to_dict(), f"{loaded.path} dynamically on {split}", DYNAMIC)
     return result
 

@@ -13,6 +13,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, ClassVar
 
 import numpy as np
@@ -22,6 +23,7 @@ from elman.data.batching import BPTTStream
 from elman.data.datasets import Dataset, resolve
 from elman.data.vocabulary import Vocabulary
 from elman.errors import ElmanError
+from elman.inference.dynamic import DynamicSettings
 from elman.inference.generate import generate_text
 from elman.models.rnnlm import RNNLM, RNNLMConfig
 from elman.progress import Counted, Progress
@@ -334,15 +336,23 @@ class LMTask(Task):
         return lm_summary(metrics)
 
     def dynamic_logprobs(
-        self, loaded: Loaded, dataset: Any, split: str, lr: float, decay: float
+        self, loaded: Loaded, dataset: Any, split: str, settings: DynamicSettings
     ) -> np.ndarray:
-        from elman.inference.dynamic import dynamic_logprobs
+        from elman.inference.dynamic import dynamic_logprobs, gradient_rms
 
-        stream = make_stream(loaded.vocab, dataset, split, 1, loaded.recipe.data.bptt)
-        stream = stream.to(loaded.device)
+        segment = settings.segment or loaded.recipe.data.bptt
+        rms = None
+        if settings.rule == "rms" and settings.lr > 0:  # rate 0 (the static scores): no steps
+            train = make_stream(loaded.vocab, dataset, "train", 1, segment).to(loaded.device)
+            n = min(len(train), math.ceil(settings.stats_tokens / segment))
+            with Progress(f"gradient statistics on {dataset.name}/train", n) as progress:
+                rms = gradient_rms(loaded.model, progress.over(islice(train, n)))
+        stream = make_stream(loaded.vocab, dataset, split, 1, segment).to(loaded.device)
         with Progress(f"dynamic evaluation of {dataset.name}/{split}", len(stream)) as progress:
-            batches = progress.over(stream)
-            return dynamic_logprobs(loaded.model, batches, stream.total_tokens, lr, decay)
+            return dynamic_logprobs(
+                loaded.model, progress.over(stream), stream.total_tokens, settings.lr,
+                settings.decay, rms=rms, eps=settings.eps,
+            )  # fmt: skip
 
     def cache_components(
         self, loaded: Loaded, dataset: Any, split: str, size: int, thetas: Sequence[float]

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from elman.errors import ElmanError
+from elman.inference.dynamic import DynamicSettings
 from elman.inference.search import DecodeConfig
 from elman.tasks.finetuning import VocabReport
 from elman.train.checkpoint import build_checked
@@ -244,7 +245,7 @@ class Task(Protocol):
         raise ElmanError(f"{self.name!r} models have no neural cache")
 
     def dynamic_logprobs(
-        self, loaded: Loaded, dataset: Any, split: str, lr: float, decay: float
+        self, loaded: Loaded, dataset: Any, split: str, settings: DynamicSettings
     ) -> np.ndarray:
         """ln p(y_t) of every token of ``split`` under dynamic evaluation (``dynamic``,
         :mod:`elman.inference.dynamic`)."""

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from elman.inference.dynamic import DynamicSettings
 from elman.provenance import provenance
 from elman.tasks.evaluation import HEADLINE, Evaluation, evaluate
 from elman.train.trainer import pick_device
@@ -82,14 +83,20 @@ def evaluation_record(
     ensemble: Sequence[str | Path] = (),
     mix: str | None = None,
     lam: str | float = "auto",
+    cache: int | None = None,
+    cache_theta: str | float = "auto",
+    cache_lambda: str | float = "auto",
+    dynamic: DynamicSettings | None = None,
     aim: str = "",
     command: str | None = None,
     evaluations: dict[str, Evaluation] | None = None,
 ) -> dict[str, Any]:
     """Score valid and test and return a results record like ``elman train --results`` writes.
 
-    The record's name is the run folder's (``+ARPA`` stem with ``mix``, ``-ensembleN`` with an
-    ensemble); with ``mix`` each split's metrics are the mixture's. ``evaluations``, when
+    The record's name is the run folder's (``+ARPA`` stem with ``mix``, ``+cacheN`` with a
+    cache, ``+dynamic`` with dynamic evaluation, ``-ensembleN`` with an ensemble); with ``mix``,
+    ``cache`` or ``dynamic`` each split's metrics are the mixture's, the cache's or the adapted
+    model's (beside the plain model's perplexity). ``evaluations``, when
     given, receives the two :class:`Evaluation` objects (``elman eval`` prints one of them
     instead of scoring its split again).
     """
@@ -99,28 +106,35 @@ def evaluation_record(
     for split in ("valid", "test"):
         last = evaluate(
             checkpoint, split, data=data, batch_size=batch_size, device=device,
-            ensemble=ensemble, mix=mix, lam=lam,
+            ensemble=ensemble, mix=mix, lam=lam, cache=cache, cache_theta=cache_theta,
+            cache_lambda=cache_lambda, dynamic=dynamic,
         )  # fmt: skip
         if evaluations is not None:
             evaluations[split] = last
         flat = last.to_dict()
-        if last.mix is not None:
-            metrics[split] = {**flat.pop("mix"), "tokens": flat["tokens"]}
+        adapted = [k for k in ("mix", "cache", "dynamic") if flat.get(k) is not None]
+        if adapted:
+            metrics[split] = {**flat.pop(adapted[0]), "tokens": flat["tokens"]}
         else:
             metrics[split] = flat
     assert last is not None
+    adapted_by = {"mix": bool(mix), "cache": cache is not None, "dynamic": dynamic is not None}
     path = Path(checkpoint)
     name = path.name if path.is_dir() else path.parent.name
     if path.is_file() and path.name != "best.pt":  # last.pt, epoch9.pt, an average: say which
         name += "-" + path.stem
     if mix:
         name += "+" + Path(mix).stem
+    if cache is not None:
+        name += f"+cache{cache}"
+    if dynamic is not None:
+        name += "+dynamic"
     if ensemble:
         name += f"-ensemble{1 + len(ensemble)}"
     return {
         "recipe": name,
         "aim": aim,
-        "task": "eval --mix" if mix else "eval",
+        "task": " ".join(["eval"] + [f"--{k}" for k, on in adapted_by.items() if on]),
         "dataset": last.data,
         "metrics": metrics,
         "wall_time_s": round(time.perf_counter() - start, 1),
