@@ -28,7 +28,7 @@ and of the same length as the scored segments, give MS_g; ε = ``eps``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,8 @@ import torch
 from elman.train.trainer import detach_state
 
 RULES = ("sgd", "rms")
+# tokens per step for a model without a recipe bptt (the NPLM, whose batches are windows)
+DEFAULT_SEGMENT = 20
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,10 @@ class DynamicSettings:
             raise ValueError(f"dynamic rule {self.rule!r} unknown; valid: {', '.join(RULES)}")
 
 
+# (model, batch, state) -> ln p(y_t) of the segment's targets (T,), the mask of real ones, state
+SegmentScores = Callable[[torch.nn.Module, Any, Any], tuple[torch.Tensor, torch.Tensor, Any]]
+
+
 def segment_loss(model: torch.nn.Module, batch: Any, state: Any) -> tuple[Any, Any, Any]:
     """ln p(y_t) of a batch-1 segment's targets (T,), the mask of real ones, the next state."""
     logits, state = model(batch.inputs, state)  # (T, 1, V)
@@ -65,7 +71,16 @@ def segment_loss(model: torch.nn.Module, batch: Any, state: Any) -> tuple[Any, A
     return picked, batch.targets[:, 0] >= 0, state
 
 
-def gradient_rms(model: torch.nn.Module, batches: Iterable[Any]) -> list[torch.Tensor]:
+def window_scores(model: torch.nn.Module, batch: Any, state: Any) -> tuple[Any, Any, Any]:
+    """The same for a feed-forward LM's batch of consecutive windows (no state to carry)."""
+    logp = torch.log_softmax(model(batch.contexts).float(), dim=-1)  # (T, V)
+    picked = logp.gather(-1, batch.targets.unsqueeze(-1)).squeeze(-1)  # (T,)
+    return picked, torch.ones_like(batch.targets, dtype=torch.bool), None
+
+
+def gradient_rms(
+    model: torch.nn.Module, batches: Iterable[Any], scores: SegmentScores = segment_loss
+) -> list[torch.Tensor]:
     """√MS_g of every trainable weight: the root mean square of its gradient of each segment's
     mean cross entropy, over ``batches`` (training text at batch 1)."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -74,7 +89,7 @@ def gradient_rms(model: torch.nn.Module, batches: Iterable[Any]) -> list[torch.T
     state, count = None, 0
     for batch in batches:
         model.zero_grad(set_to_none=True)
-        picked, real, state = segment_loss(model, batch, state)
+        picked, real, state = scores(model, batch, state)
         if real.any():
             (-picked[real].mean()).backward()
             with torch.no_grad():
@@ -97,21 +112,23 @@ def dynamic_logprobs(
     decay: float = 0.0,
     rms: Sequence[torch.Tensor] | None = None,
     eps: float = 1e-3,
+    scores: SegmentScores = segment_loss,
 ) -> np.ndarray:
-    """ln p(y_t) of every target of ``batches`` (a batch-1 BPTT stream) in order, each scored
-    before the step that learns from its segment; ``total`` real targets are kept. With
-    ``rms`` (√MS_g per weight, :func:`gradient_rms`) the step is the RMS rule's."""
+    """ln p(y_t) of every target of ``batches`` (a batch-1 BPTT stream, or with
+    ``scores=window_scores`` a feed-forward LM's windows in order) in order, each scored before
+    the step that learns from its segment; ``total`` real targets are kept. With ``rms`` (√MS_g
+    per weight, :func:`gradient_rms`) the step is the RMS rule's."""
     params = [p for p in model.parameters() if p.requires_grad]
     original = [p.detach().clone() for p in params]
     rule = None if rms is None else _RMSRule(rms, decay, eps)
     model.eval()
-    state, scores = None, []
+    state, kept = None, []
     try:
         for batch in batches:
             model.zero_grad(set_to_none=True)
             with torch.set_grad_enabled(lr > 0.0):  # rate 0 (the static scores): no graph
-                picked, real, state = segment_loss(model, batch, state)
-            scores.append(picked.detach()[real])
+                picked, real, state = scores(model, batch, state)
+            kept.append(picked.detach()[real])
             if lr > 0.0 and real.any():
                 (-picked[real].mean()).backward()
                 if rule is None:
@@ -124,7 +141,7 @@ def dynamic_logprobs(
             for p, p0 in zip(params, original, strict=True):
                 p.copy_(p0)
         model.zero_grad(set_to_none=True)
-    return torch.cat(scores)[:total].double().cpu().numpy()
+    return torch.cat(kept)[:total].double().cpu().numpy()
 
 
 @torch.no_grad()

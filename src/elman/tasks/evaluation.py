@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from elman.errors import ElmanError
-from elman.inference.dynamic import DynamicSettings
+from elman.inference.dynamic import DEFAULT_SEGMENT, DynamicSettings
 from elman.inference.limits import MAX_BATCH
 from elman.tasks.loading import load
 from elman.tasks.protocol import Loaded, Metrics
@@ -349,7 +349,7 @@ def with_dynamic(
         math.exp(-float(np.mean(loaded.task.dynamic_logprobs(loaded, dataset, split, s))))
         for s in (static, settings)
     ]
-    segment = settings.segment or int(getattr(loaded.recipe.data, "bptt", 0))
+    segment = settings.segment or int(getattr(loaded.recipe.data, "bptt", DEFAULT_SEGMENT))
     result = DynamicResult(
         settings.lr, settings.decay, ppl[0], ppl[1], rule=settings.rule, segment=segment
     )

@@ -9,8 +9,10 @@ order. The model carries no state between batches.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, ClassVar
 
 import numpy as np
@@ -20,6 +22,13 @@ from elman.data.datasets import Dataset
 from elman.data.vocabulary import Vocabulary
 from elman.data.windows import ContextWindows
 from elman.errors import ElmanError
+from elman.inference.dynamic import (
+    DEFAULT_SEGMENT,
+    DynamicSettings,
+    dynamic_logprobs,
+    gradient_rms,
+    window_scores,
+)
 from elman.models.nplm import NPLM, NPLMConfig, build_nplm
 from elman.progress import Counted, Progress
 from elman.tasks.lm import (
@@ -144,7 +153,7 @@ class NPLMTask(Task):
 
     name: ClassVar[str] = "nplm"
     recipe_type: ClassVar[type[Recipe]] = NPLMRecipe
-    capabilities: ClassVar[Capabilities] = Capabilities(mix=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(mix=True, dynamic=True)
     renamed: ClassVar[Renamed] = {
         "model.dropout": lambda p: {"model.dropout_hidden": p},
         # the trainer's autocast runs the same bfloat16 matrix products for every model now
@@ -209,6 +218,27 @@ class NPLMTask(Task):
     ) -> np.ndarray:
         bs = batch_size or loaded.recipe.data.eval_batch_size
         return split_logprobs(loaded.model, loaded.vocab, dataset, split, bs, loaded.device)
+
+    def dynamic_logprobs(
+        self, loaded: Loaded, dataset: Any, split: str, settings: DynamicSettings
+    ) -> np.ndarray:
+        """Dynamic evaluation over the windows in corpus order, ``settings.segment`` (default
+        :data:`DEFAULT_SEGMENT`) consecutive tokens per step."""
+        model, vocab, n = loaded.model, loaded.vocab, loaded.model.context_size
+        segment = settings.segment or DEFAULT_SEGMENT
+        rms = None
+        if settings.rule == "rms" and settings.lr > 0:  # rate 0 (the static scores): no steps
+            train = make_windows(vocab, dataset, "train", n, segment).to(loaded.device)
+            steps = min(len(train), math.ceil(settings.stats_tokens / segment))
+            with Progress(f"gradient statistics on {dataset.name}/train", steps) as progress:
+                batches = progress.over(islice(train.iter_from(0), steps))
+                rms = gradient_rms(model, batches, scores=window_scores)
+        windows = make_windows(vocab, dataset, split, n, segment).to(loaded.device)
+        with Progress(f"dynamic evaluation of {dataset.name}/{split}", len(windows)) as progress:
+            return dynamic_logprobs(
+                model, progress.over(windows.iter_from(0)), len(windows.ids), settings.lr,
+                settings.decay, rms=rms, eps=settings.eps, scores=window_scores,
+            )  # fmt: skip
 
 
 TASK = NPLMTask()
