@@ -139,3 +139,54 @@ def test_a_tuned_mixture_reports_its_weights(tmp_path, hand_arpa, lm_run, corpus
     out, err = capsys.readouterr()
     assert "mixture weights (tuned by EM on" in err
     assert len(out.splitlines()) == 1 + len((corpus / "test.txt").read_text().splitlines())
+
+
+def scores_of(capsys) -> list[float]:
+    return [float(r.split("\t")[1]) for r in capsys.readouterr().out.splitlines()[1:]]
+
+
+def test_dynamic_scoring_learns_from_the_lines_before(tmp_path, hand_arpa, lm_run, capsys) -> None:
+    """Rate 0 gives the static scores; a rate > 0 leaves the first line's score as it was and
+    lowers the later copies of a repeated line; with an ARPA member only the LM adapts."""
+    import torch
+
+    from elman.inference.dynamic import DynamicSettings
+    from elman.tasks.scoring import DynamicScorer, NeuralScorer, build_scorer
+
+    source = tmp_path / "repeat.txt"
+    source.write_text("the cat sat on the mat\n" * 6)
+    argv = ["score", str(lm_run), str(source), "--device", "cpu"]
+    assert main(argv) == 0
+    static = scores_of(capsys)
+    assert main([*argv, "--dynamic", "0"]) == 0
+    assert scores_of(capsys) == pytest.approx(static, rel=1e-5)
+    assert main([*argv, "--dynamic", "0.5", "--dynamic-decay", "0.01"]) == 0
+    dynamic = scores_of(capsys)
+    assert dynamic[0] == pytest.approx(static[0], rel=1e-5)  # nothing learnt before line 1
+    assert dynamic[-1] > dynamic[1] > static[1]  # each copy more likely than the last
+    scorer = build_scorer([lm_run, hand_arpa], device="cpu", dynamic=DynamicSettings(0.5))
+    members = scorer.members  # type: ignore[attr-defined]
+    assert isinstance(members[0], DynamicScorer) and not isinstance(members[1], NeuralScorer)
+    before = [p.detach().clone() for p in members[0].base.loaded.model.parameters()]
+    members[0].score(["the cat sat"])
+    members[0].restore()
+    after = list(members[0].base.loaded.model.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--dynamic", "0.1", "--tune", "{text}"], "--dynamic with --tune"),
+        (["--dynamic", "-1"], "--dynamic"),
+    ],
+)
+def test_bad_dynamic_scoring_is_one_line(tmp_path, hand_arpa, lm_run, capsys, extra, message):
+    text = tmp_path / "t.txt"
+    text.write_text("a b\n")
+    extra = [e.replace("{text}", str(text)) for e in extra]
+    rc = main(["score", str(lm_run), str(hand_arpa), str(text), "--device", "cpu", *extra])
+    err = capsys.readouterr().err
+    assert rc != 0 and message in err and "Traceback" not in err
+    rc = main(["score", str(hand_arpa), str(text), "--dynamic", "0.1"])
+    assert rc != 0 and "--dynamic adapts neural models" in capsys.readouterr().err

@@ -20,6 +20,11 @@ with a backslash, tab, newline or space in a token written ``\\\\``, ``\\t``, ``
 ``--format jsonl`` writes one JSON object per line with the same keys (``per_token``: a list
 of {token, logprob, unknown}). A line of any length is scored whole; a line that is not UTF-8
 stops with its line number. The totals over all lines go to standard error.
+
+``--dynamic LR`` (neural models) is dynamic evaluation across the lines: each line is scored on
+its own as always, then the model takes one SGD step of rate LR on it (``--dynamic-decay``
+pulls the weights back toward the trained ones), so every line is scored by weights that have
+seen the lines before it, in their order; lines are then scored one at a time.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from elman.cli.options import (
     check_device,
     check_output,
     integer,
+    real,
     use_threads,
 )
 from elman.inference.limits import MAX_BATCH
@@ -87,6 +93,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="lines read and scored together (sorted by length within; 1 when the input is "
         "a terminal)",
     )
+    p.add_argument(
+        "--dynamic", type=real(0.0), metavar="LR",
+        help="neural models: dynamic evaluation across the lines, one SGD step of this rate on "
+        "each line after scoring it (Krause et al. 2018; default: none)",
+    )  # fmt: skip
+    p.add_argument(
+        "--dynamic-decay", type=real(0.0, 1.0), default=0.0, metavar="LAMBDA",
+        help="with --dynamic: pull the weights back toward the trained ones by this share a step "
+        "(default: 0)",
+    )  # fmt: skip
     add_device(p)
     add_threads(p)
     p.set_defaults(func=run)
@@ -142,6 +158,8 @@ def score(
     batch_size: int = 64,
     chunk_size: int = 1000,
     device: str = "auto",
+    dynamic: float | None = None,
+    dynamic_decay: float = 0.0,
 ) -> int:
     """The command as a function: score the input named among ``paths`` into ``out``/stdout."""
     from elman.data.text import iter_lines, open_binary
@@ -156,9 +174,13 @@ def score(
     stream = sys.stdin.buffer if source == "-" else open_binary(source)
     try:
         tune_lines = iter_lines(tune_stream, tune) if tune_stream and tune else None
+        from elman.inference.dynamic import DynamicSettings
+
+        adapt = None if dynamic is None else DynamicSettings(dynamic, dynamic_decay)
         scorer = build_scorer(
-            models, device=device, batch_size=batch_size, mix_lambda=mix_lambda, tune=tune_lines
-        )
+            models, device=device, batch_size=batch_size, mix_lambda=mix_lambda, tune=tune_lines,
+            dynamic=adapt,
+        )  # fmt: skip
         tell_weights(scorer, tune)
         if source == "-" and sys.stdin.isatty():
             chunk_size = 1  # someone typing: a line in, a line out
@@ -237,7 +259,8 @@ def run(args: argparse.Namespace) -> int:
         return score(
             args.paths, mix_lambda=args.mix_lambda, tune=args.tune, per_token=args.per_token,
             format=args.format, out=args.out, batch_size=args.batch_size,
-            chunk_size=args.chunk_size, device=args.device,
+            chunk_size=args.chunk_size, device=args.device, dynamic=args.dynamic,
+            dynamic_decay=args.dynamic_decay,
         )  # fmt: skip
     except BrokenPipeError:  # `elman score … | head`: the reader has all it wants
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 -- silence the flush at exit

@@ -104,6 +104,48 @@ def gradient_rms(
     return [(total / count).sqrt_() for total in sums]
 
 
+class Adapter:
+    """Dynamic evaluation's score-then-learn, one segment at a time, on ``model`` in place.
+
+    :meth:`segment` scores a segment with the weights as they are, then takes one step on it
+    (SGD, or the RMS rule with ``rms``); :meth:`restore` puts the trained weights θ_0 back.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        lr: float,
+        decay: float = 0.0,
+        rms: Sequence[torch.Tensor] | None = None,
+        eps: float = 1e-3,
+        scores: SegmentScores = segment_loss,
+    ) -> None:
+        self.model, self.lr, self.decay, self.scores = model, lr, decay, scores
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.original = [p.detach().clone() for p in self.params]
+        self.rule = None if rms is None else _RMSRule(rms, decay, eps)
+        model.eval()
+
+    def segment(self, batch: Any, state: Any = None) -> tuple[torch.Tensor, Any]:
+        """ln p(y_t) of the segment's real targets, scored before its step; the next state."""
+        self.model.zero_grad(set_to_none=True)
+        with torch.set_grad_enabled(self.lr > 0.0):  # rate 0 (the static scores): no graph
+            picked, real, state = self.scores(self.model, batch, state)
+        if self.lr > 0.0 and real.any():
+            (-picked[real].mean()).backward()
+            if self.rule is None:
+                _step(self.params, self.original, self.lr, self.decay)
+            else:
+                self.rule.step(self.params, self.original, self.lr)
+        return picked.detach()[real], detach_state(state)
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        for p, p0 in zip(self.params, self.original, strict=True):
+            p.copy_(p0)
+        self.model.zero_grad(set_to_none=True)
+
+
 def dynamic_logprobs(
     model: torch.nn.Module,
     batches: Iterable[Any],
@@ -117,30 +159,15 @@ def dynamic_logprobs(
     """ln p(y_t) of every target of ``batches`` (a batch-1 BPTT stream, or with
     ``scores=window_scores`` a feed-forward LM's windows in order) in order, each scored before
     the step that learns from its segment; ``total`` real targets are kept. With ``rms`` (√MS_g
-    per weight, :func:`gradient_rms`) the step is the RMS rule's."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    original = [p.detach().clone() for p in params]
-    rule = None if rms is None else _RMSRule(rms, decay, eps)
-    model.eval()
+    per weight, :func:`gradient_rms`) the step is the RMS rule's. The weights are restored."""
+    adapter = Adapter(model, lr, decay, rms=rms, eps=eps, scores=scores)
     state, kept = None, []
     try:
         for batch in batches:
-            model.zero_grad(set_to_none=True)
-            with torch.set_grad_enabled(lr > 0.0):  # rate 0 (the static scores): no graph
-                picked, real, state = scores(model, batch, state)
-            kept.append(picked.detach()[real])
-            if lr > 0.0 and real.any():
-                (-picked[real].mean()).backward()
-                if rule is None:
-                    _step(params, original, lr, decay)
-                else:
-                    rule.step(params, original, lr)
-            state = detach_state(state)
+            picked, state = adapter.segment(batch, state)
+            kept.append(picked)
     finally:
-        with torch.no_grad():
-            for p, p0 in zip(params, original, strict=True):
-                p.copy_(p0)
-        model.zero_grad(set_to_none=True)
+        adapter.restore()
     return torch.cat(kept)[:total].double().cpu().numpy()
 
 

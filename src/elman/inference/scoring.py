@@ -46,6 +46,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from elman.data.batching import Batch
+from elman.data.windows import WindowBatch
 from elman.models.nplm import NPLM
 from elman.models.rnnlm import RNNLM
 
@@ -236,3 +238,19 @@ def rnn_history_logprobs(
         y = targets[at : at + batch_size].to(device)
         out.append(logp.gather(1, y[:, None]).squeeze(1).double().cpu())
     return torch.cat(out).numpy()
+
+
+def sentence_segment(
+    model: nn.Module, sentence: Sequence[int], start_id: int, device: torch.device | str = "cpu"
+) -> Batch | WindowBatch:
+    """One sentence as a segment of :mod:`elman.inference.dynamic` (``elman score --dynamic``):
+    an NPLM's windows, or an RNN LM's (T, 1) inputs from the start id and its targets."""
+    _check([sentence])
+    if isinstance(model, NPLM):
+        contexts, targets = _windows([sentence], model.context_size, start_id)
+        return WindowBatch(contexts.to(device), targets.to(device), len(targets))
+    targets = torch.as_tensor(sentence, dtype=torch.long)
+    inputs = torch.cat([torch.tensor([start_id]), targets[:-1]])
+    mask = torch.ones(len(targets), 1, dtype=torch.bool)
+    batch = Batch(inputs.view(-1, 1), targets.view(-1, 1), mask, len(targets))
+    return batch.to(device)

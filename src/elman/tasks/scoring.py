@@ -44,6 +44,7 @@ import numpy as np
 import torch
 
 from elman.errors import ElmanError
+from elman.inference.dynamic import DynamicSettings
 from elman.inference.scoring import (
     nplm_sentence_logprobs,
     rnn_sentence_logprobs,
@@ -216,6 +217,48 @@ class NeuralScorer:
         return ids
 
 
+class DynamicScorer:
+    """A neural scorer that learns from every line after scoring it (``elman score --dynamic``,
+    dynamic evaluation across the lines in their order, :mod:`elman.inference.dynamic`).
+
+    Each line is still scored on its own from a fresh state (the sentence convention); then the
+    model takes one step on it, so a line's scores come from weights that have seen the lines
+    before it, never itself. Lines are scored one at a time, in order. :meth:`restore` puts the
+    trained weights back.
+    """
+
+    def __init__(self, base: NeuralScorer, settings: DynamicSettings) -> None:
+        from elman.inference.dynamic import Adapter, segment_loss, window_scores
+
+        if settings.rule != "sgd":
+            raise ElmanError("elman score --dynamic takes the sgd rule (rms needs training text)")
+        self.base, self.name, self.level = base, base.name, base.level
+        model = base.loaded.model
+        scores = window_scores if base.loaded.task.name == "nplm" else segment_loss
+        self.adapter = Adapter(model, settings.lr, settings.decay, scores=scores)
+
+    def tokens(self, line: str) -> list[str]:
+        return self.base.tokens(line)
+
+    def score(self, lines: Sequence[str]) -> list[TokenScores]:
+        from elman.inference.scoring import sentence_segment
+
+        out = []
+        loaded = self.base.loaded
+        for line in lines:
+            tokens = self.base.tokens(line)
+            known = self.base._known(tokens)
+            ids = [loaded.vocab.unk_index if i is None else i for i in known] + [self.base.end]
+            segment = sentence_segment(loaded.model, ids, self.base.end, loaded.device)
+            picked, _ = self.adapter.segment(segment)
+            oov = np.array([i is None for i in known] + [False], dtype=bool)
+            out.append(TokenScores([*tokens, END], picked.double().cpu().numpy(), oov))
+        return out
+
+    def restore(self) -> None:
+        self.adapter.restore()
+
+
 # --- mixtures --------------------------------------------------------------------------------
 class MixtureScorer:
     """Linear interpolation per token, P = Σ_i w_i P_i (elman.models.mixture)."""
@@ -350,9 +393,12 @@ def build_scorer(
     batch_size: int = 64,
     mix_lambda: str = "auto",
     tune: Iterable[str] | None = None,
+    dynamic: DynamicSettings | None = None,
 ) -> SentenceScorer:
     """One model, or the mixture of several: weights from ``mix_lambda``
-    (:func:`parse_mix_lambda`), tuned by EM on the lines ``tune`` when ``auto``, else equal."""
+    (:func:`parse_mix_lambda`), tuned by EM on the lines ``tune`` when ``auto``, else equal.
+    With ``dynamic`` every neural model learns from each line after scoring it
+    (:class:`DynamicScorer`)."""
     if not models:
         raise ElmanError("elman score needs at least one model")
     weights = parse_mix_lambda(mix_lambda, len(models))
@@ -361,6 +407,12 @@ def build_scorer(
     if weights is not None and tune is not None:
         raise ElmanError("--tune tunes the weights that --mix-lambda gives; give one of them")
     members = [load_scorer(m, device, batch_size=batch_size) for m in models]
+    if dynamic is not None:
+        if tune is not None:
+            raise ElmanError("--dynamic with --tune: give the weights with --mix-lambda")
+        if not any(isinstance(m, NeuralScorer) for m in members):
+            raise ElmanError("--dynamic adapts neural models; give a checkpoint or run folder")
+        members = [DynamicScorer(m, dynamic) if isinstance(m, NeuralScorer) else m for m in members]
     if len(members) == 1:
         return members[0]
     equal = [1.0 / len(members)] * len(members)
