@@ -100,28 +100,15 @@ def peak_memory_mb(device: str) -> float:
 def run_reference(cfg: dict, steps: int, device: str = "cpu") -> dict:
     """The plain loop of pytorch/examples word_language_model, with the same math."""
     import torch
-    from torch import nn
+    from reference_lm import ReferenceLM, reference_step
 
     torch.manual_seed(1)
     vocab, ids = ptb_ids()
     V, H, T, B = len(vocab), cfg["hidden"], cfg["bptt"], cfg["batch"]
     n = ids.numel() // B
     data = ids[: n * B].view(B, n).t().contiguous().to(device)  # (n, B) batchify
-
-    class Model(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.emb = nn.Embedding(V, H)
-            self.rnn = nn.LSTM(H, H, cfg["layers"])
-            self.out = nn.Linear(H, V)
-
-        def forward(self, x, h):
-            y, h = self.rnn(self.emb(x), h)
-            return self.out(y), h
-
-    model = Model().to(device)
+    model = ReferenceLM(V, H, cfg["layers"]).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"])
-    crit = nn.CrossEntropyLoss()
     h = None
     start = None
     for step in range(WARMUP + steps):
@@ -129,16 +116,7 @@ def run_reference(cfg: dict, steps: int, device: str = "cpu") -> dict:
             sync(device)
             start = time.perf_counter()
         i = (step * T) % (n - T - 1)
-        x, y = data[i : i + T], data[i + 1 : i + 1 + T]
-        if h is not None:
-            h = tuple(t.detach() for t in h)
-        logits, h = model(x, h)
-        loss = crit(logits.view(-1, V), y.reshape(-1))
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["clip"])
-        opt.step()
-        loss.item()  # the reference logs its loss every step
+        h = reference_step(model, opt, data[i : i + T], data[i + 1 : i + 1 + T], h, cfg["clip"])
     sync(device)
     elapsed = time.perf_counter() - start
     return {"tokens_per_s": steps * T * B / elapsed}

@@ -64,6 +64,7 @@ def ptb_ids() -> tuple[Any, dict[str, Any]]:
 def reference(target: float, threads: int) -> dict[str, Any]:
     """Contender (a): pytorch/examples' loop with Zaremba's small recipe, validated per epoch."""
     import torch
+    from reference_lm import ReferenceLM, reference_step
     from torch import nn
 
     torch.set_num_threads(threads)
@@ -74,20 +75,7 @@ def reference(target: float, threads: int) -> dict[str, Any]:
     n = ids["train"].numel() // B
     train = ids["train"][: n * B].view(B, n).t().contiguous()  # (n, B): batchify
 
-    class Model(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.emb = nn.Embedding(V, H)
-            self.rnn = nn.LSTM(H, H, cfg["layers"])
-            self.out = nn.Linear(H, V)
-            for p in self.parameters():
-                nn.init.uniform_(p, -cfg["init"], cfg["init"])
-
-        def forward(self, x, h):
-            y, h = self.rnn(self.emb(x), h)
-            return self.out(y), h
-
-    def perplexity(model: Model, split: str) -> float:
+    def perplexity(model: ReferenceLM, split: str) -> float:
         """Every token of the split scored once at batch 1, <eos> in front (as elman does)."""
         stream = torch.cat([torch.tensor([vocab.eos_index]), ids[split]]).view(-1, 1)
         model.eval()
@@ -103,9 +91,8 @@ def reference(target: float, threads: int) -> dict[str, Any]:
         model.train()
         return math.exp(float(total) / (stream.size(0) - 1))
 
-    model = Model()
+    model = ReferenceLM(V, H, cfg["layers"], init=cfg["init"])
     opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"])
-    crit = nn.CrossEntropyLoss()
     curve: list[dict[str, Any]] = []
     start = time.process_time()
     for epoch in range(1, cfg["epochs"] + 1):
@@ -114,17 +101,8 @@ def reference(target: float, threads: int) -> dict[str, Any]:
             group["lr"] = lr
         h = None
         for i in range(0, n - 1, T):
-            x, y = train[i : i + T], train[i + 1 : i + 1 + T]
-            x = x[: y.size(0)]
-            if h is not None:
-                h = tuple(t.detach() for t in h)
-            logits, h = model(x, h)
-            loss = crit(logits.view(-1, V), y.reshape(-1))
-            opt.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), cfg["clip"])
-            opt.step()
-            loss.item()  # the reference logs its loss every step
+            y = train[i + 1 : i + 1 + T]
+            h = reference_step(model, opt, train[i : i + y.size(0)], y, h, cfg["clip"])
         ppl = perplexity(model, "valid")
         curve.append({"epoch": epoch, "cpu_time_s": time.process_time() - start, "ppl": ppl})
         print(f"(a) epoch {epoch} valid ppl {ppl:.2f}", file=sys.stderr, flush=True)

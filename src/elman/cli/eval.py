@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 
 from elman.cli.options import (
     add_device,
+    add_dynamic,
     add_threads,
     check_device,
     check_output,
     integer,
-    real,
     use_threads,
 )
 from elman.inference.limits import MAX_BATCH
@@ -81,16 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--cache-lambda", default="auto",
         help="the cache's weight λ: auto (tuned on valid) or a number in [0, 1)",
     )  # fmt: skip
-    p.add_argument(
-        "--dynamic", type=real(0.0), metavar="LR",
-        help="language models: dynamic evaluation, one SGD step of this rate on each scored "
-        "segment (Krause et al. 2018; default: none)",
-    )  # fmt: skip
-    p.add_argument(
-        "--dynamic-decay", type=real(0.0, 1.0), default=0.0, metavar="LAMBDA",
-        help="with --dynamic: pull the weights back toward the trained ones by this share a step "
-        "(default: 0)",
-    )  # fmt: skip
+    add_dynamic(p, "language models", "segment")
     p.add_argument(
         "--dynamic-rule", choices=("sgd", "rms"), default="sgd",
         help="with --dynamic: the update, plain SGD or the paper's RMS rule (each weight's step "

@@ -208,6 +208,21 @@ def add_threads(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=THREADS, default=DEFAULT_THREADS, help=THREADS_HELP)
 
 
+def add_dynamic(p: argparse.ArgumentParser, models: str, each: str) -> None:
+    """--dynamic LR and --dynamic-decay LAMBDA: dynamic evaluation of ``models``, a step after
+    each ``each`` (a segment, a line) is scored."""
+    p.add_argument(
+        "--dynamic", type=real(0.0), metavar="LR",
+        help=f"{models}: dynamic evaluation (Krause et al. 2018), one SGD step of this rate on "
+        f"each {each} after scoring it (default: none)",
+    )  # fmt: skip
+    p.add_argument(
+        "--dynamic-decay", type=real(0.0, 1.0), default=0.0, metavar="LAMBDA",
+        help="with --dynamic: pull the weights back toward the trained ones by this share a step "
+        "(default: 0)",
+    )  # fmt: skip
+
+
 def use_threads(n: int) -> None:
     """PyTorch's intra-op threads for this process (see :data:`DEFAULT_THREADS`)."""
     import torch

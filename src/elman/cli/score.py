@@ -39,11 +39,11 @@ from typing import IO, Any
 
 from elman.cli.options import (
     add_device,
+    add_dynamic,
     add_threads,
     check_device,
     check_output,
     integer,
-    real,
     use_threads,
 )
 from elman.inference.limits import MAX_BATCH
@@ -93,16 +93,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="lines read and scored together (sorted by length within; 1 when the input is "
         "a terminal)",
     )
-    p.add_argument(
-        "--dynamic", type=real(0.0), metavar="LR",
-        help="neural models: dynamic evaluation across the lines, one SGD step of this rate on "
-        "each line after scoring it (Krause et al. 2018; default: none)",
-    )  # fmt: skip
-    p.add_argument(
-        "--dynamic-decay", type=real(0.0, 1.0), default=0.0, metavar="LAMBDA",
-        help="with --dynamic: pull the weights back toward the trained ones by this share a step "
-        "(default: 0)",
-    )  # fmt: skip
+    add_dynamic(p, "neural models", "line")
     add_device(p)
     add_threads(p)
     p.set_defaults(func=run)
