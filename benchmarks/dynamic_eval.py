@@ -1,11 +1,14 @@
 """A language model with and without dynamic evaluation (Krause et al. 2018), on one corpus.
 
     ELMAN_DATA=/path/to/corpora python benchmarks/dynamic_eval.py runs/ptb-small-lstm \
-        --lrs 0.03 0.1 0.3 1 --out benchmarks/results/dynamic_eval.json
+        --lrs 0.03 0.1 0.3 1 [--decay 0] [--rule sgd|rms] [--segment N] [--stats-tokens N] \
+        --out benchmarks/results/dynamic_eval.json [--results results/NAME+dynamic.json]
 
 The learning rate is chosen on the valid split (the lowest perplexity of ``--lrs``, decay
-``--decay``), then the test perplexity is measured with it, beside the static one read the same
-way (batch 1, the recipe's segments). Written with the commit, so run it from a clean tree.
+``--decay``, update ``--rule``, ``--segment`` tokens per step), then the test perplexity is
+measured with it, beside the static one read the same way (batch 1, the same segments).
+``--results`` also writes the results record of ``elman eval --dynamic`` at the chosen rate
+(the README table's row). Written with the commit, so run it from a clean tree.
 """
 
 from __future__ import annotations
@@ -19,26 +22,46 @@ def main() -> None:
     parser.add_argument("run", help="a language model's run folder or checkpoint")
     parser.add_argument("--lrs", type=float, nargs="+", default=[0.03, 0.1, 0.3, 1.0])
     parser.add_argument("--decay", type=float, default=0.0)
+    parser.add_argument("--rule", choices=("sgd", "rms"), default="sgd")
+    parser.add_argument("--segment", type=int, help="tokens per step (the recipe's bptt)")
+    parser.add_argument("--stats-tokens", type=int, default=100_000, help="rms: training tokens")
     parser.add_argument("--out", required=True)
+    parser.add_argument("--results", help="also write elman eval's results record")
     args = parser.parse_args()
     import torch
 
+    from elman.errors import ElmanError
     from elman.files import write_json
+    from elman.inference.dynamic import DynamicSettings
     from elman.provenance import command_line, provenance
     from elman.tasks.evaluation import evaluate
     from elman.tasks.loading import load
+    from elman.tasks.results import evaluation_record
+
+    def settings(lr: float) -> DynamicSettings:
+        return DynamicSettings(
+            lr, args.decay, rule=args.rule, segment=args.segment, stats_tokens=args.stats_tokens
+        )
 
     torch.set_num_threads(1)
     loaded = load(args.run, "cpu")
     tried = []
     for lr in args.lrs:
         start = time.perf_counter()
-        r = evaluate(loaded, "valid", dynamic=lr, dynamic_decay=args.decay).dynamic
+        try:
+            r = evaluate(loaded, "valid", dynamic=settings(lr)).dynamic
+        except ElmanError as err:  # the adapted weights diverged at this rate
+            tried.append({"lr": lr, "split": "valid", "diverged": str(err)})
+            print(f"valid lr {lr:g}: diverged", flush=True)
+            continue
         assert r is not None
         tried.append({**r.to_dict(), "split": "valid", "seconds": time.perf_counter() - start})
         print(f"valid lr {lr:g}: {r.static_ppl:.2f} -> {r.ppl:.2f}", flush=True)
-    best = min(tried, key=lambda t: t["ppl"])
-    test = evaluate(loaded, "test", dynamic=best["lr"], dynamic_decay=args.decay).dynamic
+    finite = [t for t in tried if "ppl" in t]
+    if not finite:
+        raise SystemExit("every rate diverged on valid; try smaller --lrs")
+    best = min(finite, key=lambda t: t["ppl"])
+    test = evaluate(loaded, "test", dynamic=settings(best["lr"])).dynamic
     assert test is not None
     print(f"test lr {best['lr']:g} (chosen on valid): {test.static_ppl:.2f} -> {test.ppl:.2f}")
     record = {
@@ -53,6 +76,21 @@ def main() -> None:
     }
     write_json(args.out, record)
     print(f"wrote {args.out}")
+    if args.results:
+        chosen = settings(best["lr"])
+        command = (
+            f"elman eval {args.run} --dynamic {chosen.lr:g} --dynamic-decay {chosen.decay:g} "
+            f"--dynamic-rule {chosen.rule}"
+            + (f" --dynamic-segment {chosen.segment}" if chosen.segment else "")
+            + (f" --dynamic-stats-tokens {chosen.stats_tokens}" if chosen.rule == "rms" else "")
+            + f" --results {args.results}"
+        )
+        aim = f"dynamic evaluation, η chosen on valid among {args.lrs}"
+        write_json(
+            args.results,
+            evaluation_record(args.run, device="cpu", dynamic=chosen, aim=aim, command=command),
+        )
+        print(f"wrote {args.results}")
 
 
 if __name__ == "__main__":

@@ -150,3 +150,12 @@ def test_a_results_record_of_dynamic_evaluation(lm_run, tmp_path, capsys):
 def test_an_unknown_rule_is_refused():
     with pytest.raises(ValueError, match="rule 'adam' unknown"):
         DynamicSettings(0.1, rule="adam")
+
+
+def test_a_diverging_rate_is_one_line_not_an_overflow(lm_run, capsys):
+    """Regression: a rate that made the adapted weights diverge raised OverflowError from
+    math.exp; it is now the one-line refusal of a non-finite perplexity."""
+    argv = ["eval", str(lm_run), "--device", "cpu", "--dynamic", "1e30", "--dynamic-rule", "rms"]
+    rc = main([*argv, "--dynamic-stats-tokens", "20"])
+    err = capsys.readouterr().err
+    assert rc != 0 and "not a finite number" in err and "Traceback" not in err

@@ -345,8 +345,9 @@ def with_dynamic(
     """``loaded``'s perplexity on ``split`` under dynamic evaluation, beside its static one read
     the same way (batch 1, the same segments; the evaluation batch may differ)."""
     static = dataclasses.replace(settings, lr=0.0)  # rate 0: the static scores, read the same way
+    # a rate too high makes the adapted model diverge: inf (refused below), not an overflow
     ppl = [
-        math.exp(-float(np.mean(loaded.task.dynamic_logprobs(loaded, dataset, split, s))))
+        _exp(-float(np.mean(loaded.task.dynamic_logprobs(loaded, dataset, split, s))))
         for s in (static, settings)
     ]
     segment = settings.segment or int(getattr(loaded.recipe.data, "bptt", DEFAULT_SEGMENT))
@@ -355,6 +356,10 @@ def with_dynamic(
     )
     check_finite(result.to_dict(), f"{loaded.path} dynamically on {split}", DYNAMIC)
     return result
+
+
+def _exp(x: float) -> float:
+    return math.exp(x) if x < 709.0 else math.inf  # NaN stays NaN
 
 
 # The numbers a result stands on. Others may be NaN by definition (a tagger's accuracy on
