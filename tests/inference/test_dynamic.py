@@ -159,3 +159,17 @@ def test_a_diverging_rate_is_one_line_not_an_overflow(lm_run, capsys):
     rc = main([*argv, "--dynamic-stats-tokens", "20"])
     err = capsys.readouterr().err
     assert rc != 0 and "not a finite number" in err and "Traceback" not in err
+
+
+def test_a_mixture_with_dynamic_evaluation_mixes_the_adapted_model(lm_run, corpus, tmp_path):
+    from elman.cli.ngram import build
+
+    arpa = tmp_path / "kn3.arpa"
+    build(str(corpus), order=3, smoothing="kn", out=arpa)
+    plain = evaluate(lm_run, "test", device="cpu", mix=str(arpa), batch_size=1)  # as it reads
+    still = evaluate(lm_run, "test", device="cpu", mix=str(arpa), dynamic=0.0)
+    assert still.mix.neural_ppl == pytest.approx(plain.mix.neural_ppl, rel=1e-5)
+    adapted = evaluate(lm_run, "test", device="cpu", mix=str(arpa), dynamic=0.3)
+    assert adapted.mix.neural_ppl == pytest.approx(adapted.dynamic.ppl, rel=1e-9)
+    assert adapted.mix.neural_ppl != pytest.approx(plain.mix.neural_ppl, rel=1e-3)
+    assert adapted.mix.ppl <= min(adapted.mix.neural_ppl, adapted.mix.ngram_ppl) * 1.05

@@ -265,7 +265,8 @@ def evaluate(
     interpolate with, ``lam`` its weight (module docstring). ``cache``: interpolate a language
     model with its neural cache of that many states, θ and λ given or ``auto`` (tuned on valid).
     ``dynamic``: also score a language model with dynamic evaluation at this learning rate,
-    pulled back to its weights by ``dynamic_decay``, or as :class:`DynamicSettings` say.
+    pulled back to its weights by ``dynamic_decay``, or as :class:`DynamicSettings` say; with
+    ``mix`` too, the mixture is of the adapted model (λ tuned on its valid scores).
     """
     if isinstance(dynamic, int | float):
         dynamic = DynamicSettings(float(dynamic), dynamic_decay)
@@ -300,6 +301,8 @@ def evaluate(
     if mix is not None:
 
         def scores(s: str) -> np.ndarray:
+            if dynamic is not None:  # the adapted model's scores are the ones mixed
+                return task.dynamic_logprobs(loaded, dataset, s, dynamic)
             return task.token_logprobs(loaded, dataset, s, batch_size=batch_size)
 
         result.mix = mix_with_ngram(scores, dataset, split, mix, lam)

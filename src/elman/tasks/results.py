@@ -128,7 +128,7 @@ def evaluation_record(
     if cache is not None:
         name += f"+cache{cache}"
     if dynamic is not None:
-        name += "+dynamic"
+        name += "+dynamic" + ("" if dynamic.rule == "sgd" else f"-{dynamic.rule}")
     if ensemble:
         name += f"-ensemble{1 + len(ensemble)}"
     return {
