@@ -122,13 +122,16 @@ def valid_records(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def elman_run(recipe: str, work: Path, target: float, threads: int) -> dict[str, Any]:
-    """``elman train RECIPE``, stopped (SIGINT: it saves and exits) at the first epoch that
-    reaches the target; its best.pt is that epoch's model."""
+    """``elman train RECIPE``, stopped (SIGTERM: it saves and exits) at the first epoch that
+    reaches the target; that epoch's model (its epochN.pt) is tested. Not SIGINT: a job started
+    in the background ignores SIGINT, and so do the processes it starts."""
     from elman.tasks.evaluation import evaluate
 
     run_dir = work / Path(recipe).stem
     cmd = [sys.executable, "-m", "elman", "train", str(ROOT / recipe), "--out", str(run_dir)]
     cmd += ["--set", f"train.threads={threads}", "--set", "train.progress=false"]
+    # every epoch's model is kept: the stop lands a few steps after the target epoch's end
+    cmd += ["--set", "train.keep_epochs=100000"]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     with open(work / f"{run_dir.name}.log", "w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -137,18 +140,20 @@ def elman_run(recipe: str, work: Path, target: float, threads: int) -> dict[str,
             time.sleep(1.0)
             if not reached and any(r["ppl"] <= target for r in valid_records(run_dir)):
                 reached = True
-                proc.send_signal(signal.SIGINT)
-        if proc.returncode not in (0, 130) and not reached:
+                proc.send_signal(signal.SIGTERM)
+        if proc.returncode not in (0, 128 + signal.SIGTERM) or (proc.returncode and not reached):
             raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}); see {log.name}")
     curve = [
         {"epoch": r["epoch"], "cpu_time_s": r["cpu_time"], "ppl": r["ppl"]}
         for r in valid_records(run_dir)
     ]
+    checkpoint = run_dir / "best.pt"
     if reached:  # the records after the first one at the target were not asked for
         first = next(i for i, p in enumerate(curve) if p["ppl"] <= target)
         curve = curve[: first + 1]
-    test = evaluate(run_dir / "best.pt", "test", device="cpu")
-    return {"recipe": recipe, "curve": curve, "test_ppl": test.ppl}
+        checkpoint = run_dir / f"epoch{curve[-1]['epoch']}.pt"
+    test = evaluate(checkpoint, "test", device="cpu")
+    return {"recipe": recipe, "curve": curve, "test_ppl": test.metrics["ppl"]}
 
 
 # ---------------------------------------------------------------------------- the record
