@@ -299,12 +299,7 @@ def evaluate(
     if report:
         result.report = task.report(loaded, dataset, split, batch_size=batch_size)
     if mix is not None:
-
-        def scores(s: str) -> np.ndarray:
-            if dynamic is not None:  # the adapted model's scores are the ones mixed
-                return task.dynamic_logprobs(loaded, dataset, s, dynamic)
-            return task.token_logprobs(loaded, dataset, s, batch_size=batch_size)
-
+        scores = neural_scores(loaded, dataset, batch_size, dynamic)
         result.mix = mix_with_ngram(scores, dataset, split, mix, lam)
         check_finite(result.mix.to_dict(), f"{loaded.path} mixed with {mix} on {split}", MIXTURE)
     if cache is not None:
@@ -313,6 +308,20 @@ def evaluate(
     if dynamic is not None:
         result.dynamic = with_dynamic(loaded, dataset, split, dynamic)
     return result
+
+
+def neural_scores(
+    loaded: Loaded, dataset: Any, batch_size: int | None, dynamic: DynamicSettings | None
+) -> Callable[[str], np.ndarray]:
+    """split -> ln p(y_t) of its tokens, as a mixture reads them: the adapted model's scores
+    under dynamic evaluation, else the static ones."""
+
+    def scores(s: str) -> np.ndarray:
+        if dynamic is not None:
+            return loaded.task.dynamic_logprobs(loaded, dataset, s, dynamic)
+        return loaded.task.token_logprobs(loaded, dataset, s, batch_size=batch_size)
+
+    return scores
 
 
 def check_adaptation(
