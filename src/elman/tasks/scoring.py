@@ -193,19 +193,24 @@ class NeuralScorer:
         return [self.space if c == " " else c for c in line]
 
     def score(self, lines: Sequence[str]) -> list[TokenScores]:
-        tokens = [self.tokens(line) for line in lines]
-        known = [self._known(t) for t in tokens]
-        unk = self.loaded.vocab.unk_index
-        ids = [[unk if i is None else i for i in k] + [self.end] for k in known]
+        encoded = [self.encode(line) for line in lines]
         loaded = self.loaded
         logps = self.logprobs(
-            loaded.model, ids, self.end, loaded.device,
+            loaded.model, [ids for _, ids, _ in encoded], self.end, loaded.device,
             batch_size=self.batch_size, max_tokens=self.max_tokens,
         )  # fmt: skip
         return [
-            TokenScores([*t, END], lp, np.array([i is None for i in k] + [False], dtype=bool))
-            for t, k, lp in zip(tokens, known, logps, strict=True)
+            TokenScores([*t, END], lp, oov) for (t, _, oov), lp in zip(encoded, logps, strict=True)
         ]
+
+    def encode(self, line: str) -> tuple[list[str], list[int], np.ndarray]:
+        """A line's tokens, the ids scored (OOVs as <unk>, the end id last), and which of
+        those ids are OOVs."""
+        tokens = self.tokens(line)
+        known = self._known(tokens)
+        unk = self.loaded.vocab.unk_index
+        ids = [unk if i is None else i for i in known] + [self.end]
+        return tokens, ids, np.array([i is None for i in known] + [False], dtype=bool)
 
     def _known(self, tokens: list[str]) -> list[int | None]:
         """Each token's id, None for one the vocabulary lacks (an OOV, read as <unk>)."""
@@ -246,12 +251,9 @@ class DynamicScorer:
         out = []
         loaded = self.base.loaded
         for line in lines:
-            tokens = self.base.tokens(line)
-            known = self.base._known(tokens)
-            ids = [loaded.vocab.unk_index if i is None else i for i in known] + [self.base.end]
+            tokens, ids, oov = self.base.encode(line)
             segment = sentence_segment(loaded.model, ids, self.base.end, loaded.device)
             picked, _ = self.adapter.segment(segment)
-            oov = np.array([i is None for i in known] + [False], dtype=bool)
             out.append(TokenScores([*tokens, END], picked.double().cpu().numpy(), oov))
         return out
 
