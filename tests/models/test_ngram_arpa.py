@@ -1,5 +1,5 @@
-"""ARPA files: exact round trip, reading files written by other tools, and the
-one-line errors for malformed files."""
+"""ARPA files: exact round trip, fixed-point values made by NumPy, reading files written by
+other tools, and the one-line errors for malformed files."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 
 from elman.errors import ElmanError
 from elman.models.ngram import SMOOTHINGS, NgramConfig, NgramLM, read_arpa, write_arpa
+from elman.models.ngram.arpa_lines import fixed_point
 from elman.models.ngram.counts import NgramWarning
 
 LINES = ["a b c a", "b c", "c a b b", "a", "b a c c a b"]
@@ -22,16 +23,67 @@ def test_round_trip_keeps_every_number(tmp_path, method, order):
         warnings.simplefilter("ignore", NgramWarning)
         lm = NgramLM.build(LINES, NgramConfig(order=order, smoothing=method))
     path = tmp_path / "m.arpa"
-    write_arpa(lm, path)
+    write_arpa(lm, path, decimals=None)
     back = read_arpa(path)
     assert back.vocab == lm.vocab and back.counts() == lm.counts()
     ours_all, theirs_all = lm.keys + lm.logp + lm.logbo, back.keys + back.logp + back.logbo
     for ours, theirs in zip(ours_all, theirs_all, strict=True):
         assert np.array_equal(ours, theirs)
-    write_arpa(back, tmp_path / "again.arpa")
+    write_arpa(back, tmp_path / "again.arpa", decimals=None)
     assert (tmp_path / "again.arpa").read_text() == path.read_text()
     test = ["a b c", "c c zebra"]
     assert np.array_equal(back.log10probs(test), lm.log10probs(test))
+
+
+def _python_fixed(x: float, decimals: int) -> str:
+    """The independent reference: Python's own formatting, without the sign of a zero."""
+    text = f"{x:.{decimals}f}"
+    return text[1:] if text.startswith("-") and not text.strip("-0.") else text
+
+
+@pytest.mark.parametrize("decimals", [1, 4, 8, 12])
+def test_fixed_point_text_is_pythons_formatting(decimals):
+    rng = np.random.default_rng(decimals)
+    # whole multiples of 10^-decimals plus a fraction kept away from the halfway point, so
+    # that rounding has one answer; magnitudes from 1e-9 to 1e5, both signs, and exact values
+    steps = rng.integers(0, 10 ** rng.integers(0, 10, 3000))
+    away = rng.choice([0.1, 0.2, 0.3, 0.7, 0.8, 0.9], 3000)
+    values = np.concatenate([
+        (steps + away) / 10**decimals * rng.choice([-1.0, 1.0], 3000),
+        [0.0, -0.0, -99.0, -100.0, 0.5, -0.25, 1e5, -1e-12, 10.0, -1.0],
+    ])  # fmt: skip
+    values = values[np.abs(values) < 1e9]
+    text, start, length = fixed_point(values, decimals, b"\t")
+    ours = [bytes(text[i, start[i] : start[i] + length[i]]).decode() for i in range(len(values))]
+    assert ours == [_python_fixed(x, decimals) + "\t" for x in values.tolist()]
+
+
+def test_fast_file_equals_the_exact_one_within_its_decimals(tmp_path):
+    lm = NgramLM.build(LINES + ["é ü a", "b é"], NgramConfig(order=4, smoothing="mkn"))
+    write_arpa(lm, tmp_path / "fast.arpa")  # the default: 8 decimals
+    write_arpa(lm, tmp_path / "exact.arpa", decimals=None)
+    fast = (tmp_path / "fast.arpa").read_text(encoding="utf-8").splitlines()
+    exact = (tmp_path / "exact.arpa").read_text(encoding="utf-8").splitlines()
+    assert len(fast) == len(exact)
+    for ours, theirs in zip(fast, exact, strict=True):
+        a, b = ours.split("\t"), theirs.split("\t")
+        if len(b) == 1:  # header, section and blank lines
+            assert ours == theirs
+            continue
+        assert a[1] == b[1] and len(a) == len(b)  # the words; a weight where one is written
+        for x, y in zip([a[0], *a[2:]], [b[0], *b[2:]], strict=True):
+            assert x == _python_fixed(float(y), 8)
+    back = read_arpa(tmp_path / "fast.arpa")
+    test = ["a b c", "c c zebra", "é a"]
+    np.testing.assert_allclose(back.log10probs(test), lm.log10probs(test), rtol=0, atol=5e-8)
+
+
+def test_values_fixed_point_cannot_write_are_written_exactly(tmp_path):
+    lm = NgramLM.build(LINES, NgramConfig(order=2, smoothing="ml"))
+    lm.logp[1][0] = -math.inf  # e.g. a model read from a file that lists probability 0
+    write_arpa(lm, tmp_path / "m.arpa")
+    assert "\n-inf\t" in (tmp_path / "m.arpa").read_text()
+    assert np.array_equal(read_arpa(tmp_path / "m.arpa").logp[1], lm.logp[1])
 
 
 # A KenLM-style file (tabs, -99 for <s>, blank lines between sections) with a
@@ -216,4 +268,4 @@ def test_written_file_is_plain_arpa(tmp_path):
     assert [u[1] for u in unigrams] == lm.vocab
     assert float(unigrams[1][0]) == -99.0  # <s> is never predicted
     total = sum(10 ** float(u[0]) for u in unigrams if u[1] != "<s>")
-    assert math.isclose(total, 1.0, rel_tol=1e-12)
+    assert math.isclose(total, 1.0, rel_tol=1e-7)  # each value to 8 decimals: 1.2e-8 relative

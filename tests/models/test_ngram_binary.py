@@ -122,7 +122,7 @@ def test_arrays_are_mapped_from_the_file_not_copied(model):
 
 def test_read_model_reads_either_format(tmp_path, model):
     arpa = tmp_path / "m.arpa"
-    write_arpa(build(), arpa)
+    write_arpa(build(), arpa, decimals=None)
     assert isinstance(read_model(model).logp[1].base, memoryview)
     assert np.array_equal(read_model(arpa).log10probs(TEST), read_model(model).log10probs(TEST))
 
@@ -246,10 +246,16 @@ def test_a_wrong_magic_is_refused_by_eval_in_one_line(model, corpus, capsys):
 def test_build_binary_writes_the_model_the_binary_command_writes(tmp_path, corpus, capsys):
     arpa, converted, direct = tmp_path / "m.arpa", tmp_path / "c.bin", tmp_path / "d.bin"
     build = ["ngram", "build", "--order", "3", "--data", str(corpus)]
-    assert run(capsys, *build, "--out", str(arpa))[0] == 0
+    assert run(capsys, *build, "--out", str(arpa), "--decimals", "exact")[0] == 0
     assert run(capsys, "ngram", "binary", str(arpa), str(converted))[0] == 0
     assert run(capsys, *build, "--binary", "--out", str(direct))[0] == 0
     a, b = read_binary(converted), read_binary(direct)
     assert a.vocab == b.vocab and a.counts() == b.counts()
     for x, y in zip(a.logp + a.logbo, b.logp + b.logbo, strict=True):
         np.testing.assert_array_equal(x, y)  # ARPA's shortest repr round-trips every float
+    assert run(capsys, *build, "--out", str(arpa))[0] == 0  # 8 decimals, the default
+    a = read_arpa(arpa)
+    for x, y in zip(a.logp + a.logbo, b.logp + b.logbo, strict=True):
+        np.testing.assert_allclose(x, y, rtol=0, atol=5.01e-9)
+    rc, _, err = run(capsys, *build, "--out", str(arpa), "--decimals", "0")
+    assert rc == 2 and "--decimals" in err and "1 … 17 or 'exact'" in err

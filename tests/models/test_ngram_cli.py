@@ -46,8 +46,10 @@ def test_build_eval_sample_end_to_end(tmp_path, corpus, capsys):
     assert rc == 0
     result = json.loads(out)
     direct = NgramLM.build(TRAIN, NgramConfig(order=3, smoothing="kn")).perplexity(TEST)
-    assert result["perplexity"] == pytest.approx(direct.perplexity, rel=1e-12)
-    assert result["perplexity_no_oov"] == pytest.approx(direct.perplexity_no_oov, rel=1e-12)
+    assert result["perplexity"] == pytest.approx(
+        direct.perplexity, rel=1e-7
+    )  # the file holds 8 decimals
+    assert result["perplexity_no_oov"] == pytest.approx(direct.perplexity_no_oov, rel=1e-7)
     assert (result["tokens"], result["sentences"], result["oovs"]) == (11, 2, 1)
     rc, out, _ = run(capsys, "ngram", "eval", str(arpa), "--data", str(corpus), "--split", "valid")
     assert rc == 0 and "perplexity" in out and "1 sentences, 2 words, 3 tokens" in out

@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # NumPy is imported only when a command needs it (elman --hel
     from elman.models.ngram import NgramLM
 
 MAX_ORDER = 20  # as elman.models.ngram.model.MAX_ORDER (imported lazily there: NumPy)
+DECIMALS = 8  # as elman.models.ngram.arpa_lines.DECIMALS
 
 
 def load_lines(data: str, split: str) -> list[str]:
@@ -75,11 +76,13 @@ def build(
     prune: tuple[int, ...] = (),
     limit_vocab: str | Path | None = None,
     binary: bool = False,
+    decimals: int | None = DECIMALS,
 ):
     """Build an n-gram model on the train split of ``data`` and write it to ``out`` (ARPA, or
     with ``binary`` elman's binary format, as ``elman ngram binary`` writes it), pruned as
     ``prune`` (count thresholds per order) and ``limit_vocab`` (a file of words) say, as KenLM's
-    ``lmplz --prune`` and ``--limit_vocab_file``.  Returns the
+    ``lmplz --prune`` and ``--limit_vocab_file``; ARPA values have ``decimals`` digits after
+    the point (None: exact, :func:`~elman.models.ngram.write_arpa`).  Returns the
     :class:`~elman.models.ngram.NgramLM`."""
     from elman.models.ngram import NgramConfig, NgramLM
     from elman.progress import Progress
@@ -96,7 +99,7 @@ def build(
         lm = NgramLM.build(lines, config, progress.phase)
         # atomic: a kill now leaves the old file (and a temporary, removed by the next build
         # to the same path)
-        write_model(lm, out, binary, progress.phase)
+        write_model(lm, out, binary, progress.phase, decimals)
     return lm
 
 
@@ -132,6 +135,7 @@ def mix(
     data: str | None = None,
     split: str = "test",
     binary: bool = False,
+    decimals: int | None = DECIMALS,
 ) -> dict:
     """Merge the ``models`` (ARPA or binary) into one statically interpolated model at ``out``
     (ARPA, or binary with ``binary``), with
@@ -159,7 +163,7 @@ def mix(
     assert weights is not None
     weights = check_weights(weights, len(lms))
     merged = merge(lms, weights)
-    write_model(merged, out, binary)
+    write_model(merged, out, binary, decimals=decimals)
     result: dict = {"models": models, "lambda": weights, "out": str(out), "tuned_on": tune}
     result["counts"] = merged.counts()
     if data is not None:
@@ -172,7 +176,14 @@ def mix(
     return result
 
 
-def prune(model: str | Path, *, threshold: float, out: str | Path, binary: bool = False) -> dict:
+def prune(
+    model: str | Path,
+    *,
+    threshold: float,
+    out: str | Path,
+    binary: bool = False,
+    decimals: int | None = DECIMALS,
+) -> dict:
     """Entropy-based pruning (Stolcke 1998, SRILM's ``ngram -prune``) of the model ``model``
     (ARPA or binary): drop each n-gram whose removal grows the perplexity by a factor of less
     than 1 + ``threshold``, write the result to ``out`` (ARPA, or binary with ``binary``).
@@ -186,7 +197,7 @@ def prune(model: str | Path, *, threshold: float, out: str | Path, binary: bool 
     start = time.perf_counter()
     pruned = prune_entropy(lm, threshold)
     seconds = time.perf_counter() - start
-    write_model(pruned, out, binary)
+    write_model(pruned, out, binary, decimals=decimals)
     return {
         "model": str(model), "threshold": threshold, "out": str(out),
         "counts_before": lm.counts(), "counts": pruned.counts(), "prune_s": seconds,
@@ -197,17 +208,34 @@ LN10 = math.log(10.0)
 
 
 def write_model(
-    lm: NgramLM, out: str | Path, binary: bool, phase: Callable[[str], None] | None = None
+    lm: NgramLM,
+    out: str | Path,
+    binary: bool,
+    phase: Callable[[str], None] | None = None,
+    decimals: int | None = DECIMALS,
 ) -> None:
-    """``lm`` to ``out``, atomically: elman's binary format with ``binary``, else ARPA text."""
+    """``lm`` to ``out``, atomically: elman's binary format with ``binary``, else ARPA text
+    with ``decimals`` digits after the point (None: Python's exact shortest form)."""
     from elman.models.ngram import write_arpa, write_binary
+    from elman.models.ngram.counts import quiet
 
     if binary:
         write_binary(lm, out)
-    elif phase is not None:
-        write_arpa(lm, out, phase)
     else:
-        write_arpa(lm, out)
+        write_arpa(lm, out, phase or quiet, decimals=decimals)
+
+
+def decimals_option(text: str) -> int | None:
+    """``--decimals``: an integer 1 … 17, or ``exact``."""
+    if text == "exact":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 17:
+        raise argparse.ArgumentTypeError(f"expected an integer 1 … 17 or 'exact', got {text!r}")
+    return value
 
 
 def add_output(parser: argparse.ArgumentParser) -> None:
@@ -216,6 +244,12 @@ def add_output(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--binary", action="store_true",
         help="write elman's binary format (as `elman ngram binary`) instead of ARPA text",
+    )  # fmt: skip
+    parser.add_argument(
+        "--decimals", type=decimals_option, default=DECIMALS, metavar="N|exact",
+        help=f"digits after the point of each log10 value in ARPA text (default: {DECIMALS}, "
+        "each probability to 1.2e-8 relative); 'exact' writes Python's shortest round-trip "
+        "form, bit for bit on reading, several times slower",
     )  # fmt: skip
 
 
@@ -324,6 +358,7 @@ def _run_build(args: argparse.Namespace) -> int:
     lm = build(
         args.data, order=args.order, smoothing=args.smoothing, out=args.out, k=args.k,
         prune=tuple(args.prune), limit_vocab=args.limit_vocab, binary=args.binary,
+        decimals=args.decimals,
     )  # fmt: skip
     print(f"{args.order}-gram {args.smoothing} model of {args.data}: {lm.vocab_size} words")
     for n, (count, d) in enumerate(zip(lm.counts(), lm.discounts, strict=True), start=1):
@@ -377,7 +412,7 @@ def _run_binary(args: argparse.Namespace) -> int:
 def _run_mix(args: argparse.Namespace) -> int:
     r = mix(
         args.models, args.out, weights=args.weights, tune=args.tune, data=args.data,
-        split=args.split, binary=args.binary,
+        split=args.split, binary=args.binary, decimals=args.decimals,
     )  # fmt: skip
     if args.json:
         print(dumps(r))
@@ -398,7 +433,10 @@ def _run_mix(args: argparse.Namespace) -> int:
 
 
 def _run_prune(args: argparse.Namespace) -> int:
-    r = prune(args.model, threshold=args.threshold, out=args.out, binary=args.binary)
+    r = prune(
+        args.model, threshold=args.threshold, out=args.out, binary=args.binary,
+        decimals=args.decimals,
+    )  # fmt: skip
     if args.json:
         print(dumps(r))
         return 0

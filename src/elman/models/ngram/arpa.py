@@ -17,8 +17,9 @@
 
 Each entry is ``log10 p``, the n-gram's words, and (optionally, below the highest
 order) the log10 back-off weight; a missing weight is 0.  Fields are separated by
-tabs or spaces.  Probabilities are written with Python's shortest round-trip float
-formatting, so reading a written file gives back every log10 value bit for bit.
+tabs or spaces.  Values are written with 8 digits after the point (each probability to
+1.2e-8 relative), or on request in Python's shortest round-trip form, so that reading the
+file gives back every log10 value bit for bit.
 A malformed file raises ElmanError naming ``file:line`` and what was expected.
 
 Values are checked as KenLM checks them: a log10 probability is a number <= 0, where
@@ -37,49 +38,97 @@ from collections import defaultdict
 from collections.abc import Callable
 from itertools import chain, islice
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
 from elman.errors import ElmanError
 from elman.files import atomic_open
+from elman.models.ngram import arpa_lines
+from elman.models.ngram.arpa_lines import DECIMALS, Vocabulary, entry_lines
 from elman.models.ngram.counts import quiet
 from elman.models.ngram.model import NgramLM, find_rows
 
-CHUNK = 100_000  # entry lines formatted or parsed at a time (bounds the Python strings)
+CHUNK = 100_000  # entry lines parsed at a time (bounds the Python strings)
+BLOCK = 50_000  # entry lines made at a time (their byte arrays stay in the CPU's caches)
 
 
-def write_arpa(lm: NgramLM, path: str | Path, phase: Callable[[str], None] = quiet) -> None:
+def write_arpa(
+    lm: NgramLM,
+    path: str | Path,
+    phase: Callable[[str], None] = quiet,
+    decimals: int | None = DECIMALS,
+) -> None:
     """Write ``lm`` to ``path`` as an ARPA file, atomically: ``path`` is replaced only once the
     whole file is written and on disk (an error or a kill before leaves the old file).
-    ``phase`` is told how far the writing is (a large model's file is gigabytes)."""
-    V = lm.vocab_size
-    with atomic_open(path, "w") as f:
-        f.write("\n\\data\\\n")
-        for n, count in enumerate(lm.counts(), start=1):
-            f.write(f"ngram {n}={count}\n")
-        text = lm.vocab  # the words of each n-gram of the previous order, by row
+
+    Every log10 value is written with ``decimals`` digits after the point (8: each
+    probability to 1.2e-8 relative, :mod:`elman.models.ngram.arpa_lines`), or with
+    ``decimals=None`` in Python's shortest round-trip form, so that reading the file gives
+    back every value bit for bit (several times slower).  ``phase`` is told how far the
+    writing is (a large model's file is gigabytes)."""
+    if decimals is not None and decimals < 1:
+        raise ValueError(f"decimals must be >= 1 or None, got {decimals}")
+    values = [*lm.logp, *lm.logbo]
+    exact = decimals is None or not all(arpa_lines.writable(v) for v in values)
+    vocab = None if exact else Vocabulary(lm.vocab)
+    with atomic_open(path, "wb") as f:
+        header = [f"ngram {n}={count}\n" for n, count in enumerate(lm.counts(), start=1)]
+        f.write(("\n\\data\\\n" + "".join(header)).encode())
         for n in range(1, lm.order + 1):
-            f.write(f"\n\\{n}-grams:\n")
-            if n > 1:
-                keys = lm.keys[n - 1]
-                rows, words = (keys // V).tolist(), (keys % V).tolist()
-                vocab = lm.vocab
-                text = [text[r] + " " + vocab[w] for r, w in zip(rows, words, strict=True)]
-            for start in range(0, len(text), CHUNK):
-                phase(f"writing {n}-grams ({100 * start // len(text)}%)")
-                part = slice(start, start + CHUNK)
-                probs = map(repr, lm.logp[n - 1][part].tolist())
-                if n < lm.order:
-                    backoffs = lm.logbo[n - 1][part].tolist()
-                    lines = [
-                        f"{p}\t{t}\t{b!r}" if b != 0.0 else f"{p}\t{t}"
-                        for p, t, b in zip(probs, text[part], backoffs, strict=True)
-                    ]
-                else:
-                    lines = [f"{p}\t{t}" for p, t in zip(probs, text[part], strict=True)]
-                f.write("\n".join(lines))
-                f.write("\n")
-        f.write("\n\\end\\\n")
+            f.write(f"\n\\{n}-grams:\n".encode())
+            if vocab is None:
+                _write_exact(lm, n, f, phase)
+            else:
+                _write_fixed(lm, n, f, phase, decimals or DECIMALS, vocab)
+        f.write(b"\n\\end\\\n")
+
+
+def _words(lm: NgramLM, n: int, rows: np.ndarray) -> np.ndarray:
+    """The word ids (len(rows), n) of the listed n-grams of order ``n`` in ``rows``."""
+    V = lm.vocab_size
+    words = np.empty((len(rows), n), dtype=np.int64)
+    for m in range(n, 1, -1):
+        rows, words[:, m - 1] = np.divmod(lm.keys[m - 1][rows], V)
+    words[:, 0] = rows
+    return words
+
+
+def _write_fixed(
+    lm: NgramLM,
+    n: int,
+    f: IO[bytes],
+    phase: Callable[[str], None],
+    decimals: int,
+    vocab: Vocabulary,
+) -> None:
+    total = len(lm.logp[n - 1])
+    for first in range(0, total, BLOCK):
+        phase(f"writing {n}-grams ({100 * first // total}%)")
+        part = slice(first, first + BLOCK)
+        rows = np.arange(first, min(first + BLOCK, total), dtype=np.int64)
+        logbo = lm.logbo[n - 1][part] if n < lm.order else None
+        words, logp = _words(lm, n, rows), lm.logp[n - 1][part]
+        f.write(entry_lines(vocab, words, logp, logbo, decimals).data)
+
+
+def _write_exact(lm: NgramLM, n: int, f: IO[bytes], phase: Callable[[str], None]) -> None:
+    vocab, total = lm.vocab, len(lm.logp[n - 1])
+    for first in range(0, total, CHUNK):
+        phase(f"writing {n}-grams ({100 * first // total}%)")
+        part = slice(first, first + CHUNK)
+        rows = np.arange(first, min(first + CHUNK, total), dtype=np.int64)
+        text = [" ".join(vocab[w] for w in ws) for ws in _words(lm, n, rows).tolist()]
+        probs = map(repr, lm.logp[n - 1][part].tolist())
+        if n < lm.order:
+            backoffs = lm.logbo[n - 1][part].tolist()
+            lines = [
+                f"{p}\t{t}\t{b!r}" if b != 0.0 else f"{p}\t{t}"
+                for p, t, b in zip(probs, text, backoffs, strict=True)
+            ]
+        else:
+            lines = [f"{p}\t{t}" for p, t in zip(probs, text, strict=True)]
+        f.write(("\n".join(lines) + "\n").encode())
 
 
 class _Reader:
