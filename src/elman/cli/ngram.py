@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -32,6 +33,7 @@ if TYPE_CHECKING:  # NumPy is imported only when a command needs it (elman --hel
 
 MAX_ORDER = 20  # as elman.models.ngram.model.MAX_ORDER (imported lazily there: NumPy)
 DECIMALS = 8  # as elman.models.ngram.arpa_lines.DECIMALS
+DEFAULT_MEMORY = "50%"  # for sorting the counts (lmplz: 80% of physical memory)
 
 
 def load_lines(data: str, split: str) -> list[str]:
@@ -77,12 +79,16 @@ def build(
     limit_vocab: str | Path | None = None,
     binary: bool = False,
     decimals: int | None = DECIMALS,
+    memory: int | None = None,
+    temp_dir: str | Path | None = None,
 ):
     """Build an n-gram model on the train split of ``data`` and write it to ``out`` (ARPA, or
     with ``binary`` elman's binary format, as ``elman ngram binary`` writes it), pruned as
     ``prune`` (count thresholds per order) and ``limit_vocab`` (a file of words) say, as KenLM's
     ``lmplz --prune`` and ``--limit_vocab_file``; ARPA values have ``decimals`` digits after
-    the point (None: exact, :func:`~elman.models.ngram.write_arpa`).  Returns the
+    the point (None: exact, :func:`~elman.models.ngram.write_arpa`).  ``memory`` bytes bound
+    the sorting of the counts, spilled beyond it to ``temp_dir`` (lmplz's ``-S`` and ``-T``;
+    None: no bound).  Returns the
     :class:`~elman.models.ngram.NgramLM`."""
     from elman.models.ngram import NgramConfig, NgramLM
     from elman.progress import Progress
@@ -96,7 +102,7 @@ def build(
     with Progress(f"building a {order}-gram {smoothing} model", bar=False) as progress:
         progress.phase(f"reading {data}")
         lines = load_lines(data, "train")
-        lm = NgramLM.build(lines, config, progress.phase)
+        lm = NgramLM.build(lines, config, progress.phase, memory, temp_dir)
         # atomic: a kill now leaves the old file (and a temporary, removed by the next build
         # to the same path)
         write_model(lm, out, binary, progress.phase, decimals)
@@ -225,6 +231,28 @@ def write_model(
         write_arpa(lm, out, phase or quiet, decimals=decimals)
 
 
+def memory_size(text: str) -> int:
+    """``--memory``: bytes as ``500M``, ``2G``, ``1.5T``, a plain number of bytes, or ``P%``
+    of the machine's physical memory (as lmplz's ``-S``)."""
+    units = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    clean = text.strip().upper().removesuffix("B")
+    try:
+        if clean.endswith("%"):
+            share = float(clean[:-1]) / 100
+            size = share * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+            valid = 0 < share <= 1
+        else:
+            size = float(clean[:-1]) * units[clean[-1]] if clean[-1:] in units else float(clean)
+            valid = math.isfinite(size)
+    except (ValueError, IndexError):
+        valid = False
+    if not valid or size < 2**20:
+        raise argparse.ArgumentTypeError(
+            f"expected a size of at least 1M such as 500M, 2G or 50%, got {text!r}"
+        )
+    return int(size)
+
+
 def decimals_option(text: str) -> int | None:
     """``--decimals``: an integer 1 … 17, or ``exact``."""
     if text == "exact":
@@ -284,6 +312,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--limit-vocab", metavar="FILE",
         help="as lmplz --limit_vocab_file: drop every n-gram with a word not in FILE "
         "(whitespace-separated words; kn, mkn; default: none)",
+    )  # fmt: skip
+    b.add_argument(
+        "--memory", type=memory_size, default=memory_size(DEFAULT_MEMORY), metavar="SIZE",
+        help="memory for sorting the counts, as lmplz -S: 500M, 2G or a share of RAM such as "
+        "50%%; beyond it sorted runs spill to --temp-dir and merge (default: "
+        f"{DEFAULT_MEMORY.replace('%', '%%')} of physical memory)",
+    )  # fmt: skip
+    b.add_argument(
+        "--temp-dir", metavar="DIR",
+        help="folder for the sorted runs, as lmplz -T (default: the system's, $TMPDIR)",
     )  # fmt: skip
     add_output(b)
     b.set_defaults(func=_run_build)
@@ -358,7 +396,7 @@ def _run_build(args: argparse.Namespace) -> int:
     lm = build(
         args.data, order=args.order, smoothing=args.smoothing, out=args.out, k=args.k,
         prune=tuple(args.prune), limit_vocab=args.limit_vocab, binary=args.binary,
-        decimals=args.decimals,
+        decimals=args.decimals, memory=args.memory, temp_dir=args.temp_dir,
     )  # fmt: skip
     print(f"{args.order}-gram {args.smoothing} model of {args.data}: {lm.vocab_size} words")
     for n, (count, d) in enumerate(zip(lm.counts(), lm.discounts, strict=True), start=1):

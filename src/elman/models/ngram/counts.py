@@ -34,10 +34,12 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import repeat
+from pathlib import Path
 
 import numpy as np
 
 from elman.errors import ElmanError
+from elman.models.ngram.spill import chunk_tokens, count_order
 
 UNK, BOS, EOS = "<unk>", "<s>", "</s>"
 # Every vocabulary built here starts with these three ids.
@@ -172,13 +174,20 @@ def quiet(doing: str) -> None:
 
 
 def count_ngrams(
-    enc: Encoded, order: int, vocab_size: int, phase: Callable[[str], None] = quiet
+    enc: Encoded,
+    order: int,
+    vocab_size: int,
+    phase: Callable[[str], None] = quiet,
+    memory: int | None = None,
+    temp_dir: str | Path | None = None,
 ) -> list[OrderCounts]:
     """Count all n-grams of orders 1..``order`` in ``enc``; element n-1 is order n.
 
     The unigram table has one row per vocabulary word (count 0 for <s>, and for
     <unk> when the text has none).  Higher orders list the n-grams that occur.
-    ``phase`` is told which order is being counted.
+    ``phase`` is told which order is being counted.  ``memory`` (bytes) bounds the sorting:
+    beyond it the keys are sorted in chunks spilled to ``temp_dir`` and merged
+    (:mod:`elman.models.ngram.spill`), with the same result.
     """
     ids, pos = enc.ids, enc.pos
     if len(ids) >= np.iinfo(INDEX).max:
@@ -188,28 +197,21 @@ def count_ngrams(
     words = np.arange(V, dtype=INDEX)
     zeros = np.zeros(V, dtype=INDEX)
     tables = [OrderCounts(zeros, words, unigram_count, zeros, words == BOS_ID)]
-    row = ids  # (T,) row of the (n-1)-gram ending at each token; -1 when none
+    row = ids.astype(INDEX)  # (T,) row of the (n-1)-gram ending at each token; -1 when none
+    chunk = chunk_tokens(memory)
     for n in range(2, order + 1):
         phase(f"counting {n}-grams")
-        at = np.flatnonzero(pos >= n - 1)  # tokens that end an n-gram
-        keys = row[at - 1].astype(np.int64, copy=False) * V + ids[at]
-        uniq, first, inverse, count = np.unique(
-            keys, return_index=True, return_inverse=True, return_counts=True
-        )
-        del keys
-        starts = at[first]  # one occurrence of each n-gram
+        run, row = count_order(ids, pos, row, n, V, chunk, temp_dir)
         tables.append(
             OrderCounts(
-                context=(uniq // V).astype(INDEX),
-                word=(uniq % V).astype(INDEX),
-                count=count.astype(INDEX),
-                suffix=row[starts].astype(INDEX),  # (w_2..w_n) ends at the same token
-                starts_bos=pos[starts] == n - 1,
+                context=(run.keys // V).astype(INDEX),
+                word=(run.keys % V).astype(INDEX),
+                count=run.count,
+                suffix=run.suffix,  # (w_2..w_n) ends at the same token
+                starts_bos=run.starts_bos,
             )
         )
-        del uniq, first, count, starts
-        row = np.full(len(ids), -1, dtype=INDEX)
-        row[at] = inverse
+        del run
     return tables
 
 

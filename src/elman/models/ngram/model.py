@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -197,13 +198,20 @@ class NgramLM:
     # --- construction -----------------------------------------------------------
     @classmethod
     def build(
-        cls, lines: Iterable[str], config: NgramConfig, phase: Callable[[str], None] = quiet
+        cls,
+        lines: Iterable[str],
+        config: NgramConfig,
+        phase: Callable[[str], None] = quiet,
+        memory: int | None = None,
+        temp_dir: str | Path | None = None,
     ) -> NgramLM:
         """Count ``lines`` (one sentence each) and smooth them as ``config`` says; ``phase``
-        is told each step (a large corpus takes minutes: :mod:`elman.progress`)."""
+        is told each step (a large corpus takes minutes: :mod:`elman.progress`).  ``memory``
+        bytes bound the sorting of the counts, which beyond it spill to ``temp_dir``
+        (lmplz's ``-S`` and ``-T``; :mod:`elman.models.ngram.spill`): the same model."""
         phase("building the vocabulary")
         vocab, enc = build_vocab(lines)
-        tables = count_ngrams(enc, config.order, len(vocab), phase)
+        tables = count_ngrams(enc, config.order, len(vocab), phase, memory, temp_dir)
         keep = None
         if config.prunes:
             allowed = None

@@ -1,0 +1,109 @@
+"""Counting in a memory budget: sorted runs spilled to disk and merged give exactly the
+tables, rows and model of the in-memory count."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from elman.cli import main
+from elman.models.ngram import NgramConfig, NgramLM, read_arpa
+from elman.models.ngram import spill as spill_module
+from elman.models.ngram.counts import build_vocab, count_ngrams
+from elman.models.ngram.spill import MIN_CHUNK, Run, merge
+
+
+def corpus(lines: int = 3000, seed: int = 0) -> list[str]:
+    """Zipf-like sentences over 300 words: many repeated n-grams, many singletons."""
+    rng = np.random.default_rng(seed)
+    weights = 1.0 / np.arange(1, 301)
+    weights /= weights.sum()
+    out = []
+    for _ in range(lines):
+        words = rng.choice(300, size=rng.integers(0, 16), p=weights)
+        out.append(" ".join(f"w{w}" for w in words))
+    return out
+
+
+FIELDS = ("context", "word", "count", "suffix", "starts_bos")
+
+
+@pytest.mark.parametrize("chunk_multiple", [1, 3])
+def test_spilled_count_equals_the_in_memory_one(chunk_multiple, monkeypatch, tmp_path):
+    lines = corpus()
+    vocab, enc = build_vocab(lines)
+    whole = count_ngrams(enc, 5, len(vocab))
+    spilled = []
+    real_spill = spill_module._spill
+    monkeypatch.setattr(
+        spill_module, "_spill", lambda run, stem: spilled.append(stem) or real_spill(run, stem)
+    )
+    memory = chunk_multiple * MIN_CHUNK * spill_module.BYTES_PER_TOKEN
+    parts = count_ngrams(enc, 5, len(vocab), memory=memory, temp_dir=tmp_path)
+    chunks = -(-len(enc.ids) // (chunk_multiple * MIN_CHUNK))
+    assert chunks > 5 and len(spilled) == 4 * chunks  # every chunk of orders 2..5 spilled
+    assert list(tmp_path.iterdir()) == []  # the runs are gone afterwards
+    for a, b in zip(whole, parts, strict=True):
+        for field in FIELDS:
+            x, y = getattr(a, field), getattr(b, field)
+            assert x.dtype == y.dtype and np.array_equal(x, y), field
+
+
+def test_build_in_a_budget_gives_the_same_model():
+    lines = corpus(seed=1)
+    config = NgramConfig(order=4, smoothing="mkn", prune=(0, 0, 1))
+    a = NgramLM.build(lines, config)
+    b = NgramLM.build(lines, config, memory=MIN_CHUNK * spill_module.BYTES_PER_TOKEN)
+    assert a.vocab == b.vocab
+    for x, y in zip(a.keys + a.logp + a.logbo, b.keys + b.logp + b.logbo, strict=True):
+        assert np.array_equal(x, y)
+    assert a.discounts == b.discounts
+
+
+@pytest.mark.parametrize("block", [1, 2, 5, 1000])
+def test_merge_sums_equal_keys_across_runs(block):
+    rng = np.random.default_rng(block)
+    runs, every_key = [], []
+    for size in (0, 7, 40, 13):
+        keys = rng.integers(0, 60, size)
+        every_key.append(keys)
+        uniq, count = np.unique(keys, return_counts=True)
+        # the suffix row and <s> flag are functions of the key, as in a real count
+        runs.append(Run(uniq, count.astype(np.int32), (uniq // 3).astype(np.int32), uniq % 2 == 0))
+    merged = merge(runs, block)
+    uniq, count = np.unique(np.concatenate(every_key), return_counts=True)
+    assert np.array_equal(merged.keys, uniq) and np.array_equal(merged.count, count)
+    assert np.array_equal(merged.suffix, uniq // 3)
+    assert np.array_equal(merged.starts_bos, uniq % 2 == 0)
+    assert merged.count.dtype == np.int32
+
+
+def test_cli_memory_and_temp_dir(tmp_path, capsys):
+    text = tmp_path / "train.txt"
+    text.write_text("\n".join(corpus(lines=4000, seed=2)) + "\n")
+    common = ["ngram", "build", "--order", "3", "--data", str(text)]
+    assert main([*common, "--out", str(tmp_path / "a.arpa")]) == 0
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    argv = [*common, "--memory", "1M", "--temp-dir", str(runs), "--out", str(tmp_path / "b.arpa")]
+    assert main(argv) == 0  # 1M sorts 16,384 tokens at a time: this corpus spills
+    assert (tmp_path / "a.arpa").read_bytes() == (tmp_path / "b.arpa").read_bytes()
+    assert list(runs.iterdir()) == []
+    assert read_arpa(tmp_path / "b.arpa").counts()[2] > 0
+    capsys.readouterr()
+    for bad in ("0.5K", "lots", "150%", "nan"):
+        rc = main([*common, "--memory", bad, "--out", str(tmp_path / "c.arpa")])
+        err = capsys.readouterr().err
+        assert rc == 2 and err.count("\n") == 1 and "--memory" in err and "500M, 2G or 50%" in err
+
+
+def test_a_temp_dir_that_cannot_be_written_is_one_line(tmp_path, capsys):
+    text = tmp_path / "train.txt"
+    text.write_text("\n".join(corpus(lines=4000, seed=3)) + "\n")
+    missing = tmp_path / "no" / "such"
+    argv = ["ngram", "build", "--order", "2", "--data", str(text), "--memory", "1M"]
+    rc = main([*argv, "--temp-dir", str(missing), "--out", str(tmp_path / "m.arpa")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert f"{missing}: cannot write the sorted runs of the 2-gram counts" in err
+    assert not (tmp_path / "m.arpa").exists()
