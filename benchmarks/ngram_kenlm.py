@@ -19,9 +19,11 @@ Both read copies of the corpus in which ``<unk>`` is replaced by an ordinary tok
 lmplz refuses ``<unk>`` as a corpus word), so the two models have the same vocabulary and must
 give the same perplexity. Three perplexities of the test copy are recorded: elman's model scored
 by elman, KenLM's model scored by KenLM's ``query``, and KenLM's ARPA file (real lmplz output)
-read and scored by elman. lmplz's sorting memory is given (``--kenlm-memory``, default 1G,
-ample for these corpora): its default, 80% of RAM, makes it allocate and touch gigabytes even
-for a tiny corpus (20 s and 4.5 GB peak for 3,000 PTB lines on this machine). ``--reps``
+read and scored by elman. The sorting memory is given to both (``--memory``, default 1G, ample
+for PTB and WikiText-2: lmplz's ``-S`` and elman's ``--memory``): lmplz's default, 80% of RAM,
+makes it allocate and touch gigabytes even for a tiny corpus (20 s and 4.5 GB peak for 3,000
+PTB lines on this machine). ``--no-convert`` skips the steps that read ARPA text in Python
+(``elman ngram binary`` and scoring lmplz's file), minutes at 100M tokens. ``--reps``
 repeats each command and keeps the median wall time. The record goes to
 benchmarks/results/ngram_kenlm.json with the commit (``-dirty`` when the tree
 is: run from a clean one) and KenLM's commit from .kenlm/COMMIT.
@@ -107,7 +109,7 @@ def elman_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "elman", *args]
 
 
-def one_corpus(name: str, reps: int, tmp: Path, memory: str = "1G") -> dict:
+def one_corpus(name: str, reps: int, tmp: Path, memory: str = "1G", convert: bool = True) -> dict:
     from elman.data.datasets import resolve
     from elman.models.ngram import read_arpa
 
@@ -121,33 +123,16 @@ def one_corpus(name: str, reps: int, tmp: Path, memory: str = "1G") -> dict:
         tmp / f"{label}.{x}" for x in ("e.arpa", "e.bin", "k.arpa", "k.bin")
     )
     # elman: build (ARPA), convert to binary, score from a fresh process
-    elman = {
-        "build_arpa": measured(
-            elman_cmd(
-                "ngram", "build", "--order", str(ORDER), "--data", str(train), "--out", str(e_arpa)
-            ),
-            reps,
-        ),
-        "binary": measured(elman_cmd("ngram", "binary", str(e_arpa), str(e_bin)), reps),
-        # the binary model straight from the corpus, no ARPA text in between
-        "build_binary": measured(
-            elman_cmd(
-                "ngram",
-                "build",
-                "--order",
-                str(ORDER),
-                "--data",
-                str(train),
-                "--binary",
-                "--out",
-                str(e_bin),
-            ),
-            reps,
-        ),  # fmt: skip
-        "query": measured(
-            elman_cmd("ngram", "eval", str(e_bin), "--data", str(test), "--json"), reps
-        ),
-    }
+    build = ["ngram", "build", "--order", str(ORDER), "--data", str(train)]
+    build += ["--memory", memory, "--temp-dir", str(tmp)]  # as lmplz -S and -T
+    elman = {"build_arpa": measured(elman_cmd(*build, "--out", str(e_arpa)), reps)}
+    if convert:  # reading ARPA text is Python's, line by line: minutes for gigabytes
+        elman["binary"] = measured(elman_cmd("ngram", "binary", str(e_arpa), str(e_bin)), reps)
+    # the binary model straight from the corpus, no ARPA text in between
+    elman["build_binary"] = measured(elman_cmd(*build, "--binary", "--out", str(e_bin)), reps)
+    elman["query"] = measured(
+        elman_cmd("ngram", "eval", str(e_bin), "--data", str(test), "--json"), reps
+    )
     elman["arpa_mb"] = e_arpa.stat().st_size / 2**20
     elman["binary_mb"] = e_bin.stat().st_size / 2**20
     elman["perplexity"] = json.loads(elman["query"]["stdout"])["perplexity"]
@@ -179,18 +164,19 @@ def one_corpus(name: str, reps: int, tmp: Path, memory: str = "1G") -> dict:
     kenlm["binary_mb"] = k_bin.stat().st_size / 2**20
     kenlm["perplexity"] = query_perplexity(kenlm["query"]["stdout"])
     out["kenlm"] = kenlm
-    # real lmplz output, read and scored by elman
-    start = time.perf_counter()
-    lm = read_arpa(k_arpa)
-    out["elman_reads_kenlm_arpa"] = {
-        "perplexity": lm.perplexity(test.read_text().splitlines()).perplexity,
-        "read_s": time.perf_counter() - start,
-    }
     e, k = elman["perplexity"], kenlm["perplexity"]
     out["perplexity_relative_difference"] = abs(e - k) / k
-    out["kenlm_arpa_relative_difference"] = abs(out["elman_reads_kenlm_arpa"]["perplexity"] - k) / k
+    if convert:  # real lmplz output, read and scored by elman
+        start = time.perf_counter()
+        lm = read_arpa(k_arpa)
+        theirs = lm.perplexity(test.read_text().splitlines()).perplexity
+        out["elman_reads_kenlm_arpa"] = {
+            "perplexity": theirs, "read_s": time.perf_counter() - start,
+        }  # fmt: skip
+        out["kenlm_arpa_relative_difference"] = abs(theirs - k) / k
     for stage in ("build_arpa", "binary", "query"):
-        out[f"{stage}_wall_ratio"] = elman[stage]["wall_s"] / kenlm[stage]["wall_s"]
+        if stage in elman:
+            out[f"{stage}_wall_ratio"] = elman[stage]["wall_s"] / kenlm[stage]["wall_s"]
     # a binary model from the corpus: elman in one command, KenLM lmplz then build_binary
     kenlm_binary = kenlm["build_arpa"]["wall_s"] + kenlm["binary"]["wall_s"]
     out["binary_output_wall_ratio"] = elman["build_binary"]["wall_s"] / kenlm_binary
@@ -201,6 +187,8 @@ def summary(r: dict) -> str:
     e, k = r["elman"], r["kenlm"]
     lines = [f"{r['corpus']} ({r['train_words']:,} words), order {r['order']}"]
     for stage in ("build_arpa", "binary", "query"):
+        if stage not in e:
+            continue
         line = f"  {stage:10s} elman {e[stage]['wall_s']:6.2f} s {e[stage]['peak_mb']:6.0f} MB"
         if k:
             line += (
@@ -216,9 +204,10 @@ def summary(r: dict) -> str:
         )
     lines.append(f"  perplexity elman {e['perplexity']:.4f}")
     if k:
+        lines[-1] += f" | KenLM query {k['perplexity']:.4f}"
+    if "elman_reads_kenlm_arpa" in r:
         lines[-1] += (
-            f" | KenLM query {k['perplexity']:.4f} | KenLM's ARPA read by elman "
-            f"{r['elman_reads_kenlm_arpa']['perplexity']:.4f}"
+            f" | KenLM's ARPA read by elman {r['elman_reads_kenlm_arpa']['perplexity']:.4f}"
         )
     return "\n".join(lines)
 
@@ -227,7 +216,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpora", nargs="+", default=["ptb", "wikitext-2"])
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--kenlm-memory", default="1G", help="lmplz -S")
+    parser.add_argument(
+        "--memory", default="1G", help="lmplz -S and elman ngram build --memory (default: 1G)"
+    )
+    parser.add_argument(
+        "--no-convert", action="store_true",
+        help="skip elman ngram binary (ARPA to binary) and reading lmplz's ARPA file in elman",
+    )  # fmt: skip
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ngram_kenlm.json"))
     args = parser.parse_args()
     from elman.files import write_json
@@ -240,7 +235,7 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.corpora:
-            r = one_corpus(name, args.reps, Path(tmp), args.kenlm_memory)
+            r = one_corpus(name, args.reps, Path(tmp), args.memory, not args.no_convert)
             print(summary(r), flush=True)
             results.append(r)
     record = {
