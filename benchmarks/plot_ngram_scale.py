@@ -2,10 +2,11 @@
 
     python benchmarks/plot_ngram_scale.py    # -> docs/img/ngram_scale.png
 
-Reads benchmarks/results/ngram_kenlm.json (PTB, WikiText-2) and ngram_kenlm_scale.json (the
-sampled corpora of benchmarks/scale_corpus.py) and plots, per training corpus size in words,
-the wall time from the corpus to an ARPA file and to a binary model for each tool, on log-log
-axes with a line of slope 1 (linear cost) for reference.
+Reads benchmarks/results/ngram_kenlm.json (PTB, WikiText-2), ngram_kenlm_scale.json and
+ngram_kenlm_100M.json (the sampled corpora of benchmarks/scale_corpus.py) and plots, per
+training corpus size in words, the wall time from the corpus to an ARPA file and to a binary
+model for each tool (log-log, with a line of slope 1, linear cost, for reference), and beside
+it the peak memory of the builds.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RECORDS = ["ngram_kenlm.json", "ngram_kenlm_scale.json"]
+RECORDS = ["ngram_kenlm.json", "ngram_kenlm_scale.json", "ngram_kenlm_100M.json"]
 
 
 def points() -> list[dict]:
@@ -42,9 +43,21 @@ def main() -> None:
             r["kenlm"]["build_arpa"]["wall_s"] + r["kenlm"]["binary"]["wall_s"] for r in rs
         ],
     }
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, (ax, mem) = plt.subplots(1, 2, figsize=(11, 4.2))
     for (label, seconds), style in zip(series.items(), ["o-", "s-", "o--", "s--"], strict=True):
         ax.plot(words, seconds, style, label=label)
+    peaks = {
+        "elman build → ARPA": [r["elman"]["build_arpa"]["peak_mb"] for r in rs],
+        "elman build --binary": [r["elman"]["build_binary"]["peak_mb"] for r in rs],
+        "KenLM lmplz": [r["kenlm"]["build_arpa"]["peak_mb"] for r in rs],
+    }
+    for (label, mb), style in zip(peaks.items(), ["o-", "s-", "o--"], strict=True):
+        mem.plot(words, [m / 1024 for m in mb], style, label=label)
+    mem.set_xscale("log")
+    mem.set_xlabel("training words")
+    mem.set_ylabel("peak resident memory (GB)")
+    mem.set_title("peak memory of the build")
+    mem.legend(fontsize=8)
     first = series["KenLM lmplz → ARPA"][0]
     ax.plot(words, [first * w / words[0] for w in words], ":", color="grey", label="linear")
     ax.set_xscale("log")
