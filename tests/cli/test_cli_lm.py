@@ -229,6 +229,7 @@ def test_eval_with_results_scores_each_split_once(trained, tmp_path, capsys, mon
 
 def test_eval_refuses_metrics_that_are_not_finite(trained, tmp_path, capsys, monkeypatch):
     import elman.tasks.evaluation as evaluation
+    import elman.tasks.results as results_module
     from elman.tasks.loading import load
 
     loaded = load(trained, "cpu")
@@ -236,6 +237,7 @@ def test_eval_refuses_metrics_that_are_not_finite(trained, tmp_path, capsys, mon
         for p in loaded.model.parameters():
             p.fill_(float("nan"))  # what the checkpoint check would refuse at load time
     monkeypatch.setattr(evaluation, "load", lambda *a, **k: loaded)
+    monkeypatch.setattr(results_module, "load", lambda *a, **k: loaded)
     results = tmp_path / "r.json"
     err = assert_one_error(capsys, ["eval", str(trained), "--results", str(results)])
     assert "is nan, not a finite number" in err and not results.exists()

@@ -173,3 +173,31 @@ def test_a_mixture_with_dynamic_evaluation_mixes_the_adapted_model(lm_run, corpu
     assert adapted.mix.neural_ppl == pytest.approx(adapted.dynamic.ppl, rel=1e-9)
     assert adapted.mix.neural_ppl != pytest.approx(plain.mix.neural_ppl, rel=1e-3)
     assert adapted.mix.ppl <= min(adapted.mix.neural_ppl, adapted.mix.ngram_ppl) * 1.05
+
+
+def test_a_results_record_with_a_mixture_adapts_to_each_split_once(
+    lm_run, corpus, tmp_path, monkeypatch
+):
+    """Regression: ``elman eval --mix --dynamic --results`` adapted the model over valid four
+    times and over test twice (33.5 minutes for PTB's NPLM where a pass each takes about 8)."""
+    from elman.cli.ngram import build
+    from elman.tasks.lm import LMTask
+
+    arpa = tmp_path / "kn3.arpa"
+    build(str(corpus), order=3, smoothing="kn", out=arpa)
+    passes: list[tuple[str, float]] = []
+    adapt = LMTask.dynamic_logprobs
+
+    def counted(self, loaded, dataset, split, settings):
+        passes.append((split, settings.lr))
+        return adapt(self, loaded, dataset, split, settings)
+
+    monkeypatch.setattr(LMTask, "dynamic_logprobs", counted)
+    out = tmp_path / "record.json"
+    argv = ["eval", str(lm_run), "--device", "cpu", "--mix", str(arpa), "--dynamic", "0.2"]
+    assert main([*argv, "--results", str(out)]) == 0
+    # each split once adapted (rate 0.2) and once read statically the same way (rate 0)
+    assert sorted(passes) == [("test", 0.0), ("test", 0.2), ("valid", 0.0), ("valid", 0.2)]
+    record = json.loads(out.read_text())
+    alone = evaluate(lm_run, "test", device="cpu", mix=str(arpa), dynamic=0.2)
+    assert record["metrics"]["test"]["ppl"] == pytest.approx(alone.mix.ppl, rel=1e-9)

@@ -210,7 +210,7 @@ def parse_cache_value(text: str | float, flag: str, high: float | None) -> float
 
 
 def with_cache(
-    loaded: Loaded, dataset: Any, split: str, size: int, theta: str | float, lam: str | float
+    scores: Scores, split: str, size: int, theta: str | float, lam: str | float
 ) -> CacheResult:
     """``loaded``'s perplexity on ``split`` with its neural cache of ``size`` states; θ and λ
     given, or tuned together on the valid split over the grids of :mod:`elman.inference.cache`."""
@@ -223,10 +223,10 @@ def with_cache(
     tuned_on = None
     if th is None or la is None:
         thetas = THETAS if th is None else (th,)
-        m, c = loaded.task.cache_components(loaded, dataset, "valid", size, thetas)
+        m, c = scores.cache("valid", size, tuple(thetas))
         best = tune_cache(m, c, size, thetas, LAMBDAS if la is None else (0.0, la))
         th, la, tuned_on = best.theta, best.lam, "valid"
-    m, c = loaded.task.cache_components(loaded, dataset, split, size, (th,))
+    m, c = scores.cache(split, size, (th,))
     return CacheResult(
         size=size,
         theta=th,
@@ -238,6 +238,45 @@ def with_cache(
 
 
 MAX_CACHE = 100_000
+
+
+@dataclass
+class Scores:
+    """Per-token scores of one loaded model on one corpus, each computed once.
+
+    An evaluation reads the same scores several times: a mixture tunes λ on valid's, dynamic
+    evaluation scores the split beside the mixture, and a results record evaluates valid and
+    test. Each dynamic pass costs about a training epoch over the split, so ``elman eval --mix
+    --dynamic --results`` adapted the model over valid four times before this memo.
+    """
+
+    loaded: Loaded
+    dataset: Any
+    batch_size: int | None = None
+    _memo: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False)
+
+    def static(self, split: str) -> np.ndarray:
+        """ln p(y_t) of every token of ``split``, in corpus order."""
+        return self._once(("static", split), lambda: self.loaded.task.token_logprobs(
+            self.loaded, self.dataset, split, batch_size=self.batch_size
+        ))  # fmt: skip
+
+    def dynamic(self, split: str, settings: DynamicSettings) -> np.ndarray:
+        """The same under dynamic evaluation with ``settings`` (rate 0: static, read at batch 1)."""
+        return self._once(("dynamic", split, settings), lambda: self.loaded.task.dynamic_logprobs(
+            self.loaded, self.dataset, split, settings
+        ))  # fmt: skip
+
+    def cache(self, split: str, size: int, thetas: tuple[float, ...]) -> Any:
+        """The model's and its cache's probabilities (``cache_components``)."""
+        return self._once(("cache", split, size, thetas), lambda: self.loaded.task.cache_components(
+            self.loaded, self.dataset, split, size, thetas
+        ))  # fmt: skip
+
+    def _once(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
 
 def evaluate(
@@ -256,6 +295,7 @@ def evaluate(
     cache_lambda: str | float = "auto",
     dynamic: float | DynamicSettings | None = None,
     dynamic_decay: float = 0.0,
+    scores: Scores | None = None,
 ) -> Evaluation:
     """Score ``split`` of ``data`` (default: the corpus the model was trained on).
 
@@ -267,24 +307,27 @@ def evaluate(
     ``dynamic``: also score a language model with dynamic evaluation at this learning rate,
     pulled back to its weights by ``dynamic_decay``, or as :class:`DynamicSettings` say; with
     ``mix`` too, the mixture is of the adapted model (λ tuned on its valid scores).
+    ``scores``: the :class:`Scores` of an earlier call with the same loaded model, corpus and
+    batch size, whose per-token scores are reused (a results record shares one between valid
+    and test).
     """
     if isinstance(dynamic, int | float):
         dynamic = DynamicSettings(float(dynamic), dynamic_decay)
     if batch_size is not None and not 1 <= batch_size <= MAX_BATCH:
         raise ElmanError(f"--batch-size must be in 1 … {MAX_BATCH}, got {batch_size}")
-    if isinstance(model, Loaded):
-        loaded = model
-        if ensemble:
-            raise ElmanError("give the ensemble to elman.load(..., ensemble=...) with the model")
-    else:
-        loaded = load(model, device, ensemble=ensemble)
+    loaded = _load(model, device, ensemble)
     if report:
         loaded.require("report", "--report")
     if mix is not None:
         loaded.require("mix", "--mix")
         parse_lambda(lam)  # a bad value stops before the scoring
     check_adaptation(loaded, mix, cache, cache_theta, cache_lambda, dynamic)
-    task, dataset = loaded.task, loaded.dataset(data)
+    task = loaded.task
+    if scores is None:
+        scores = Scores(loaded, loaded.dataset(data), batch_size)
+    elif scores.loaded is not loaded or scores.batch_size != batch_size:
+        raise ValueError("scores: from another loaded model or batch size than this call's")
+    dataset = scores.dataset
     metrics = task.evaluate(loaded, dataset, split, batch_size=batch_size)
     result = Evaluation(
         checkpoint=str(loaded.path),
@@ -299,29 +342,32 @@ def evaluate(
     if report:
         result.report = task.report(loaded, dataset, split, batch_size=batch_size)
     if mix is not None:
-        scores = neural_scores(loaded, dataset, batch_size, dynamic)
-        result.mix = mix_with_ngram(scores, dataset, split, mix, lam)
+        result.mix = mix_with_ngram(neural_scores(scores, dynamic), dataset, split, mix, lam)
         check_finite(result.mix.to_dict(), f"{loaded.path} mixed with {mix} on {split}", MIXTURE)
     if cache is not None:
-        result.cache = with_cache(loaded, dataset, split, cache, cache_theta, cache_lambda)
+        result.cache = with_cache(scores, split, cache, cache_theta, cache_lambda)
         check_finite(result.cache.to_dict(), f"{loaded.path} with a cache on {split}", CACHE)
     if dynamic is not None:
-        result.dynamic = with_dynamic(loaded, dataset, split, dynamic)
+        result.dynamic = with_dynamic(scores, split, dynamic)
     return result
 
 
-def neural_scores(
-    loaded: Loaded, dataset: Any, batch_size: int | None, dynamic: DynamicSettings | None
-) -> Callable[[str], np.ndarray]:
+def _load(
+    model: str | Path | Loaded, device: str | torch.device, ensemble: Sequence[str | Path]
+) -> Loaded:
+    if not isinstance(model, Loaded):
+        return load(model, device, ensemble=ensemble)
+    if ensemble:
+        raise ElmanError("give the ensemble to elman.load(..., ensemble=...) with the model")
+    return model
+
+
+def neural_scores(scores: Scores, dynamic: DynamicSettings | None) -> Callable[[str], np.ndarray]:
     """split -> ln p(y_t) of its tokens, as a mixture reads them: the adapted model's scores
     under dynamic evaluation, else the static ones."""
-
-    def scores(s: str) -> np.ndarray:
-        if dynamic is not None:
-            return loaded.task.dynamic_logprobs(loaded, dataset, s, dynamic)
-        return loaded.task.token_logprobs(loaded, dataset, s, batch_size=batch_size)
-
-    return scores
+    if dynamic is not None:
+        return lambda s: scores.dynamic(s, dynamic)
+    return scores.static
 
 
 def check_adaptation(
@@ -351,17 +397,13 @@ def check_adaptation(
             )
 
 
-def with_dynamic(
-    loaded: Loaded, dataset: Any, split: str, settings: DynamicSettings
-) -> DynamicResult:
+def with_dynamic(scores: Scores, split: str, settings: DynamicSettings) -> DynamicResult:
     """``loaded``'s perplexity on ``split`` under dynamic evaluation, beside its static one read
     the same way (batch 1, the same segments; the evaluation batch may differ)."""
     static = dataclasses.replace(settings, lr=0.0)  # rate 0: the static scores, read the same way
     # a rate too high makes the adapted model diverge: inf (refused below), not an overflow
-    ppl = [
-        _exp(-float(np.mean(loaded.task.dynamic_logprobs(loaded, dataset, split, s))))
-        for s in (static, settings)
-    ]
+    ppl = [_exp(-float(np.mean(scores.dynamic(split, s)))) for s in (static, settings)]
+    loaded = scores.loaded
     segment = settings.segment or int(getattr(loaded.recipe.data, "bptt", DEFAULT_SEGMENT))
     result = DynamicResult(
         settings.lr, settings.decay, ppl[0], ppl[1], rule=settings.rule, segment=segment

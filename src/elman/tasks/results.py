@@ -16,7 +16,8 @@ import torch
 
 from elman.inference.dynamic import DynamicSettings
 from elman.provenance import provenance
-from elman.tasks.evaluation import HEADLINE, Evaluation, evaluate
+from elman.tasks.evaluation import HEADLINE, Evaluation, Scores, evaluate
+from elman.tasks.loading import load
 from elman.train.trainer import pick_device
 
 
@@ -103,11 +104,12 @@ def evaluation_record(
     start = time.perf_counter()
     metrics: dict[str, Any] = {}
     last: Evaluation | None = None
+    loaded = load(checkpoint, device, ensemble=ensemble)
+    scores = Scores(loaded, loaded.dataset(data), batch_size)  # each split adapted to once
     for split in ("valid", "test"):
         last = evaluate(
-            checkpoint, split, data=data, batch_size=batch_size, device=device,
-            ensemble=ensemble, mix=mix, lam=lam, cache=cache, cache_theta=cache_theta,
-            cache_lambda=cache_lambda, dynamic=dynamic,
+            loaded, split, batch_size=batch_size, mix=mix, lam=lam, cache=cache,
+            cache_theta=cache_theta, cache_lambda=cache_lambda, dynamic=dynamic, scores=scores,
         )  # fmt: skip
         if evaluations is not None:
             evaluations[split] = last
