@@ -10,7 +10,7 @@ from elman.cli import main
 from elman.models.ngram import NgramConfig, NgramLM, read_arpa
 from elman.models.ngram import spill as spill_module
 from elman.models.ngram.counts import build_vocab, count_ngrams
-from elman.models.ngram.spill import MIN_CHUNK, Run, merge
+from elman.models.ngram.spill import MIN_CHUNK, Run, merge, unique
 
 
 def corpus(lines: int = 3000, seed: int = 0) -> list[str]:
@@ -107,3 +107,19 @@ def test_a_temp_dir_that_cannot_be_written_is_one_line(tmp_path, capsys):
     assert rc == 2 and err.count("\n") == 1 and "Traceback" not in err
     assert f"{missing}: cannot write the sorted runs of the 2-gram counts" in err
     assert not (tmp_path / "m.arpa").exists()
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 1000, 70_000])
+def test_unique_equals_numpys_bit_for_bit(size):
+    rng = np.random.default_rng(size)
+    keys = np.minimum(rng.zipf(1.5, size), 10**6) * 7919 + rng.integers(0, 3, size)
+    want = np.unique(keys, return_index=True, return_inverse=True, return_counts=True)
+    got = unique(keys)
+    for a, b in zip(got, want, strict=True):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+def test_unique_of_keys_too_large_to_pack_is_numpys():
+    keys = np.array([2**62, 5, 2**62, 0, 5], dtype=np.int64)  # leaves no bit for the index
+    for a, b in zip(unique(keys), np.unique(keys, True, True, True), strict=True):
+        assert np.array_equal(a, b)

@@ -1,6 +1,6 @@
 """Counting one order of n-grams in a memory budget: sorted runs, spilled and merged.
 
-Counting the n-grams of order n sorts one int64 key per token (``np.unique``), with the
+Counting the n-grams of order n sorts one int64 key per token (:func:`unique`), with the
 sort's permutation, the inverse and the counts beside it: about 48 bytes a token, 4.8 GB
 for a 100M-token corpus.  Given a budget, the tokens are taken in chunks that fit it, as
 lmplz's ``-S`` does:
@@ -114,9 +114,7 @@ def _count_chunk(
 ) -> tuple[Run, tuple[np.ndarray, np.ndarray]]:
     at = start + np.flatnonzero(pos[start:stop] >= n - 1)  # tokens that end an n-gram
     keys = row[at - 1].astype(np.int64, copy=False) * V + ids[at]
-    uniq, first, inverse, count = np.unique(
-        keys, return_index=True, return_inverse=True, return_counts=True
-    )
+    uniq, first, inverse, count = unique(keys)
     del keys
     ends = at[first]  # one occurrence of each n-gram
     run = Run(uniq, count.astype(row.dtype), row[ends], pos[ends] == n - 1)
@@ -150,7 +148,7 @@ def merge(runs: list[Run], block: int) -> Run:
             pieces.append(runs[i].part(taken[i], stop))
             taken[i] = stop
         keys = np.concatenate([p.keys for p in pieces])
-        uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        uniq, first, inverse, _ = unique(keys)
         count = np.concatenate([p.count for p in pieces])
         summed = np.bincount(inverse, weights=count, minlength=len(uniq))  # exact below 2**53
         suffix = np.concatenate([p.suffix for p in pieces])[first]
@@ -160,3 +158,32 @@ def merge(runs: list[Run], block: int) -> Run:
         return runs[0].part(0, 0)
     columns = zip(*(p.arrays() for p in parts), strict=True)
     return Run(*(np.concatenate(arrays) for arrays in columns))
+
+
+def unique(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``np.unique(keys, return_index=True, return_inverse=True, return_counts=True)`` for
+    non-negative int64 keys, bit for bit, about twice as fast on millions of keys.
+
+    ``np.unique`` finds the sorting permutation with ``argsort``.  Here each key is shifted
+    left by b bits, b enough to number the keys, and its index goes into the low bits: one
+    ``np.sort`` of the packed values (NumPy's SIMD sort for integers) then gives the sorted
+    keys and the permutation, equal keys in order of index, so the first of each run is the
+    first occurrence that ``return_index`` gives.  Keys too large to leave b bits free go to
+    ``np.unique``.
+    """
+    n = len(keys)
+    b = max(1, (n - 1).bit_length())
+    if n == 0 or int(keys.max()) >= 1 << (63 - b) or int(keys.min()) < 0:
+        return np.unique(keys, return_index=True, return_inverse=True, return_counts=True)
+    packed = keys.astype(np.int64) << b
+    packed |= np.arange(n, dtype=np.int64)
+    packed.sort()
+    order = packed & ((1 << b) - 1)
+    packed >>= b  # the sorted keys
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    np.not_equal(packed[1:], packed[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    inverse = np.empty(n, dtype=np.intp)
+    inverse[order] = np.cumsum(new, dtype=np.intp) - 1
+    return packed[starts], order[starts], inverse, np.diff(starts, append=n)
