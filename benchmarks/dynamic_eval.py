@@ -34,7 +34,7 @@ def main() -> None:
     from elman.files import write_json
     from elman.inference.dynamic import DynamicSettings
     from elman.provenance import command_line, provenance
-    from elman.tasks.evaluation import evaluate
+    from elman.tasks.evaluation import Scores, evaluate
     from elman.tasks.loading import load
     from elman.tasks.results import evaluation_record
 
@@ -45,11 +45,12 @@ def main() -> None:
 
     torch.set_num_threads(1)
     loaded = load(args.run, "cpu")
+    scores = Scores(loaded, loaded.dataset())  # the static scores and the chosen rate's, once
     tried = []
     for lr in args.lrs:
         start = time.perf_counter()
         try:
-            r = evaluate(loaded, "valid", dynamic=settings(lr)).dynamic
+            r = evaluate(loaded, "valid", dynamic=settings(lr), scores=scores).dynamic
         except ElmanError as err:  # the adapted weights diverged at this rate
             tried.append({"lr": lr, "split": "valid", "diverged": str(err)})
             print(f"valid lr {lr:g}: diverged", flush=True)
@@ -61,7 +62,7 @@ def main() -> None:
     if not finite:
         raise SystemExit("every rate diverged on valid; try smaller --lrs")
     best = min(finite, key=lambda t: t["ppl"])
-    test = evaluate(loaded, "test", dynamic=settings(best["lr"])).dynamic
+    test = evaluate(loaded, "test", dynamic=settings(best["lr"]), scores=scores).dynamic
     assert test is not None
     print(f"test lr {best['lr']:g} (chosen on valid): {test.static_ppl:.2f} -> {test.ppl:.2f}")
     record = {
@@ -88,7 +89,7 @@ def main() -> None:
         aim = f"dynamic evaluation, η chosen on valid among {args.lrs}"
         write_json(
             args.results,
-            evaluation_record(args.run, device="cpu", dynamic=chosen, aim=aim, command=command),
+            evaluation_record(args.run, dynamic=chosen, aim=aim, command=command, scores=scores),
         )
         print(f"wrote {args.results}")
 

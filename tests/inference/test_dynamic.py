@@ -201,3 +201,37 @@ def test_a_results_record_with_a_mixture_adapts_to_each_split_once(
     record = json.loads(out.read_text())
     alone = evaluate(lm_run, "test", device="cpu", mix=str(arpa), dynamic=0.2)
     assert record["metrics"]["test"]["ppl"] == pytest.approx(alone.mix.ppl, rel=1e-9)
+
+
+def test_the_dynamic_evaluation_benchmark_reads_each_pass_once(lm_run, tmp_path, monkeypatch):
+    """benchmarks/dynamic_eval.py: each rate adapts to valid once, the static scores are read
+    once per split, and its results record reuses the chosen rate's passes."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    from elman.tasks.lm import LMTask
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks/dynamic_eval.py"
+    spec = importlib.util.spec_from_file_location("dynamic_eval_benchmark", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    passes: list[tuple[str, float]] = []
+    adapt = LMTask.dynamic_logprobs
+
+    def counted(self, loaded, dataset, split, settings):
+        passes.append((split, settings.lr))
+        return adapt(self, loaded, dataset, split, settings)
+
+    monkeypatch.setattr(LMTask, "dynamic_logprobs", counted)
+    out, results = tmp_path / "bench.json", tmp_path / "record.json"
+    argv = [str(lm_run), "--lrs", "0.1", "0.3", "--out", str(out), "--results", str(results)]
+    monkeypatch.setattr(sys, "argv", ["dynamic_eval.py", *argv])
+    bench.main()
+    valid = sorted(lr for split, lr in passes if split == "valid")
+    test = sorted(lr for split, lr in passes if split == "test")
+    chosen = json.loads(out.read_text())["test"]["lr"]
+    assert valid == [0.0, 0.1, 0.3] and test == [0.0, chosen]
+    record = json.loads(results.read_text())
+    assert record["metrics"]["test"]["ppl"] == json.loads(out.read_text())["test"]["ppl"]

@@ -91,6 +91,7 @@ def evaluation_record(
     aim: str = "",
     command: str | None = None,
     evaluations: dict[str, Evaluation] | None = None,
+    scores: Scores | None = None,
 ) -> dict[str, Any]:
     """Score valid and test and return a results record like ``elman train --results`` writes.
 
@@ -99,16 +100,18 @@ def evaluation_record(
     ``cache`` or ``dynamic`` each split's metrics are the mixture's, the cache's or the adapted
     model's (beside the plain model's perplexity). ``evaluations``, when
     given, receives the two :class:`Evaluation` objects (``elman eval`` prints one of them
-    instead of scoring its split again).
+    instead of scoring its split again). ``scores``: the memo of earlier evaluations of the
+    same model (loaded with ``ensemble``) on the same corpus, whose scores are reused.
     """
     start = time.perf_counter()
     metrics: dict[str, Any] = {}
     last: Evaluation | None = None
-    loaded = load(checkpoint, device, ensemble=ensemble)
-    scores = Scores(loaded, loaded.dataset(data), batch_size)  # each split adapted to once
+    if scores is None:
+        loaded = load(checkpoint, device, ensemble=ensemble)
+        scores = Scores(loaded, loaded.dataset(data), batch_size)  # each split adapted to once
     for split in ("valid", "test"):
         last = evaluate(
-            loaded, split, batch_size=batch_size, mix=mix, lam=lam, cache=cache,
+            scores.loaded, split, batch_size=batch_size, mix=mix, lam=lam, cache=cache,
             cache_theta=cache_theta, cache_lambda=cache_lambda, dynamic=dynamic, scores=scores,
         )  # fmt: skip
         if evaluations is not None:
