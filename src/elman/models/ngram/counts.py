@@ -55,8 +55,9 @@ class Encoded:
     """A corpus as word ids.
 
     Attributes:
-        ids: shape (T,), word id of every token, ``<s>`` and ``</s>`` included.
-        pos: shape (T,), position of each token in its sentence (``<s>`` is 0).
+        ids: shape (T,), word id of every token, ``<s>`` and ``</s>`` included (int32 when
+            read from text).
+        pos: shape (T,), position of each token in its sentence (``<s>`` is 0; int32 too).
         oov: shape (T,), True for a word that was not in the vocabulary (mapped to <unk>).
         sentences: number of lines.
     """
@@ -95,18 +96,28 @@ def _drop_markers(word_ids: np.ndarray, lengths: np.ndarray, bos: int, eos: int)
 
 
 def _frame(word_ids: np.ndarray, lengths: np.ndarray, bos: int, eos: int) -> tuple:
-    """Insert <s> before and </s> after every sentence; return (ids, pos, word_slots)."""
+    """Insert <s> before and </s> after every sentence; return (ids, pos, is_word), int32
+    ids and positions (``INDEX``) and the mask of the text's own words.
+
+    No temporary per-token int64 array: at 100M words the sentence index of each word, its
+    slot and the positions' aranges held some 4 GB beside the result."""
     sizes = lengths + 2  # (S,)  <s> + words + </s>
     total = int(sizes.sum())
-    starts = np.cumsum(sizes) - sizes  # (S,)  index of each <s>
-    ids = np.empty(total, dtype=np.int64)
+    ends = np.cumsum(sizes) - 1  # (S,)  index of each </s>
+    starts = ends - (sizes - 1)  # (S,)  index of each <s>
+    is_word = np.ones(total, dtype=bool)
+    is_word[starts] = False
+    is_word[ends] = False
+    ids = np.empty(total, dtype=INDEX)
+    ids[is_word] = word_ids
     ids[starts] = bos
-    ids[starts + sizes - 1] = eos
-    sentence_of_word = np.repeat(np.arange(len(lengths)), lengths)  # (W,)
-    slots = np.arange(len(word_ids)) + 2 * sentence_of_word + 1  # (W,)
-    ids[slots] = word_ids
-    pos = np.arange(total) - np.repeat(starts, sizes)
-    return ids, pos, slots
+    ids[ends] = eos
+    pos = np.ones(total, dtype=INDEX)  # the step from the previous token's position ...
+    pos[starts[1:]] = 1 - sizes[:-1]  # ... back to 0 at each <s>
+    if total:
+        pos[0] = 0
+    np.cumsum(pos, out=pos)
+    return ids, pos, is_word
 
 
 def build_vocab(lines: Iterable[str]) -> tuple[list[str], Encoded]:
@@ -116,7 +127,7 @@ def build_vocab(lines: Iterable[str]) -> tuple[list[str], Encoded]:
     index: defaultdict[str, int] = defaultdict(lambda: len(index))
     index.update({UNK: UNK_ID, BOS: BOS_ID, EOS: EOS_ID})
     counts: list[int] = []
-    word_ids = np.fromiter(map(index.__getitem__, _words(lines, counts)), dtype=np.int64)
+    word_ids = np.fromiter(map(index.__getitem__, _words(lines, counts)), dtype=INDEX)
     sentences, lengths = len(counts), np.asarray(counts, dtype=np.int64)
     word_ids, lengths = _drop_markers(word_ids, lengths, BOS_ID, EOS_ID)
     if not len(word_ids):
@@ -133,15 +144,15 @@ def encode(lines: Iterable[str], index: dict[str, int]) -> Encoded:
     """Encode ``lines`` with a fixed vocabulary (which has <unk>, <s> and </s>); unknown
     words become <unk> and are flagged in ``Encoded.oov``."""
     counts: list[int] = []
-    raw = np.fromiter(map(index.get, _words(lines, counts), repeat(-1)), dtype=np.int64)
+    raw = np.fromiter(map(index.get, _words(lines, counts), repeat(-1)), dtype=INDEX)
     sentences, lengths = len(counts), np.asarray(counts, dtype=np.int64)
     bos, eos = index[BOS], index[EOS]
     raw, lengths = _drop_markers(raw, lengths, bos, eos)
     is_oov = raw < 0
     word_ids = np.where(is_oov, index[UNK], raw)
-    ids, pos, slots = _frame(word_ids, lengths, bos, eos)
+    ids, pos, is_word = _frame(word_ids, lengths, bos, eos)
     oov = np.zeros(len(ids), dtype=bool)
-    oov[slots] = is_oov
+    oov[is_word] = is_oov
     return Encoded(ids, pos, oov, sentences)
 
 
