@@ -123,3 +123,16 @@ def test_unique_of_keys_too_large_to_pack_is_numpys():
     keys = np.array([2**62, 5, 2**62, 0, 5], dtype=np.int64)  # leaves no bit for the index
     for a, b in zip(unique(keys), np.unique(keys, True, True, True), strict=True):
         assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("bits", [40, 36, 33])
+def test_unique_of_keys_wider_than_the_packing_sorts_by_bucket(bits):
+    """Keys of 30 bits beside 17 bits of index leave 13 (bits = 40) to 16 (33) high bits to
+    the radix pass by bucket: still np.unique's arrays bit for bit."""
+    rng = np.random.default_rng(bits)
+    keys = rng.integers(0, 2**30, 70_000) // rng.integers(1, 1000, 70_000)
+    keys[::7] = rng.choice(keys, len(keys[::7]))  # more repeats, across buckets
+    want = np.unique(keys, return_index=True, return_inverse=True, return_counts=True)
+    got = unique(keys, bits=bits)
+    for a, b in zip(got, want, strict=True):
+        assert a.dtype == b.dtype and np.array_equal(a, b)

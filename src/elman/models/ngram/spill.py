@@ -24,6 +24,7 @@ the merged tables themselves are held in memory as before.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,30 +161,56 @@ def merge(runs: list[Run], block: int) -> Run:
     return Run(*(np.concatenate(arrays) for arrays in columns))
 
 
-def unique(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def unique(
+    keys: np.ndarray, bits: int = 63
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``np.unique(keys, return_index=True, return_inverse=True, return_counts=True)`` for
-    non-negative int64 keys, bit for bit, about twice as fast on millions of keys.
+    non-negative int64 keys, bit for bit, faster on millions of keys.
 
     ``np.unique`` finds the sorting permutation with ``argsort``.  Here each key is shifted
     left by b bits, b enough to number the keys, and its index goes into the low bits: one
     ``np.sort`` of the packed values (NumPy's SIMD sort for integers) then gives the sorted
     keys and the permutation, equal keys in order of index, so the first of each run is the
-    first occurrence that ``return_index`` gives.  Keys too large to leave b bits free go to
-    ``np.unique``.
+    first occurrence that ``return_index`` gives.  Keys too wide to leave b of the ``bits``
+    free are first put in order of their high bits (a stable radix sort of up to 16 bits),
+    and each bucket's low bits are packed and sorted alone; wider ones go to ``np.unique``.
     """
     n = len(keys)
     b = max(1, (n - 1).bit_length())
-    if n == 0 or int(keys.max()) >= 1 << (63 - b) or int(keys.min()) < 0:
+    low = bits - b  # the bits of a key that fit beside its index
+    if n == 0 or int(keys.min()) < 0 or low < 1:
         return np.unique(keys, return_index=True, return_inverse=True, return_counts=True)
-    packed = keys.astype(np.int64) << b
-    packed |= np.arange(n, dtype=np.int64)
-    packed.sort()
-    order = packed & ((1 << b) - 1)
-    packed >>= b  # the sorted keys
+    high = int(keys.max()).bit_length() - low  # the bits that do not
+    if high > 16:
+        return np.unique(keys, return_index=True, return_inverse=True, return_counts=True)
+    if high <= 0:
+        order, ordered = _packed_sort(keys, np.arange(n, dtype=np.int64), b, [n])
+    else:
+        bucket = (keys >> low).astype(np.uint16)
+        perm = np.argsort(bucket, kind="stable")  # radix sort: by bucket, then by index
+        ends = np.cumsum(np.bincount(bucket, minlength=1 << high)).tolist()
+        del bucket
+        order, _ = _packed_sort(keys[perm] & ((1 << low) - 1), perm, b, ends)
+        del perm
+        ordered = keys[order]
     new = np.empty(n, dtype=bool)
     new[0] = True
-    np.not_equal(packed[1:], packed[:-1], out=new[1:])
+    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
     starts = np.flatnonzero(new)
     inverse = np.empty(n, dtype=np.intp)
     inverse[order] = np.cumsum(new, dtype=np.intp) - 1
-    return packed[starts], order[starts], inverse, np.diff(starts, append=n)
+    return ordered[starts], order[starts], inverse, np.diff(starts, append=n)
+
+
+def _packed_sort(
+    values: np.ndarray, index: np.ndarray, b: int, ends: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(index, value) in order of (value, index) within each slice ending at ``ends``, by one
+    ``np.sort`` per slice of value << b | index."""
+    packed = values.astype(np.int64) << b
+    packed |= index
+    for lo, hi in zip([0, *ends[:-1]], ends, strict=True):
+        packed[lo:hi].sort()
+    order = packed & ((1 << b) - 1)
+    packed >>= b
+    return order, packed
