@@ -175,24 +175,31 @@ def test_a_mixture_with_dynamic_evaluation_mixes_the_adapted_model(lm_run, corpu
     assert adapted.mix.ppl <= min(adapted.mix.neural_ppl, adapted.mix.ngram_ppl) * 1.05
 
 
+@pytest.fixture
+def passes(monkeypatch) -> list[tuple[str, float]]:
+    """(split, η) of every dynamic-evaluation pass of a language model, in order."""
+    from elman.tasks.lm import LMTask
+
+    seen: list[tuple[str, float]] = []
+    adapt = LMTask.dynamic_logprobs
+
+    def counted(self, loaded, dataset, split, settings):
+        seen.append((split, settings.lr))
+        return adapt(self, loaded, dataset, split, settings)
+
+    monkeypatch.setattr(LMTask, "dynamic_logprobs", counted)
+    return seen
+
+
 def test_a_results_record_with_a_mixture_adapts_to_each_split_once(
-    lm_run, corpus, tmp_path, monkeypatch
+    lm_run, corpus, tmp_path, passes
 ):
     """Regression: ``elman eval --mix --dynamic --results`` adapted the model over valid four
     times and over test twice (33.5 minutes for PTB's NPLM where a pass each takes about 8)."""
     from elman.cli.ngram import build
-    from elman.tasks.lm import LMTask
 
     arpa = tmp_path / "kn3.arpa"
     build(str(corpus), order=3, smoothing="kn", out=arpa)
-    passes: list[tuple[str, float]] = []
-    adapt = LMTask.dynamic_logprobs
-
-    def counted(self, loaded, dataset, split, settings):
-        passes.append((split, settings.lr))
-        return adapt(self, loaded, dataset, split, settings)
-
-    monkeypatch.setattr(LMTask, "dynamic_logprobs", counted)
     out = tmp_path / "record.json"
     argv = ["eval", str(lm_run), "--device", "cpu", "--mix", str(arpa), "--dynamic", "0.2"]
     assert main([*argv, "--results", str(out)]) == 0
@@ -203,28 +210,20 @@ def test_a_results_record_with_a_mixture_adapts_to_each_split_once(
     assert record["metrics"]["test"]["ppl"] == pytest.approx(alone.mix.ppl, rel=1e-9)
 
 
-def test_the_dynamic_evaluation_benchmark_reads_each_pass_once(lm_run, tmp_path, monkeypatch):
+def test_the_dynamic_evaluation_benchmark_reads_each_pass_once(
+    lm_run, tmp_path, monkeypatch, passes
+):
     """benchmarks/dynamic_eval.py: each rate adapts to valid once, the static scores are read
     once per split, and its results record reuses the chosen rate's passes."""
     import importlib.util
     import sys
     from pathlib import Path
 
-    from elman.tasks.lm import LMTask
-
     path = Path(__file__).resolve().parents[2] / "benchmarks/dynamic_eval.py"
     spec = importlib.util.spec_from_file_location("dynamic_eval_benchmark", path)
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    passes: list[tuple[str, float]] = []
-    adapt = LMTask.dynamic_logprobs
-
-    def counted(self, loaded, dataset, split, settings):
-        passes.append((split, settings.lr))
-        return adapt(self, loaded, dataset, split, settings)
-
-    monkeypatch.setattr(LMTask, "dynamic_logprobs", counted)
     out, results = tmp_path / "bench.json", tmp_path / "record.json"
     argv = [str(lm_run), "--lrs", "0.1", "0.3", "--out", str(out), "--results", str(results)]
     monkeypatch.setattr(sys, "argv", ["dynamic_eval.py", *argv])
