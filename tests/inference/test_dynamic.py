@@ -14,7 +14,7 @@ import torch
 
 from elman.cli import main
 from elman.data.batching import BPTTStream
-from elman.inference.dynamic import DynamicSettings, dynamic_logprobs, gradient_rms
+from elman.inference.dynamic import Adapter, DynamicSettings, dynamic_logprobs, gradient_rms
 from elman.tasks.evaluation import evaluate
 from elman.tasks.loading import load
 
@@ -51,6 +51,24 @@ def test_each_segment_is_scored_before_the_step_it_teaches(lm_run):
     static = dynamic_logprobs(model, stream, stream.total_tokens, lr=0.0)
     np.testing.assert_array_equal(got[:4], static[:4])  # the first segment: nothing learnt yet
     assert not np.allclose(got[4:], static[4:])
+
+
+def test_a_segments_kept_scores_hold_no_graph_and_no_larger_storage(lm_run):
+    """Regression: the adapter returned the indexed scores themselves, which kept each
+    segment's autograd graph alive until the pass ended; on PTB valid the process grew by
+    about 150 MB/s until the OOM killer stopped it. What it returns now is a plain copy."""
+    loaded = load(lm_run, "cpu")
+    ids = torch.arange(1, 13) % (len(loaded.vocab) - 1) + 1
+    stream = BPTTStream(ids, 1, 4, start_id=loaded.vocab.eos_index)
+    adapter = Adapter(loaded.model, lr=0.5)
+    try:
+        state = None
+        for batch in stream:
+            kept, state = adapter.segment(batch, state)
+            assert kept.grad_fn is None and not kept.requires_grad and kept._base is None
+            assert kept.untyped_storage().nbytes() == kept.numel() * kept.element_size()
+    finally:
+        adapter.restore()
 
 
 def test_the_rms_rule_follows_its_definition(lm_run):
