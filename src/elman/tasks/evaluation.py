@@ -212,7 +212,7 @@ def parse_cache_value(text: str | float, flag: str, high: float | None) -> float
 def with_cache(
     scores: Scores, split: str, size: int, theta: str | float, lam: str | float
 ) -> CacheResult:
-    """``loaded``'s perplexity on ``split`` with its neural cache of ``size`` states; θ and λ
+    """The model's perplexity on ``split`` with its neural cache of ``size`` states; θ and λ
     given, or tuned together on the valid split over the grids of :mod:`elman.inference.cache`."""
     from elman.inference.cache import LAMBDAS, THETAS, mix_cache, tune_cache
 
@@ -307,9 +307,9 @@ def evaluate(
     ``dynamic``: also score a language model with dynamic evaluation at this learning rate,
     pulled back to its weights by ``dynamic_decay``, or as :class:`DynamicSettings` say; with
     ``mix`` too, the mixture is of the adapted model (λ tuned on its valid scores).
-    ``scores``: the :class:`Scores` of an earlier call with the same loaded model, corpus and
-    batch size, whose per-token scores are reused (a results record shares one between valid
-    and test).
+    ``scores``: the :class:`Scores` of an earlier call with the same loaded model and batch
+    size, whose corpus is used (``data`` stays None) and whose per-token scores are reused (a
+    results record shares one between valid and test).
     """
     if isinstance(dynamic, int | float):
         dynamic = DynamicSettings(float(dynamic), dynamic_decay)
@@ -325,8 +325,8 @@ def evaluate(
     task = loaded.task
     if scores is None:
         scores = Scores(loaded, loaded.dataset(data), batch_size)
-    elif scores.loaded is not loaded or scores.batch_size != batch_size:
-        raise ValueError("scores: from another loaded model or batch size than this call's")
+    elif scores.loaded is not loaded or scores.batch_size != batch_size or data is not None:
+        raise ValueError("scores: from another model or batch size, or with data= (its corpus)")
     dataset = scores.dataset
     metrics = task.evaluate(loaded, dataset, split, batch_size=batch_size)
     result = Evaluation(
