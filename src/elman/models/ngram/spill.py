@@ -178,10 +178,9 @@ def unique(
     n = len(keys)
     b = max(1, (n - 1).bit_length())
     low = bits - b  # the bits of a key that fit beside its index
-    if n == 0 or int(keys.min()) < 0 or low < 1:
-        return np.unique(keys, return_index=True, return_inverse=True, return_counts=True)
-    high = int(keys.max()).bit_length() - low  # the bits that do not
-    if high > 16:
+    unpackable = n == 0 or int(keys.min()) < 0 or low < 1
+    high = 0 if unpackable else int(keys.max()).bit_length() - low  # the bits that do not
+    if unpackable or high > 16:
         return np.unique(keys, return_index=True, return_inverse=True, return_counts=True)
     if high <= 0:
         order, ordered = _packed_sort(keys, np.arange(n, dtype=np.int64), b, [n])
