@@ -78,8 +78,8 @@ def test_build_shows_its_phases_on_stderr_and_leaves_stdout_as_it_was(
 def test_plain_text_file_as_data(tmp_path):
     text = tmp_path / "text.txt"
     text.write_text("\n".join(TRAIN) + "\n")
-    lm = build(str(text), order=2, smoothing="mkn", out=tmp_path / "m.arpa")
-    assert read_arpa(tmp_path / "m.arpa").counts() == lm.counts()
+    built = build(str(text), order=2, smoothing="mkn", out=tmp_path / "m.arpa")
+    assert read_arpa(tmp_path / "m.arpa").counts() == built.counts
     r = evaluate(tmp_path / "m.arpa", str(text), split="test")  # a file is its own text
     assert r["sentences"] == len(TRAIN) and r["oovs"] == 0
 
@@ -139,6 +139,7 @@ def test_ptb_trigram(tmp_path, capsys):
 SLOW_WRITER = """
 import contextlib, sys, time
 import elman.models.ngram.arpa as arpa
+import elman.models.ngram.estimation as estimation
 real = arpa.atomic_open
 
 @contextlib.contextmanager
@@ -152,7 +153,7 @@ def slow(path, mode="w"):
                 time.sleep(0.05)
         yield Slow()
 
-arpa.atomic_open = slow
+arpa.atomic_open = estimation.atomic_open = slow  # a model written whole, or as it is built
 from elman.cli import main
 sys.exit(main(sys.argv[1:]))
 """

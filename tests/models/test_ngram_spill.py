@@ -8,6 +8,7 @@ import pytest
 
 from elman.cli import main
 from elman.models.ngram import NgramConfig, NgramLM, read_arpa
+from elman.models.ngram import counts as counts_module
 from elman.models.ngram import spill as spill_module
 from elman.models.ngram.counts import build_vocab, count_ngrams
 from elman.models.ngram.spill import MIN_CHUNK, Run, merge, unique
@@ -34,19 +35,43 @@ def test_spilled_count_equals_the_in_memory_one(chunk_multiple, monkeypatch, tmp
     vocab, enc = build_vocab(lines)
     whole = count_ngrams(enc, 5, len(vocab))
     spilled = []
-    real_spill = spill_module._spill
-    monkeypatch.setattr(
-        spill_module, "_spill", lambda run, stem: spilled.append(stem) or real_spill(run, stem)
-    )
-    memory = chunk_multiple * MIN_CHUNK * spill_module.BYTES_PER_TOKEN
-    parts = count_ngrams(enc, 5, len(vocab), memory=memory, temp_dir=tmp_path)
-    chunks = -(-len(enc.ids) // (chunk_multiple * MIN_CHUNK))
+    real_init = spill_module.SpilledRun.__init__
+
+    def counting_init(self, run, stem):
+        spilled.append(stem)
+        real_init(self, run, stem)
+
+    monkeypatch.setattr(spill_module.SpilledRun, "__init__", counting_init)
+    chunk = chunk_multiple * MIN_CHUNK
+    monkeypatch.setattr(counts_module, "chunk_tokens", lambda memory, held: chunk)
+    parts = count_ngrams(enc, 5, len(vocab), memory=1, temp_dir=tmp_path)
+    chunks = -(-len(enc.ids) // chunk)
     assert chunks > 5 and len(spilled) == 4 * chunks  # every chunk of orders 2..5 spilled
     assert list(tmp_path.iterdir()) == []  # the runs are gone afterwards
     for a, b in zip(whole, parts, strict=True):
         for field in FIELDS:
             x, y = getattr(a, field), getattr(b, field)
             assert x.dtype == y.dtype and np.array_equal(x, y), field
+
+
+def test_the_chunks_take_what_the_held_arrays_leave_of_the_budget():
+    per, reserve = spill_module.BYTES_PER_TOKEN, spill_module.RESERVE
+    assert spill_module.chunk_tokens(None, 10**9) is None
+    assert spill_module.chunk_tokens(5000 * per + reserve + 10**6, 10**6) == 5000
+    assert spill_module.chunk_tokens(10**6, 2 * 10**6) == MIN_CHUNK  # over: exceeded, not refused
+
+
+def test_a_consumed_corpus_is_let_go_and_counts_the_same(tmp_path):
+    lines = corpus(seed=2)
+    vocab, enc = build_vocab(lines)
+    whole = count_ngrams(enc, 4, len(vocab))
+    _, capped = build_vocab(lines, cap=4)
+    assert capped.pos.dtype == np.uint8 and capped.pos.max() == 4
+    parts = count_ngrams(capped, 4, len(vocab), memory=1, temp_dir=tmp_path, consume=True)
+    assert len(capped.ids) == len(capped.pos) == 0
+    for a, b in zip(whole, parts, strict=True):
+        for field in FIELDS:
+            assert np.array_equal(getattr(a, field), getattr(b, field)), field
 
 
 def test_build_in_a_budget_gives_the_same_model():

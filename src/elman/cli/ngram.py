@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # NumPy is imported only when a command needs it (elman --hel
 
 MAX_ORDER = 20  # as elman.models.ngram.model.MAX_ORDER (imported lazily there: NumPy)
 DECIMALS = 8  # as elman.models.ngram.arpa_lines.DECIMALS
-DEFAULT_MEMORY = "50%"  # for sorting the counts (lmplz: 80% of physical memory)
+DEFAULT_MEMORY = "50%"  # for the build (lmplz: 80% of physical memory)
 
 
 def load_lines(data: str, split: str) -> list[str]:
@@ -87,10 +87,12 @@ def build(
     ``prune`` (count thresholds per order) and ``limit_vocab`` (a file of words) say, as KenLM's
     ``lmplz --prune`` and ``--limit_vocab_file``; ARPA values have ``decimals`` digits after
     the point (None: exact, :func:`~elman.models.ngram.write_arpa`).  ``memory`` bytes bound
-    the sorting of the counts, spilled beyond it to ``temp_dir`` (lmplz's ``-S`` and ``-T``;
-    None: no bound).  Returns the
-    :class:`~elman.models.ngram.NgramLM`."""
-    from elman.models.ngram import NgramConfig, NgramLM
+    the counting, spilled beyond it to ``temp_dir`` (lmplz's ``-S`` and ``-T``; None: no
+    bound); the model is written order by order and never held whole
+    (:mod:`elman.models.ngram.estimation`).  Returns what was written: sizes and discounts."""
+    from elman.data.text import stream_lines
+    from elman.models.ngram import NgramConfig
+    from elman.models.ngram.estimation import build_file
     from elman.progress import Progress
 
     words = None if limit_vocab is None else read_vocab(limit_vocab)
@@ -101,12 +103,12 @@ def build(
     # lines, never a bar: this path loads neither torch nor tqdm (tests/cli/test_no_torch.py)
     with Progress(f"building a {order}-gram {smoothing} model", bar=False) as progress:
         progress.phase(f"reading {data}")
-        lines = load_lines(data, "train")
-        lm = NgramLM.build(lines, config, progress.phase, memory, temp_dir)
-        # atomic: a kill now leaves the old file (and a temporary, removed by the next build
-        # to the same path)
-        write_model(lm, out, binary, progress.phase, decimals)
-    return lm
+        # a file is read a line at a time: a corpus of 100M words is never held as text
+        lines = stream_lines(data) if Path(data).is_file() else load_lines(data, "train")
+        # atomic: a kill leaves the old file (and a temporary, removed by the next build to
+        # the same path)
+        return build_file(lines, config, out, binary=binary, decimals=decimals, memory=memory,
+                          temp_dir=temp_dir, phase=progress.phase)  # fmt: skip
 
 
 def evaluate(model: str | Path, data: str, *, split: str = "test") -> dict:
@@ -315,8 +317,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     b.add_argument(
         "--memory", type=memory_size, default=memory_size(DEFAULT_MEMORY), metavar="SIZE",
-        help="memory for sorting the counts, as lmplz -S: 500M, 2G or a share of RAM such as "
-        "50%%; beyond it sorted runs spill to --temp-dir and merge (default: "
+        help="memory for the build, as lmplz -S: 500M, 2G or a share of RAM such as 50%%; the "
+        "counts are sorted in chunks that fit beside what is held, spilled to --temp-dir and "
+        "merged, and the model is written order by order (default: "
         f"{DEFAULT_MEMORY.replace('%', '%%')} of physical memory)",
     )  # fmt: skip
     b.add_argument(
@@ -399,7 +402,7 @@ def _run_build(args: argparse.Namespace) -> int:
         decimals=args.decimals, memory=args.memory, temp_dir=args.temp_dir,
     )  # fmt: skip
     print(f"{args.order}-gram {args.smoothing} model of {args.data}: {lm.vocab_size} words")
-    for n, (count, d) in enumerate(zip(lm.counts(), lm.discounts, strict=True), start=1):
+    for n, (count, d) in enumerate(zip(lm.counts, lm.discounts, strict=True), start=1):
         shown = " ".join(f"D{i}={x:.4f}" for i, x in enumerate(d, start=1))
         print(f"  {n}-grams {count:>9}  {shown}")
     print(f"wrote {args.out} in {time.perf_counter() - start:.1f} s")

@@ -91,12 +91,13 @@ def read_lines(path: str | Path) -> list[str]:
     return split_lines(read_text(path))
 
 
-def iter_lines(stream: IO[bytes], name: str) -> Iterator[str]:
+def iter_lines(stream: IO[bytes], name: str, blank_tail: bool = True) -> Iterator[str]:
     """The lines of a binary stream one at a time, without their ``"\\n"`` (as
     :func:`split_lines` cuts them, a last line without a newline included), in bounded memory:
     a stream of millions of lines is never held whole. A line that is not valid UTF-8 stops
     with one line naming ``name``, the line number and the byte; a leading byte order mark is
-    dropped."""
+    dropped.  Without ``blank_tail`` a last line that has no newline and only whitespace is
+    dropped, as :func:`split_lines` drops it."""
     for number, raw in enumerate(stream, start=1):
         try:
             line = raw.decode("utf-8")
@@ -108,7 +109,26 @@ def iter_lines(stream: IO[bytes], name: str) -> Iterator[str]:
             ) from None
         if number == 1:
             line = line.removeprefix(BOM)
-        yield line[:-1] if line.endswith("\n") else line
+        if line.endswith("\n"):
+            yield line[:-1]
+        elif blank_tail or line.strip():
+            yield line
+
+
+def stream_lines(path: str | Path) -> Iterator[str]:
+    """The lines :func:`read_lines` gives, read one at a time (a corpus of gigabytes is never
+    held whole); the same errors, raised as the reading reaches them.  A ``.gz`` file is
+    read whole, as :func:`read_lines` reads it."""
+    if Path(path).suffix == ".gz":
+        yield from read_lines(path)
+        return
+    with open_binary(path) as stream:
+        empty = True
+        for line in iter_lines(stream, str(path), blank_tail=False):
+            empty = False
+            yield line
+    if empty and Path(path).stat().st_size == 0:
+        raise ElmanError(f"{path}: file is empty; a corpus needs at least one line of text")
 
 
 def open_binary(path: str | Path) -> IO[bytes]:

@@ -71,57 +71,90 @@ def write_arpa(
         raise ValueError(f"decimals must be >= 1 or None, got {decimals}")
     values = [*lm.logp, *lm.logbo]
     exact = decimals is None or not all(arpa_lines.writable(v) for v in values)
-    vocab = None if exact else Vocabulary(lm.vocab)
+    vocab = lm.vocab if exact else Vocabulary(lm.vocab)
     with atomic_open(path, "wb") as f:
-        header = [f"ngram {n}={count}\n" for n, count in enumerate(lm.counts(), start=1)]
-        f.write(("\n\\data\\\n" + "".join(header)).encode())
+        write_header(f, lm.counts())
         for n in range(1, lm.order + 1):
-            f.write(f"\n\\{n}-grams:\n".encode())
-            if vocab is None:
-                _write_exact(lm, n, f, phase)
-            else:
-                _write_fixed(lm, n, f, phase, decimals or DECIMALS, vocab)
-        f.write(b"\n\\end\\\n")
+            logbo = lm.logbo[n - 1] if n < lm.order else None
+            words = _model_words(lm, n)
+            write_section(f, n, vocab, words, lm.logp[n - 1], logbo, phase,
+                          None if exact else decimals)  # fmt: skip
+        write_end(f)
 
 
-def _words(lm: NgramLM, n: int, rows: np.ndarray) -> np.ndarray:
+def write_header(f: IO[bytes], counts: list[int]) -> None:
+    """The ``\\data\\`` section: the number of n-grams of each order."""
+    header = [f"ngram {n}={count}\n" for n, count in enumerate(counts, start=1)]
+    f.write(("\n\\data\\\n" + "".join(header)).encode())
+
+
+def write_end(f: IO[bytes]) -> None:
+    f.write(b"\n\\end\\\n")
+
+
+Words = Callable[[np.ndarray], np.ndarray]  # rows of an order -> their word ids (rows, n)
+
+
+def _model_words(lm: NgramLM, n: int) -> Words:
     """The word ids (len(rows), n) of the listed n-grams of order ``n`` in ``rows``."""
-    V = lm.vocab_size
-    words = np.empty((len(rows), n), dtype=np.int64)
-    for m in range(n, 1, -1):
-        rows, words[:, m - 1] = np.divmod(lm.keys[m - 1][rows], V)
-    words[:, 0] = rows
+
+    def words(rows: np.ndarray) -> np.ndarray:
+        V = lm.vocab_size
+        out = np.empty((len(rows), n), dtype=np.int64)
+        for m in range(n, 1, -1):
+            rows, out[:, m - 1] = np.divmod(lm.keys[m - 1][rows], V)
+        out[:, 0] = rows
+        return out
+
     return words
 
 
-def _write_fixed(
-    lm: NgramLM,
-    n: int,
+def write_section(
     f: IO[bytes],
-    phase: Callable[[str], None],
-    decimals: int,
-    vocab: Vocabulary,
+    n: int,
+    vocab: list[str] | Vocabulary,
+    words: Words,
+    logp: np.ndarray,
+    logbo: np.ndarray | None,
+    phase: Callable[[str], None] = quiet,
+    decimals: int | None = DECIMALS,
 ) -> None:
-    total = len(lm.logp[n - 1])
+    """The section of order ``n``: its title and one line per n-gram, whose word ids
+    ``words`` gives a block of rows at a time; ``logbo`` is None at the highest order.
+    Values have ``decimals`` digits after the point, or (None) Python's exact form."""
+    f.write(f"\n\\{n}-grams:\n".encode())
+    total = len(logp)
+    if decimals is None:
+        _write_exact(f, n, vocab if isinstance(vocab, list) else vocab.words, words, logp,
+                     logbo, phase)  # fmt: skip
+        return
+    table = vocab if isinstance(vocab, Vocabulary) else Vocabulary(vocab)
     for first in range(0, total, BLOCK):
         phase(f"writing {n}-grams ({100 * first // total}%)")
         part = slice(first, first + BLOCK)
         rows = np.arange(first, min(first + BLOCK, total), dtype=np.int64)
-        logbo = lm.logbo[n - 1][part] if n < lm.order else None
-        words, logp = _words(lm, n, rows), lm.logp[n - 1][part]
-        f.write(entry_lines(vocab, words, logp, logbo, decimals).data)
+        block_bo = None if logbo is None else logbo[part]
+        f.write(entry_lines(table, words(rows), logp[part], block_bo, decimals).data)
 
 
-def _write_exact(lm: NgramLM, n: int, f: IO[bytes], phase: Callable[[str], None]) -> None:
-    vocab, total = lm.vocab, len(lm.logp[n - 1])
+def _write_exact(
+    f: IO[bytes],
+    n: int,
+    vocab: list[str],
+    words: Words,
+    logp: np.ndarray,
+    logbo: np.ndarray | None,
+    phase: Callable[[str], None],
+) -> None:
+    total = len(logp)
     for first in range(0, total, CHUNK):
         phase(f"writing {n}-grams ({100 * first // total}%)")
         part = slice(first, first + CHUNK)
         rows = np.arange(first, min(first + CHUNK, total), dtype=np.int64)
-        text = [" ".join(vocab[w] for w in ws) for ws in _words(lm, n, rows).tolist()]
-        probs = map(repr, lm.logp[n - 1][part].tolist())
-        if n < lm.order:
-            backoffs = lm.logbo[n - 1][part].tolist()
+        text = [" ".join(vocab[w] for w in ws) for ws in words(rows).tolist()]
+        probs = map(repr, logp[part].tolist())
+        if logbo is not None:
+            backoffs = logbo[part].tolist()
             lines = [
                 f"{p}\t{t}\t{b!r}" if b != 0.0 else f"{p}\t{t}"
                 for p, t, b in zip(probs, text, backoffs, strict=True)

@@ -79,6 +79,7 @@ class Vocabulary:
     tab and by a newline, so that a word and the separator after it are one slice."""
 
     def __init__(self, words: list[str]) -> None:
+        self.words = words
         encoded = [w.encode() for w in words]
         self.length = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
         start = np.cumsum(self.length + 1) - (self.length + 1)

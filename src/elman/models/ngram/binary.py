@@ -59,11 +59,13 @@ import hashlib
 import json
 import math
 import mmap
+import shutil
 import struct
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -77,6 +79,7 @@ VERSION = 1
 PREFIX = struct.Struct("<8sII")  # magic, version, header length
 ALIGN = 64  # every array starts at a multiple of this (cache lines, SIMD loads)
 DTYPES = {"keys": "<i8", "logp": "<f8", "logbo": "<f8"}
+COPY_BLOCK = 1 << 22  # bytes copied at a time from a streamed payload
 REBUILD = "rebuild it with `elman ngram binary MODEL.arpa OUT`"
 
 
@@ -87,9 +90,7 @@ def _align(offset: int) -> int:
 # --- writing -----------------------------------------------------------------------
 def _arrays(lm: NgramLM) -> list[tuple[str, memoryview]]:
     """The payload's arrays in file order, as raw bytes (module docstring)."""
-    if any("\n" in w for w in lm.vocab):
-        raise ElmanError("a word of the model contains a newline; it cannot be stored")
-    out = [("vocab", memoryview("\n".join(lm.vocab).encode("utf-8")))]
+    out = [("vocab", vocab_bytes(lm.vocab))]
     for n in range(1, lm.order + 1):
         tables = [("keys", lm.keys)] if n > 1 else []
         tables += [("logp", lm.logp)] + ([("logbo", lm.logbo)] if n < lm.order else [])
@@ -108,36 +109,100 @@ def _pieces(arrays: list[tuple[str, memoryview]]) -> Iterator[bytes | memoryview
         at = _align(at) + len(data)
 
 
+class Payload:
+    """The payload as its arrays are added in file order: each one's place is recorded and
+    every byte hashed, and written to ``f`` (None: only measured and hashed)."""
+
+    def __init__(self, f: IO[bytes] | None = None) -> None:
+        self.f, self.at = f, 0
+        self.table: dict[str, list[int]] = {}
+        self.digest = hashlib.sha256()
+
+    def add(self, name: str, blocks: Iterable[bytes | memoryview]) -> None:
+        """The array ``name``, given as its bytes in one or more blocks."""
+        start = _align(self.at)
+        self._write(bytes(start - self.at))
+        length = 0
+        for block in blocks:
+            self._write(block)
+            length += len(block)
+        self.table[name] = [start, length]
+        self.at = start + length
+
+    def _write(self, data: bytes | memoryview) -> None:
+        self.digest.update(data)
+        if self.f is not None:
+            self.f.write(data)
+
+    def header(
+        self, order: int, vocab_size: int, counts: list[int], discounts: list[tuple[float, ...]]
+    ) -> bytes:
+        """The file's prefix, header and the zeros up to the payload's start."""
+        header = {
+            "order": order,
+            "vocab_size": vocab_size,
+            "counts": counts,
+            "dtypes": DTYPES,
+            "arrays": self.table,
+            "payload_bytes": self.at,
+            "sha256": self.digest.hexdigest(),
+            "discounts": [list(d) for d in discounts],
+        }
+        head = dumps(header).encode("utf-8")
+        start = _align(PREFIX.size + len(head))
+        padding = bytes(start - PREFIX.size - len(head))
+        return PREFIX.pack(MAGIC, VERSION, len(head)) + head + padding
+
+
+def vocab_bytes(vocab: list[str]) -> memoryview:
+    if any("\n" in w for w in vocab):
+        raise ElmanError("a word of the model contains a newline; it cannot be stored")
+    return memoryview("\n".join(vocab).encode("utf-8"))
+
+
 def write_binary(lm: NgramLM, path: str | Path) -> int:
     """Write ``lm`` to ``path`` in the binary format (module docstring), atomically: ``path``
     is replaced only once the whole file is on disk.  Returns the file's size in bytes."""
     arrays = _arrays(lm)
-    table: dict[str, list[int]] = {}
-    at = 0
+    payload = Payload()
     for name, data in arrays:
-        table[name] = [_align(at), len(data)]
-        at = _align(at) + len(data)
-    digest = hashlib.sha256()
-    for piece in _pieces(arrays):
-        digest.update(piece)
-    header = {
-        "order": lm.order,
-        "vocab_size": lm.vocab_size,
-        "counts": lm.counts(),
-        "dtypes": DTYPES,
-        "arrays": table,
-        "payload_bytes": at,
-        "sha256": digest.hexdigest(),
-        "discounts": [list(d) for d in lm.discounts],
-    }
-    head = dumps(header).encode("utf-8")
-    start = _align(PREFIX.size + len(head))
+        payload.add(name, [data])
+    head = payload.header(lm.order, lm.vocab_size, lm.counts(), lm.discounts)
     with atomic_open(path, "wb") as f:
-        f.write(PREFIX.pack(MAGIC, VERSION, len(head)) + head)
-        f.write(bytes(start - PREFIX.size - len(head)))
+        f.write(head)
         for piece in _pieces(arrays):
             f.write(piece)
-    return start + at
+    return len(head) + payload.at
+
+
+class StreamedBinary:
+    """The binary format written one array at a time, for a model estimated order by order
+    and never held whole (:mod:`elman.models.ngram.estimation`).  The header, which holds
+    the payload's checksum and the discounts, is known only at the end, so the payload goes
+    to a temporary file in ``temp_dir`` first; :meth:`finish` writes ``path`` atomically,
+    the header and then the payload copied after it."""
+
+    def __init__(self, path: str | Path, temp_dir: str | Path | None = None) -> None:
+        self.path = path
+        try:
+            self.file = tempfile.TemporaryFile(prefix="elman-ngram-", dir=temp_dir)
+        except OSError as err:
+            raise os_error(Path(temp_dir or tempfile.gettempdir()), err) from None
+        self.payload = Payload(self.file)
+
+    def finish(
+        self, order: int, vocab_size: int, counts: list[int], discounts: list[tuple[float, ...]]
+    ) -> int:
+        """Write the file; returns its size in bytes."""
+        head = self.payload.header(order, vocab_size, counts, discounts)
+        self.file.seek(0)
+        with atomic_open(self.path, "wb") as f:
+            f.write(head)
+            shutil.copyfileobj(self.file, f, COPY_BLOCK)
+        return len(head) + self.payload.at
+
+    def close(self) -> None:
+        self.file.close()
 
 
 # --- reading -----------------------------------------------------------------------

@@ -39,15 +39,12 @@ from pathlib import Path
 import numpy as np
 
 from elman.errors import ElmanError
-from elman.models.ngram.spill import chunk_tokens, count_order
+from elman.models.ngram.spill import INDEX, Run, Tokens, chunk_tokens, count_order
 
 UNK, BOS, EOS = "<unk>", "<s>", "</s>"
 # Every vocabulary built here starts with these three ids.
 UNK_ID, BOS_ID, EOS_ID = 0, 1, 2
-# The count tables hold rows, words and counts as int32 (half the memory of int64): each
-# is below the number of tokens, which must stay below 2**31.  Keys context * V + word
-# can pass 2**31 and are always int64.
-INDEX = np.int32
+SPLIT_BLOCK = 1 << 20  # keys split into (context, word) at a time
 
 
 @dataclass
@@ -120,9 +117,14 @@ def _frame(word_ids: np.ndarray, lengths: np.ndarray, bos: int, eos: int) -> tup
     return ids, pos, is_word
 
 
-def build_vocab(lines: Iterable[str]) -> tuple[list[str], Encoded]:
+def build_vocab(lines: Iterable[str], cap: int | None = None) -> tuple[list[str], Encoded]:
     """The vocabulary of ``lines`` (<unk>, <s>, </s>, then words in order of first
-    appearance) and the lines encoded with it.  Raises ElmanError for an empty corpus."""
+    appearance) and the lines encoded with it.  Raises ElmanError for an empty corpus.
+
+    With ``cap`` (at most 255) the positions are capped at it and held as uint8, a quarter of
+    the memory: counting up to order ``cap`` only asks whether a position is >= n-1 or
+    = n-1 for n <= ``cap``, which the capped positions answer alike.  The ids are then held
+    as uint16 when the vocabulary fits (half the memory)."""
     # A new word gets the next id as it is first looked up: first-appearance order.
     index: defaultdict[str, int] = defaultdict(lambda: len(index))
     index.update({UNK: UNK_ID, BOS: BOS_ID, EOS: EOS_ID})
@@ -136,7 +138,12 @@ def build_vocab(lines: Iterable[str]) -> tuple[list[str], Encoded]:
             "an n-gram model needs at least one line of text"
         )
     ids, pos, _ = _frame(word_ids, lengths, BOS_ID, EOS_ID)
-    oov = np.zeros(len(ids), dtype=bool)
+    del word_ids
+    if cap is not None:
+        pos = np.minimum(pos, cap, out=pos).astype(np.uint8)
+        if len(index) <= 1 << 16:
+            ids = ids.astype(np.uint16)
+    oov = np.zeros(len(ids), dtype=bool)  # calloc'd: no memory until written
     return list(index), Encoded(ids, pos, oov, sentences)
 
 
@@ -178,6 +185,10 @@ class OrderCounts:
     def __len__(self) -> int:
         return len(self.word)
 
+    def nbytes(self) -> int:
+        arrays = (self.context, self.word, self.count, self.suffix, self.starts_bos)
+        return sum(a.nbytes for a in arrays)
+
 
 def quiet(doing: str) -> None:
     """The default ``phase`` of the builders: no feedback (a caller passes
@@ -191,14 +202,18 @@ def count_ngrams(
     phase: Callable[[str], None] = quiet,
     memory: int | None = None,
     temp_dir: str | Path | None = None,
+    consume: bool = False,
 ) -> list[OrderCounts]:
     """Count all n-grams of orders 1..``order`` in ``enc``; element n-1 is order n.
 
     The unigram table has one row per vocabulary word (count 0 for <s>, and for
     <unk> when the text has none).  Higher orders list the n-grams that occur.
     ``phase`` is told which order is being counted.  ``memory`` (bytes) bounds the sorting:
-    beyond it the keys are sorted in chunks spilled to ``temp_dir`` and merged
-    (:mod:`elman.models.ngram.spill`), with the same result.
+    the chunks sorted at a time take what it leaves beside the corpus and the tables already
+    counted, and are spilled to ``temp_dir`` and merged (:mod:`elman.models.ngram.spill`),
+    with the same result.  With ``consume`` the counting takes ``enc``'s arrays (``enc`` is
+    left empty) and lets each go as soon as it is no longer read: a caller that builds a
+    model from a corpus too large to hold twice passes its only reference this way.
     """
     ids, pos = enc.ids, enc.pos
     if len(ids) >= np.iinfo(INDEX).max:
@@ -208,26 +223,39 @@ def count_ngrams(
     words = np.arange(V, dtype=INDEX)
     zeros = np.zeros(V, dtype=INDEX)
     tables = [OrderCounts(zeros, words, unigram_count, zeros, words == BOS_ID)]
-    row = ids.astype(INDEX)  # (T,) row of the (n-1)-gram ending at each token; -1 when none
-    chunk = chunk_tokens(memory)
+    # the row of the (n-1)-gram ending at each token: for n = 2 the word itself (only read)
+    tokens = Tokens(ids, pos, ids)
+    del ids, pos
+    if consume:
+        empty = np.zeros(0, dtype=INDEX)
+        enc.ids, enc.pos, enc.oov = empty, empty, np.zeros(0, dtype=bool)
+    T = len(tokens.ids)  # type: ignore[arg-type]
     for n in range(2, order + 1):
         phase(f"counting {n}-grams")
-        run, row = count_order(ids, pos, row, n, V, chunk, temp_dir)
-        tables.append(
-            OrderCounts(
-                context=(run.keys // V).astype(INDEX),
-                word=(run.keys % V).astype(INDEX),
-                count=run.count,
-                suffix=run.suffix,  # (w_2..w_n) ends at the same token
-                starts_bos=run.starts_bos,
-            )
-        )
+        last = n == order
+        held = tokens.nbytes() + (0 if last else T * np.dtype(INDEX).itemsize)
+        held += sum(t.nbytes() for t in tables)
+        run = count_order(tokens, n, V, chunk_tokens(memory, held), temp_dir, last)
+        tables.append(_table(run, V))
         del run
     return tables
 
 
-def adjusted_counts(tables: list[OrderCounts]) -> list[np.ndarray]:
-    """Kneser-Ney counts a(.) as KenLM's lmplz computes them.
+def _table(run: Run, V: int) -> OrderCounts:
+    """The :class:`OrderCounts` of a counted run: each key split into context row and word, a
+    block at a time (whole-array int64 temporaries would double the table's memory)."""
+    context = np.empty(len(run), dtype=INDEX)
+    word = np.empty(len(run), dtype=INDEX)
+    for start in range(0, len(run), SPLIT_BLOCK):
+        stop = start + SPLIT_BLOCK
+        context[start:stop], word[start:stop] = np.divmod(run.keys[start:stop], V)
+    # the suffix (w_2..w_n) ends at the same token as the n-gram
+    return OrderCounts(context, word, run.count, run.suffix, run.starts_bos)
+
+
+def adjusted_count(table: OrderCounts, above: OrderCounts | None) -> np.ndarray:
+    """Kneser-Ney counts a(.) of one order n as KenLM's lmplz computes them, given the
+    table of order n+1 (``above``; None at the highest order N).
 
     Highest order N: a = c, the raw count.  Lower orders n < N:
 
@@ -237,15 +265,11 @@ def adjusted_counts(tables: list[OrderCounts]) -> list[np.ndarray]:
     starting with <s> keeps its raw count (nothing can precede <s>), and the unigram
     <s> gets 0.
     """
-    adjusted = []
-    for n, t in enumerate(tables, start=1):
-        if n == len(tables):
-            adjusted.append(t.count.copy())
-            continue
-        a = np.bincount(tables[n].suffix, minlength=len(t)).astype(INDEX)
-        a[t.starts_bos] = t.count[t.starts_bos]
-        adjusted.append(a)
-    return adjusted
+    if above is None:
+        return table.count  # not a copy: nothing writes to it
+    a = np.bincount(above.suffix, minlength=len(table)).astype(INDEX)
+    a[table.starts_bos] = table.count[table.starts_bos]
+    return a
 
 
 SPECIALS = (UNK_ID, BOS_ID, EOS_ID)  # never pruned

@@ -26,7 +26,7 @@ abs   absolute discounting (Ney et al. 1994): a = c at every order,
           alpha = max(a - D, 0) / A(h),   gamma(h) = D N1+(h .) / A(h),
           D = n_1 / (n_1 + 2 n_2)   (n_k: number of n-grams of the order with a = k)
 kn    interpolated Kneser-Ney: absolute discounting on the adjusted counts a(.)
-      of :func:`~elman.models.ngram.counts.adjusted_counts` (continuation counts
+      of :func:`~elman.models.ngram.counts.adjusted_count` (continuation counts
       N1+(. h w) below the highest order).
 mkn   interpolated modified Kneser-Ney (Chen & Goodman eq. 26), three discounts
       per order from the counts-of-counts of a(.):
@@ -42,7 +42,8 @@ A context with no continuation (A(h) = 0, e.g. one ending in </s>) gets gamma = 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -50,7 +51,7 @@ from elman.errors import ElmanError
 from elman.models.ngram.counts import (
     BOS_ID,
     OrderCounts,
-    adjusted_counts,
+    adjusted_count,
     count_of_counts,
     quiet,
     warn,
@@ -110,9 +111,54 @@ def modified_discounts(counts: np.ndarray, order: int) -> tuple[float, float, fl
 
 
 # --- alpha and gamma for one order --------------------------------------------------
-def _context_totals(t: OrderCounts, a: np.ndarray, n_contexts: int) -> np.ndarray:
-    """A(h) = sum_w a(h w), shape (n_contexts,)."""
-    return np.bincount(t.context, weights=a, minlength=n_contexts)
+# name -> whether the method reads KenLM's adjusted counts a(.) instead of the raw counts
+METHODS = {"ml": False, "addk": False, "abs": False, "kn": True, "mkn": True}
+# The methods that can prune (KenLM's lmplz --prune and --limit_vocab_file): Kneser-Ney's.
+PRUNABLE = ("kn", "mkn")
+DISCOUNTING = ("abs", "kn", "mkn")
+BLOCK = 1 << 20  # n-grams smoothed at a time: the float64 temporaries stay a few MB
+
+
+def _discounts(method: str, a: np.ndarray, n: int) -> tuple[float, ...]:
+    if method == "mkn":
+        return modified_discounts(a, n)
+    if method in DISCOUNTING:
+        return (single_discount(a, n),)
+    return ()
+
+
+def _discount_of(method: str, d: tuple[float, ...], a: np.ndarray) -> np.ndarray:
+    """D(a) for each count: D_min(a, 3) (mkn), else D for a > 0."""
+    if method == "mkn":
+        return np.array((0.0, *d))[np.minimum(a, 3)]
+    return np.where(a > 0, d[0], 0.0)
+
+
+def _blocks(context: np.ndarray, size: int) -> list[tuple[int, int]]:
+    """(start, stop) row ranges of about ``size`` rows that never split a context (the rows
+    are sorted by context): per-context sums over one range are whole, added in row order as
+    one ``np.bincount`` over all rows adds them, so the results are the same bit for bit."""
+    m = len(context)
+    cuts = np.searchsorted(context, context[np.arange(size, m, size)], side="left")
+    edges = np.unique(np.concatenate([[0], cuts, [m]])).tolist()
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
+def _context_sums(method, d, t, a, n_contexts, keep, blocks) -> tuple[np.ndarray, np.ndarray]:
+    """A(h) = sum_w a(h w) and, for the discounting methods, the mass sum_w D(a(h w)) that
+    gamma(h) gives the lower order (a pruned n-gram gives its whole a(h w); KenLM lmplz)."""
+    total = np.zeros(n_contexts)
+    mass = np.zeros(n_contexts if method in DISCOUNTING else 0)
+    for start, stop in blocks:
+        c0, c1 = int(t.context[start]), int(t.context[stop - 1]) + 1
+        local = t.context[start:stop] - c0
+        total[c0:c1] = np.bincount(local, weights=a[start:stop], minlength=c1 - c0)
+        if method in DISCOUNTING:
+            given = _discount_of(method, d, a[start:stop])
+            if keep is not None:
+                given = np.where(keep[start:stop], given, a[start:stop])
+            mass[c0:c1] = np.bincount(local, weights=given, minlength=c1 - c0)
+    return total, mass
 
 
 def _safe_divide(num: np.ndarray, den: np.ndarray, empty: float) -> np.ndarray:
@@ -121,99 +167,108 @@ def _safe_divide(num: np.ndarray, den: np.ndarray, empty: float) -> np.ndarray:
     return out
 
 
-def _discounted(
-    t: OrderCounts, a: np.ndarray, d_of_a: np.ndarray, n_contexts: int, keep: np.ndarray | None
-):
-    """alpha = (a - D(a)) / A(h),  gamma(h) = sum_w D(a(h w)) / A(h).
-
-    With pruning (``keep``: the surviving n-grams), A(h) still sums over every n-gram of the
-    context, a pruned n-gram gives gamma its whole count a(h w) instead of D(a(h w)), and
-    alpha is only used for the survivors: sum_w alpha + gamma stays 1 (KenLM lmplz).
-    """
-    total = _context_totals(t, a, n_contexts)
-    alpha = (a - d_of_a) / total[t.context]
-    given = d_of_a if keep is None else np.where(keep, d_of_a, a)
-    mass = np.bincount(t.context, weights=given, minlength=n_contexts)
-    return alpha, _safe_divide(mass, total, 1.0)
+def _gamma(method: str, total: np.ndarray, mass: np.ndarray, extra: float) -> np.ndarray:
+    if method == "ml":
+        return np.where(total > 0, 0.0, 1.0)
+    if method == "addk":
+        return extra / (total + extra)
+    return _safe_divide(mass, total, 1.0)
 
 
-# Each estimator maps the counts a(.) of one order n to (alpha per n-gram, gamma per
-# context, discounts used); k is add-k's pseudo-count, V the vocabulary size, keep the n-grams
-# that survive pruning (None: all; only the discounting methods prune, see PRUNABLE).
-def _ml(
-    t: OrderCounts,
-    a: np.ndarray,
-    n: int,
-    n_contexts: int,
-    k: float,
-    V: int,
-    keep: np.ndarray | None = None,
-):
-    total = _context_totals(t, a, n_contexts)
-    return a / np.maximum(total[t.context], 1), np.where(total > 0, 0.0, 1.0), ()
+def _alpha(method, d, a: np.ndarray, total: np.ndarray, extra: float) -> np.ndarray:
+    """alpha(h w) for counts ``a`` whose contexts' totals A(h) are ``total``."""
+    if method == "ml":
+        return a / np.maximum(total, 1)
+    if method == "addk":
+        return a / (total + extra)
+    return (a - _discount_of(method, d, a)) / total
 
 
-def _add_k(
-    t: OrderCounts,
-    a: np.ndarray,
-    n: int,
-    n_contexts: int,
-    k: float,
-    V: int,
-    keep: np.ndarray | None = None,
-):
-    extra = k * (V - 1)  # k pseudo-counts for each word of V'
-    total = _context_totals(t, a, n_contexts)
-    return a / (total[t.context] + extra), extra / (total + extra), ()
-
-
-def _absolute(
-    t: OrderCounts,
-    a: np.ndarray,
-    n: int,
-    n_contexts: int,
-    k: float,
-    V: int,
-    keep: np.ndarray | None = None,
-):
-    d = single_discount(a, n)
-    alpha, gamma = _discounted(t, a, np.where(a > 0, d, 0.0), n_contexts, keep)
-    return alpha, gamma, (d,)
-
-
-def _modified(
-    t: OrderCounts,
-    a: np.ndarray,
-    n: int,
-    n_contexts: int,
-    k: float,
-    V: int,
-    keep: np.ndarray | None = None,
-):
-    d = modified_discounts(a, n)
-    d_of_a = np.array((0.0, *d))[np.minimum(a, 3)]
-    alpha, gamma = _discounted(t, a, d_of_a, n_contexts, keep)
-    return alpha, gamma, d
-
-
-# name -> (estimator, whether it reads KenLM's adjusted counts instead of raw counts)
-METHODS = {
-    "ml": (_ml, False),
-    "addk": (_add_k, False),
-    "abs": (_absolute, False),
-    "kn": (_absolute, True),
-    "mkn": (_modified, True),
-}
-# The methods that can prune (KenLM's lmplz --prune and --limit_vocab_file): Kneser-Ney's.
-PRUNABLE = ("kn", "mkn")
-
-
-def _log10(p: np.ndarray) -> np.ndarray:
-    """log10 of probabilities or interpolation weights, in [-99, 0]: the sums alpha +
-    gamma * lower can exceed 1 by a rounding error, and a positive log10 in an ARPA file is
-    an error to KenLM and to our reader."""
+def _log10(p: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """log10 of probabilities or interpolation weights, in [-99, 0] (into ``out``, which may
+    be ``p``): the sums alpha + gamma * lower can exceed 1 by a rounding error, and a
+    positive log10 in an ARPA file is an error to KenLM and to our reader."""
     with np.errstate(divide="ignore"):
-        return np.clip(np.log10(p), LOG10_ZERO, 0.0)
+        logs = np.log10(p, out=out)
+    return np.clip(logs, LOG10_ZERO, 0.0, out=logs)
+
+
+@dataclass
+class Smoothed:
+    """One order n of an estimated model, as :func:`smooth` yields it.
+
+    Attributes:
+        n: the order.
+        context, word: shape (M,), the n-grams' context rows and last words (the table's).
+        logp: shape (M,), log10 p_n(w | h) of each listed n-gram.
+        logbo: log10 gamma(h) of every (n-1)-gram h, the back-off weights of order n-1
+            (None for n = 1).
+        discounts: those the method used at order n (() for ml and addk).
+    """
+
+    n: int
+    context: np.ndarray
+    word: np.ndarray
+    logp: np.ndarray
+    logbo: np.ndarray | None
+    discounts: tuple[float, ...]
+
+
+def smooth(
+    tables: list[OrderCounts],
+    *,
+    method: str,
+    k: float,
+    vocab_size: int,
+    phase: Callable[[str], None] = quiet,
+    keep: list[np.ndarray] | None = None,
+    consume: bool = False,
+) -> Iterator[Smoothed]:
+    """Each order's log10 p_n and the back-off weights of the order below, from order 1 up.
+
+    An order's values are computed :data:`BLOCK` n-grams at a time; only p_n (linear) is kept
+    for the next order.  With ``consume`` each table is taken out of ``tables`` once smoothed,
+    so that a caller that writes each order as it comes holds at most two orders' tables.
+    ``keep`` prunes (see :func:`estimate`).
+    """
+    check_smoothing(method)
+    if keep is not None and method not in PRUNABLE:
+        raise ElmanError(f"pruning needs Kneser-Ney smoothing ({' or '.join(PRUNABLE)})")
+    pending = tables if consume else list(tables)
+    N, extra = len(pending), k * (vocab_size - 1)  # add-k: k pseudo-counts per word of V'
+    kept_words = vocab_size if keep is None else int(keep[0].sum())
+    uniform = np.full(vocab_size, 1.0 / (kept_words - 1))  # over V' (without <s>)
+    uniform[BOS_ID] = 0.0
+    lower: np.ndarray | None = uniform  # p_{n-1}, read through each n-gram's suffix
+    n_contexts = 1  # the unigrams' one (empty) context
+    for n in range(1, N + 1):
+        phase(f"smoothing {n}-grams")
+        t = pending.pop(0)
+        a = adjusted_count(t, pending[0] if pending else None) if METHODS[method] else t.count
+        kept = None if keep is None else keep[n - 1]
+        d = _discounts(method, a, n)
+        blocks = _blocks(t.context, BLOCK)
+        total, mass = _context_sums(method, d, t, a, n_contexts, kept, blocks)
+        gamma = _gamma(method, total, mass, extra)
+        del mass
+        logp = np.empty(len(t), dtype=np.float64)
+        p = np.empty(len(t), dtype=np.float64) if n < N else None
+        below = t.word if n == 1 else t.suffix  # the row of w, or of h' w, one order down
+        assert lower is not None  # p_{n-1} is kept for every order below N
+        for start, stop in blocks:
+            ctx = t.context[start:stop]
+            alpha = _alpha(method, d, a[start:stop], total[ctx], extra)
+            part = alpha + gamma[ctx] * lower[below[start:stop]]
+            logp[start:stop] = _log10(part)
+            if p is not None:
+                p[start:stop] = part
+        # Only what the caller and the next order read stays: the context rows and words,
+        # log10 p, log10 gamma (computed in place) and p.  The table's counts go now.
+        found = Smoothed(n, t.context, t.word, logp, None if n == 1 else _log10(gamma, gamma), d)
+        n_contexts, lower = len(t), p
+        del a, total, gamma, t, below, logp, p
+        yield found
+        del found
 
 
 def estimate(
@@ -234,30 +289,15 @@ def estimate(
     ``keep`` (from :func:`~elman.models.ngram.counts.prune_mask`; ``kn`` and ``mkn`` only)
     prunes as KenLM's lmplz does: the counts, adjusted counts and discounts are those of the
     whole corpus, the pruned n-grams' counts go to their context's gamma (see
-    :func:`_discounted`), and the unigrams are interpolated with the uniform distribution over
-    the surviving words.  Every n-gram still gets a value; the caller keeps the survivors'
-    (the survivors' suffixes survive, so their lower-order values are the pruned model's).
+    :func:`_context_sums`), and the unigrams are interpolated with the uniform distribution
+    over the surviving words.  Every n-gram still gets a value; the caller keeps the
+    survivors' (the survivors' suffixes survive, so their lower-order values are the pruned
+    model's).
     """
-    check_smoothing(method)
-    if keep is not None and method not in PRUNABLE:
-        raise ElmanError(f"pruning needs Kneser-Ney smoothing ({' or '.join(PRUNABLE)})")
-    estimator, continuation = METHODS[method]
-    counts = adjusted_counts(tables) if continuation else [t.count for t in tables]
-    kept_words = vocab_size if keep is None else int(keep[0].sum())
-    uniform = np.full(vocab_size, 1.0 / (kept_words - 1))  # over V' (without <s>)
-    uniform[BOS_ID] = 0.0
-    lower = uniform
     logp, logbo, discounts = [], [], []
-    for n, t in enumerate(tables, start=1):
-        phase(f"smoothing {n}-grams")
-        n_contexts = 1 if n == 1 else len(tables[n - 2])
-        kept = None if keep is None else keep[n - 1]
-        alpha, gamma, d = estimator(t, counts[n - 1], n, n_contexts, k, vocab_size, kept)
-        below = lower if n == 1 else lower[t.suffix]
-        p = alpha + gamma[t.context] * below
-        if n > 1:
-            logbo.append(_log10(gamma))
-        logp.append(_log10(p))
-        discounts.append(d)
-        lower = p
+    for order in smooth(tables, method=method, k=k, vocab_size=vocab_size, phase=phase, keep=keep):
+        logp.append(order.logp)
+        if order.logbo is not None:
+            logbo.append(order.logbo)
+        discounts.append(order.discounts)
     return logp, logbo, discounts

@@ -2,23 +2,28 @@
 
 Counting the n-grams of order n sorts one int64 key per token (:func:`unique`), with the
 sort's permutation, the inverse and the counts beside it: about 48 bytes a token, 4.8 GB
-for a 100M-token corpus.  Given a budget, the tokens are taken in chunks that fit it, as
-lmplz's ``-S`` does:
+for a 100M-token corpus.  Given a budget, the tokens are taken in chunks that fit what the
+budget leaves beside the arrays already held, as lmplz's ``-S`` does:
 
 1. each chunk's keys are sorted and counted on their own: a *run* of distinct keys, their
    counts, the row of each n-gram's suffix and whether it starts with <s>; with more than
    one chunk the run is written to a temporary folder (lmplz's ``-T``) and each token keeps
    the index of its n-gram in its chunk's run;
-2. the runs are merged block by block, ``block`` keys of each at a time: everything up to
-   the smallest last key among the blocks is complete, so it is counted (the counts of equal
-   keys summed) and appended to the table, and the rest waits for the next blocks;
+2. the runs are merged block by block, read from their files a block at a time:
+   everything up to the smallest last key among the blocks is complete, so it is counted
+   (the counts of equal keys summed) and written into the table, and the rest waits for
+   the next blocks;
 3. each token's index in its run becomes its row in the merged table, through one
    ``np.searchsorted`` of the run's (sorted, distinct) keys in the table's.
 
 The result is the table and the rows that one ``np.unique`` over all the tokens gives, bit
-for bit (``tests/models/test_ngram_spill.py`` forces the spill with a tiny budget).  What
-the budget bounds is this sorting; the corpus's id arrays, the previous order's rows and
-the merged tables themselves are held in memory as before.
+for bit (``tests/models/test_ngram_spill.py`` forces the spill with a tiny budget).
+
+Memory.  The corpus (:class:`Tokens`: ids, capped positions, rows) is held while an order
+is counted.  Once an order's chunks are spilled the previous rows are dropped before the
+merge, and at the highest order, whose rows nobody reads, the corpus itself is: the merge
+then holds only the tables.  The runs are read with plain file reads, not mapped, so that
+the pages of a merged run do not stay resident.
 """
 
 from __future__ import annotations
@@ -32,8 +37,39 @@ import numpy as np
 
 from elman.errors import ElmanError
 
-BYTES_PER_TOKEN = 64  # np.unique's working set per key, with room to spare
+# The count tables hold rows, words and counts as int32 (half the memory of int64): each
+# is below the number of tokens, which must stay below 2**31.  Keys context * V + word
+# can pass 2**31 and are always int64.
+INDEX = np.int32
+# What counting a chunk holds per token at its peak: the keys, :func:`unique`'s sort and the
+# run made (70 bytes measured on 4M keys, nearly all distinct).
+BYTES_PER_TOKEN = 72
+RESERVE = 64 << 20  # bytes of the budget left to the interpreter, NumPy and the allocator
 MIN_CHUNK = 1024  # tokens: below this, chunks would only add runs
+
+
+@dataclass
+class Tokens:
+    """The corpus as it is counted, one order after another.
+
+    Attributes:
+        ids: shape (T,), the word id of every token (int32, or uint16 for a vocabulary
+            that fits it).
+        pos: shape (T,), each token's position in its sentence, capped (any value >= the
+            highest order counted reads the same).
+        row: shape (T,), the row of the (n-1)-gram ending at each token in the last table
+            counted, -1 where none ends (``ids`` itself for n = 2: a unigram's row is its
+            word); None once the last order is counted.
+    All three are None after the highest order's count (:func:`count_order` ``last``).
+    """
+
+    ids: np.ndarray | None
+    pos: np.ndarray | None
+    row: np.ndarray | None
+
+    def nbytes(self) -> int:
+        arrays = {id(a): a for a in (self.ids, self.pos, self.row) if a is not None}
+        return sum(a.nbytes for a in arrays.values())  # ids and row are one array for n = 2
 
 
 @dataclass
@@ -55,34 +91,74 @@ class Run:
     def arrays(self) -> tuple[np.ndarray, ...]:
         return self.keys, self.count, self.suffix, self.starts_bos
 
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.arrays())
 
-def chunk_tokens(memory: int | None) -> int | None:
-    """Tokens per chunk for a sorting budget of ``memory`` bytes (None: no limit)."""
-    return None if memory is None else max(MIN_CHUNK, memory // BYTES_PER_TOKEN)
+
+NAMES = ("keys", "count", "suffix", "starts_bos")
+
+
+class SpilledRun:
+    """A :class:`Run` in four raw files; parts are read on demand (``part``), never mapped."""
+
+    def __init__(self, run: Run, stem: Path) -> None:
+        self.paths = [stem.with_suffix(f".{name}") for name in NAMES]
+        self.dtypes = [a.dtype for a in run.arrays()]
+        self.length = len(run)
+        for path, array in zip(self.paths, run.arrays(), strict=True):
+            array.tofile(path)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def read_keys(self) -> np.ndarray:
+        return np.fromfile(self.paths[0], dtype=self.dtypes[0])
+
+    def part(self, start: int, stop: int) -> Run:
+        stop = max(start, min(stop, self.length))
+        return Run(
+            *(
+                np.fromfile(p, dtype=d, count=stop - start, offset=start * d.itemsize)
+                for p, d in zip(self.paths, self.dtypes, strict=True)
+            )
+        )
+
+
+def chunk_tokens(memory: int | None, held: int = 0) -> int | None:
+    """Tokens per chunk for a budget of ``memory`` bytes of which ``held`` are taken by the
+    arrays already in memory (None: no limit).  At least ``MIN_CHUNK``: a budget smaller than
+    what is held is exceeded, not refused."""
+    if memory is None:
+        return None
+    return max(MIN_CHUNK, (memory - RESERVE - held) // BYTES_PER_TOKEN)
 
 
 def count_order(
-    ids: np.ndarray,
-    pos: np.ndarray,
-    row: np.ndarray,
+    tokens: Tokens,
     n: int,
     vocab_size: int,
     chunk: int | None = None,
     temp_dir: str | Path | None = None,
-) -> tuple[Run, np.ndarray]:
-    """The distinct n-grams of order ``n`` (a :class:`Run` over the whole corpus) and each
-    token's row in it (-1 where no n-gram ends), given ``row``, each token's row in the
-    order n-1 table.  ``chunk`` tokens are sorted at a time (None: all at once); runs of
-    several chunks go to a temporary folder in ``temp_dir`` (default: the system's)."""
-    T = len(ids)
+    last: bool = False,
+) -> Run:
+    """The distinct n-grams of order ``n`` (a :class:`Run` over the whole corpus).  Each
+    token's row in it (-1 where no n-gram ends) replaces ``tokens.row``, which held the rows
+    of order n-1; with ``last`` no rows are made and ``tokens`` is emptied.  ``chunk`` tokens
+    are sorted at a time (None: all at once); runs of several chunks go to a temporary
+    folder in ``temp_dir`` (default: the system's)."""
+    assert tokens.ids is not None and tokens.pos is not None and tokens.row is not None
+    T = len(tokens.ids)
     if chunk is None or chunk >= T:
-        run, (at, index) = _count_chunk(ids, pos, row, n, vocab_size, 0, T)
-        new_row = np.full(T, -1, dtype=row.dtype)
-        new_row[at] = index
-        return run, new_row
+        run, (at, index) = _count_chunk(tokens, n, vocab_size, 0, T)
+        if last:
+            tokens.ids = tokens.pos = tokens.row = None
+        else:
+            tokens.row = np.full(T, -1, dtype=INDEX)
+            tokens.row[at] = index
+        return run
     try:
         with tempfile.TemporaryDirectory(prefix="elman-ngram-", dir=temp_dir) as folder:
-            return _count_spilled(ids, pos, row, n, vocab_size, max(1, chunk), Path(folder))
+            return _count_spilled(tokens, n, vocab_size, max(1, chunk), Path(folder), last)
     except OSError as err:  # no such folder, no space left, no permission
         where = temp_dir if temp_dir is not None else tempfile.gettempdir()
         raise ElmanError(
@@ -91,74 +167,86 @@ def count_order(
         ) from None
 
 
-def _count_spilled(
-    ids: np.ndarray, pos: np.ndarray, row: np.ndarray, n: int, V: int, chunk: int, folder: Path
-) -> tuple[Run, np.ndarray]:
-    new_row = np.full(len(ids), -1, dtype=row.dtype)
-    bounds = range(0, len(ids), chunk)
+def _count_spilled(tokens: Tokens, n: int, V: int, chunk: int, folder: Path, last: bool) -> Run:
+    assert tokens.ids is not None and tokens.pos is not None and tokens.row is not None
+    T = len(tokens.ids)
+    new_row = None if last else np.full(T, -1, dtype=INDEX)
+    bounds = range(0, T, chunk)
     runs = []
     for i, start in enumerate(bounds):
-        run, (at, index) = _count_chunk(ids, pos, row, n, V, start, start + chunk)
-        new_row[at] = index  # the index in this chunk's run, for now
-        runs.append(_spill(run, folder / f"run{i}"))
+        run, (at, index) = _count_chunk(tokens, n, V, start, start + chunk)
+        if new_row is not None:
+            new_row[at] = index  # the index in this chunk's run, for now
+        runs.append(SpilledRun(run, folder / f"run{i}"))
         del run, at, index
-    table = merge(runs, block=max(MIN_CHUNK, chunk // len(runs)))
-    for start, run in zip(bounds, runs, strict=True):
-        at = start + np.flatnonzero(pos[start : start + chunk] >= n - 1)
-        rows_of_run = np.searchsorted(table.keys, run.keys).astype(row.dtype)
-        new_row[at] = rows_of_run[new_row[at]]
-    return table, new_row
+    # The previous rows (and at the last order the whole corpus) are no longer read: let
+    # them go before the merge.
+    tokens.row = None
+    if last:
+        tokens.ids = tokens.pos = None
+    # A merge step holds its blocks twice and sorts them (some 110 bytes a key against a
+    # chunk's 72 a token), beside the table it fills: half a chunk of keys at a time.
+    table = merge(runs, block=max(MIN_CHUNK, chunk // 2 // len(runs)))
+    if new_row is not None:
+        assert tokens.pos is not None
+        for start, spilled in zip(bounds, runs, strict=True):
+            at = start + np.flatnonzero(tokens.pos[start : start + chunk] >= n - 1)
+            rows_of_run = np.searchsorted(table.keys, spilled.read_keys()).astype(INDEX)
+            new_row[at] = rows_of_run[new_row[at]]
+    tokens.row = new_row
+    return table
 
 
 def _count_chunk(
-    ids: np.ndarray, pos: np.ndarray, row: np.ndarray, n: int, V: int, start: int, stop: int
+    tokens: Tokens, n: int, V: int, start: int, stop: int
 ) -> tuple[Run, tuple[np.ndarray, np.ndarray]]:
+    ids, pos, row = tokens.ids, tokens.pos, tokens.row
+    assert ids is not None and pos is not None and row is not None
     at = start + np.flatnonzero(pos[start:stop] >= n - 1)  # tokens that end an n-gram
     keys = row[at - 1].astype(np.int64, copy=False) * V + ids[at]
     uniq, first, inverse, count = unique(keys)
     del keys
     ends = at[first]  # one occurrence of each n-gram
-    run = Run(uniq, count.astype(row.dtype), row[ends], pos[ends] == n - 1)
-    return run, (at, inverse.astype(row.dtype))
+    run = Run(uniq, count.astype(INDEX), row[ends].astype(INDEX), pos[ends] == n - 1)
+    return run, (at, inverse.astype(INDEX))
 
 
-def _spill(run: Run, stem: Path) -> Run:
-    """``run`` written to ``stem``.*.npy and mapped back read-only (its memory freed)."""
-    names = ("keys", "count", "suffix", "starts_bos")
-    for name, array in zip(names, run.arrays(), strict=True):
-        np.save(stem.with_suffix(f".{name}.npy"), array)
-    return Run(*(np.load(stem.with_suffix(f".{name}.npy"), mmap_mode="r") for name in names))
+def merge(runs: Sequence[Run | SpilledRun], block: int) -> Run:
+    """The runs as one: every key once, in order, with the counts of equal keys summed.
 
-
-def merge(runs: list[Run], block: int) -> Run:
-    """The runs as one: every key once, in order, with the counts of equal keys summed."""
+    The table is written into arrays sized for the sum of the runs' lengths and cut to the
+    keys found: the pages past the end are never touched, so they take no memory."""
     taken = [0] * len(runs)
-    parts: list[Run] = []
+    capacity = sum(len(r) for r in runs)
+    first = next((r.part(0, 0) for r in runs), None)
+    if first is None:
+        raise ValueError("merge needs at least one run")
+    out = Run(*(np.empty(capacity, dtype=a.dtype) for a in first.arrays()))
+    filled = 0
     while True:
-        live = [i for i, r in enumerate(runs) if taken[i] < len(r)]
-        if not live:
+        blocks = {i: r.part(taken[i], taken[i] + block) for i, r in enumerate(runs)
+                  if taken[i] < len(r)}  # fmt: skip
+        if not blocks:
             break
         # everything up to the smallest last key of the blocks is in one of the blocks
-        bound = min(runs[i].keys[min(taken[i] + block, len(runs[i])) - 1] for i in live)
+        bound = min(b.keys[-1] for b in blocks.values())
         pieces = []
-        for i in live:
-            stop = min(taken[i] + block, len(runs[i]))
-            stop = taken[i] + int(
-                np.searchsorted(runs[i].keys[taken[i] : stop], bound, side="right")
-            )
-            pieces.append(runs[i].part(taken[i], stop))
-            taken[i] = stop
+        for i, b in blocks.items():
+            stop = int(np.searchsorted(b.keys, bound, side="right"))
+            pieces.append(b.part(0, stop))
+            taken[i] += stop
+        del blocks
         keys = np.concatenate([p.keys for p in pieces])
-        uniq, first, inverse, _ = unique(keys)
+        uniq, first_at, inverse, _ = unique(keys)
         count = np.concatenate([p.count for p in pieces])
         summed = np.bincount(inverse, weights=count, minlength=len(uniq))  # exact below 2**53
-        suffix = np.concatenate([p.suffix for p in pieces])[first]
-        starts_bos = np.concatenate([p.starts_bos for p in pieces])[first]
-        parts.append(Run(uniq, summed.astype(count.dtype), suffix, starts_bos))
-    if not parts:
-        return runs[0].part(0, 0)
-    columns = zip(*(p.arrays() for p in parts), strict=True)
-    return Run(*(np.concatenate(arrays) for arrays in columns))
+        end = filled + len(uniq)
+        out.keys[filled:end] = uniq
+        out.count[filled:end] = summed
+        out.suffix[filled:end] = np.concatenate([p.suffix for p in pieces])[first_at]
+        out.starts_bos[filled:end] = np.concatenate([p.starts_bos for p in pieces])[first_at]
+        filled = end
+    return out.part(0, filled)
 
 
 def unique(
