@@ -68,12 +68,37 @@ def test_cli_tunes_theta_and_lambda_on_valid(lm_run, capsys):
     assert math.isfinite(r["ppl"]) and r["theta"] > 0
 
 
+@pytest.mark.filterwarnings("ignore::elman.models.ngram.counts.NgramWarning")  # a tiny corpus
+def test_a_mixture_with_a_cache_mixes_the_cached_model(lm_run, corpus, tmp_path):
+    from elman.cli.ngram import build
+
+    arpa = tmp_path / "kn3.arpa"
+    build(str(corpus), order=3, smoothing="kn", out=arpa)
+    both = evaluate(lm_run, "test", device="cpu", mix=str(arpa), cache=20, cache_theta=0.3,
+                    cache_lambda=0.2)  # fmt: skip
+    assert both.cache is not None and both.mix is not None
+    assert both.mix.neural_ppl == pytest.approx(both.cache.ppl, rel=1e-12)
+    plain = evaluate(lm_run, "test", device="cpu", mix=str(arpa), lam=both.mix.lam)
+    assert plain.mix is not None and plain.mix.neural_ppl != pytest.approx(both.cache.ppl)
+    # the tuned λ is the best on valid for the cached scores: a given λ can only match it there
+    tuned_valid = evaluate(lm_run, "valid", device="cpu", mix=str(arpa), cache=20,
+                           cache_theta=0.3, cache_lambda=0.2)  # fmt: skip
+    assert tuned_valid.mix is not None
+    for lam in (0.1, 0.5, 0.9):
+        given = evaluate(lm_run, "valid", device="cpu", mix=str(arpa), lam=lam, cache=20,
+                         cache_theta=0.3, cache_lambda=0.2)  # fmt: skip
+        assert given.mix is not None and given.mix.ppl >= tuned_valid.mix.ppl - 1e-6
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
         (["--cache", "10", "--cache-lambda", "1"], "--cache-lambda 1: must be in [0, 1)"),
         (["--cache", "10", "--cache-theta", "x"], "--cache-theta 'x': give auto or a number"),
-        (["--cache", "10", "--mix", "m.arpa"], "--cache and --mix: give one of them"),
+        (
+            ["--cache", "10", "--mix", "m.arpa", "--dynamic", "0.1"],
+            "--cache, --dynamic and --mix: the cache reads the static model",
+        ),
     ],
 )
 def test_bad_cache_options_are_one_line(lm_run, capsys, extra, message):

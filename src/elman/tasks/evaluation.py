@@ -341,12 +341,13 @@ def evaluate(
     check_finite(metrics, f"{loaded.path} on {dataset.name}/{split}")
     if report:
         result.report = task.report(loaded, dataset, split, batch_size=batch_size)
-    if mix is not None:
-        result.mix = mix_with_ngram(neural_scores(scores, dynamic), dataset, split, mix, lam)
-        check_finite(result.mix.to_dict(), f"{loaded.path} mixed with {mix} on {split}", MIXTURE)
     if cache is not None:
         result.cache = with_cache(scores, split, cache, cache_theta, cache_lambda)
         check_finite(result.cache.to_dict(), f"{loaded.path} with a cache on {split}", CACHE)
+    if mix is not None:
+        neural = neural_scores(scores, dynamic, result.cache)
+        result.mix = mix_with_ngram(neural, dataset, split, mix, lam)
+        check_finite(result.mix.to_dict(), f"{loaded.path} mixed with {mix} on {split}", MIXTURE)
     if dynamic is not None:
         result.dynamic = with_dynamic(scores, split, dynamic)
     return result
@@ -362,9 +363,20 @@ def _load(
     return model
 
 
-def neural_scores(scores: Scores, dynamic: DynamicSettings | None) -> Callable[[str], np.ndarray]:
+def neural_scores(
+    scores: Scores, dynamic: DynamicSettings | None, cache: CacheResult | None = None
+) -> Callable[[str], np.ndarray]:
     """split -> ln p(y_t) of its tokens, as a mixture reads them: the adapted model's scores
-    under dynamic evaluation, else the static ones."""
+    under dynamic evaluation, the model with its cache (θ and λ as ``cache`` found them), else
+    the static ones."""
+    if cache is not None:
+        from elman.inference.cache import mix_cache
+
+        def cached(s: str) -> np.ndarray:
+            model, cache_p = scores.cache(s, cache.size, (cache.theta,))
+            return mix_cache(model, cache_p[0], cache.lam)
+
+        return cached
     if dynamic is not None:
         return lambda s: scores.dynamic(s, dynamic)
     return scores.static
@@ -382,8 +394,11 @@ def check_adaptation(
     have or with bad values."""
     if cache is not None:
         loaded.require("cache", "--cache")
-        if mix is not None:
-            raise ElmanError("--cache and --mix: give one of them (they are not combined yet)")
+        if mix is not None and dynamic is not None:
+            raise ElmanError(
+                "--cache, --dynamic and --mix: the cache reads the static model, so a mixture "
+                "takes one of them; give --mix with --cache or with --dynamic"
+            )
         parse_cache_value(cache_theta, "--cache-theta", None)
         parse_cache_value(cache_lambda, "--cache-lambda", 1.0)
     if dynamic is not None:
