@@ -161,3 +161,34 @@ def test_unique_of_keys_wider_than_the_packing_sorts_by_bucket(bits):
     got = unique(keys, bits=bits)
     for a, b in zip(got, want, strict=True):
         assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("runs", [0, 1, 3, 8])
+def test_unique_of_runs_is_np_unique(runs):
+    from elman.models.ngram.spill import unique_of_runs
+
+    rng = np.random.default_rng(runs)
+    parts = [np.unique(rng.integers(0, 500, rng.integers(0, 300))) for _ in range(runs)]
+    for keys in (np.concatenate(parts or [np.zeros(0, np.int64)]), rng.integers(0, 50, 999)):
+        expected = np.unique(keys, return_index=True, return_inverse=True, return_counts=True)
+        for got, want in zip(unique_of_runs(keys), expected, strict=True):
+            assert got.dtype == want.dtype and np.array_equal(got, want)
+
+
+def test_a_budget_below_what_is_held_makes_at_most_max_runs(monkeypatch, tmp_path):
+    lines = corpus(seed=3)
+    vocab, enc = build_vocab(lines)
+    whole = count_ngrams(enc, 3, len(vocab))
+    spilled = []
+    real_init = spill_module.SpilledRun.__init__
+
+    def counting_init(self, run, stem):
+        spilled.append(stem)
+        real_init(self, run, stem)
+
+    monkeypatch.setattr(spill_module.SpilledRun, "__init__", counting_init)
+    monkeypatch.setattr(spill_module, "MAX_RUNS", 5)
+    parts = count_ngrams(enc, 3, len(vocab), memory=1, temp_dir=tmp_path)  # MIN_CHUNK tokens
+    assert len(enc.ids) > 10 * MIN_CHUNK and len(spilled) == 2 * 5  # orders 2 and 3
+    for a, b in zip(whole, parts, strict=True):
+        assert np.array_equal(a.count, b.count) and np.array_equal(a.suffix, b.suffix)

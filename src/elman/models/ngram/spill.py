@@ -46,6 +46,9 @@ INDEX = np.int32
 BYTES_PER_TOKEN = 72
 RESERVE = 64 << 20  # bytes of the budget left to the interpreter, NumPy and the allocator
 MIN_CHUNK = 1024  # tokens: below this, chunks would only add runs
+# At most this many runs an order: a budget smaller than what is held would otherwise cut the
+# corpus into thousands of tiny runs whose merge is all overhead; it is exceeded instead.
+MAX_RUNS = 64
 
 
 @dataclass
@@ -126,8 +129,9 @@ class SpilledRun:
 
 def chunk_tokens(memory: int | None, held: int = 0) -> int | None:
     """Tokens per chunk for a budget of ``memory`` bytes of which ``held`` are taken by the
-    arrays already in memory (None: no limit).  At least ``MIN_CHUNK``: a budget smaller than
-    what is held is exceeded, not refused."""
+    arrays already in memory (None: no limit).  At least ``MIN_CHUNK`` (and
+    :func:`count_order` makes at most ``MAX_RUNS`` chunks): a budget smaller than what is held
+    is exceeded, not refused."""
     if memory is None:
         return None
     return max(MIN_CHUNK, (memory - RESERVE - held) // BYTES_PER_TOKEN)
@@ -148,6 +152,8 @@ def count_order(
     folder in ``temp_dir`` (default: the system's)."""
     assert tokens.ids is not None and tokens.pos is not None and tokens.row is not None
     T = len(tokens.ids)
+    if chunk is not None:
+        chunk = max(chunk, -(-T // MAX_RUNS))
     if chunk is None or chunk >= T:
         run, (at, index) = _count_chunk(tokens, n, vocab_size, 0, T)
         if last:
@@ -237,7 +243,7 @@ def merge(runs: Sequence[Run | SpilledRun], block: int) -> Run:
             taken[i] += stop
         del blocks
         keys = np.concatenate([p.keys for p in pieces])
-        uniq, first_at, inverse, _ = unique(keys)
+        uniq, first_at, inverse, _ = unique_of_runs(keys)
         count = np.concatenate([p.count for p in pieces])
         summed = np.bincount(inverse, weights=count, minlength=len(uniq))  # exact below 2**53
         end = filled + len(uniq)
@@ -280,6 +286,24 @@ def unique(
         order, _ = _packed_sort(keys[perm] & ((1 << low) - 1), perm, b, ends)
         del perm
         ordered = keys[order]
+    return _runs_of(ordered, order)
+
+
+def unique_of_runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`unique` for keys that are a few sorted runs end to end (the blocks a merge
+    joins): a stable ``argsort`` (timsort, which merges the runs it finds) is several times
+    faster there than sorting from scratch (0.25 s against 3.1 s for ten runs of 1M keys)."""
+    if not len(keys):
+        return np.unique(keys, return_index=True, return_inverse=True, return_counts=True)
+    order = np.argsort(keys, kind="stable")
+    return _runs_of(keys[order], order)
+
+
+def _runs_of(
+    ordered: np.ndarray, order: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``np.unique``'s four arrays from the sorted keys and the stable sorting permutation."""
+    n = len(ordered)
     new = np.empty(n, dtype=bool)
     new[0] = True
     np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
