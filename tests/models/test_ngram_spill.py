@@ -29,19 +29,25 @@ def corpus(lines: int = 3000, seed: int = 0) -> list[str]:
 FIELDS = ("context", "word", "count", "suffix", "starts_bos")
 
 
-@pytest.mark.parametrize("chunk_multiple", [1, 3])
-def test_spilled_count_equals_the_in_memory_one(chunk_multiple, monkeypatch, tmp_path):
-    lines = corpus()
-    vocab, enc = build_vocab(lines)
-    whole = count_ngrams(enc, 5, len(vocab))
-    spilled = []
+@pytest.fixture
+def spilled(monkeypatch) -> list:
+    """The stems of the runs written to disk, in order."""
+    stems = []
     real_init = spill_module.SpilledRun.__init__
 
     def counting_init(self, run, stem):
-        spilled.append(stem)
+        stems.append(stem)
         real_init(self, run, stem)
 
     monkeypatch.setattr(spill_module.SpilledRun, "__init__", counting_init)
+    return stems
+
+
+@pytest.mark.parametrize("chunk_multiple", [1, 3])
+def test_spilled_count_equals_the_in_memory_one(chunk_multiple, spilled, monkeypatch, tmp_path):
+    lines = corpus()
+    vocab, enc = build_vocab(lines)
+    whole = count_ngrams(enc, 5, len(vocab))
     chunk = chunk_multiple * MIN_CHUNK
     monkeypatch.setattr(counts_module, "chunk_tokens", lambda memory, held: chunk)
     parts = count_ngrams(enc, 5, len(vocab), memory=1, temp_dir=tmp_path)
@@ -175,18 +181,10 @@ def test_unique_of_runs_is_np_unique(runs):
             assert got.dtype == want.dtype and np.array_equal(got, want)
 
 
-def test_a_budget_below_what_is_held_makes_at_most_max_runs(monkeypatch, tmp_path):
+def test_a_budget_below_what_is_held_makes_at_most_max_runs(spilled, monkeypatch, tmp_path):
     lines = corpus(seed=3)
     vocab, enc = build_vocab(lines)
     whole = count_ngrams(enc, 3, len(vocab))
-    spilled = []
-    real_init = spill_module.SpilledRun.__init__
-
-    def counting_init(self, run, stem):
-        spilled.append(stem)
-        real_init(self, run, stem)
-
-    monkeypatch.setattr(spill_module.SpilledRun, "__init__", counting_init)
     monkeypatch.setattr(spill_module, "MAX_RUNS", 5)
     parts = count_ngrams(enc, 3, len(vocab), memory=1, temp_dir=tmp_path)  # MIN_CHUNK tokens
     assert len(enc.ids) > 10 * MIN_CHUNK and len(spilled) == 2 * 5  # orders 2 and 3
