@@ -101,7 +101,11 @@ def test_merge_sums_equal_keys_across_runs(block):
         uniq, count = np.unique(keys, return_counts=True)
         # the suffix row and <s> flag are functions of the key, as in a real count
         runs.append(Run(uniq, count.astype(np.int32), (uniq // 3).astype(np.int32), uniq % 2 == 0))
-    merged = merge(runs, block)
+    rows: list = []
+    merged = merge(runs, block, rows=rows)
+    for run, found in zip(runs, rows, strict=True):  # each run's keys' rows in the result
+        assert found.dtype == np.int32
+        assert np.array_equal(found, np.searchsorted(merged.keys, run.keys))
     uniq, count = np.unique(np.concatenate(every_key), return_counts=True)
     assert np.array_equal(merged.keys, uniq) and np.array_equal(merged.count, count)
     assert np.array_equal(merged.suffix, uniq // 3)

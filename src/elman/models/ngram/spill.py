@@ -114,9 +114,6 @@ class SpilledRun:
     def __len__(self) -> int:
         return self.length
 
-    def read_keys(self) -> np.ndarray:
-        return np.fromfile(self.paths[0], dtype=self.dtypes[0])
-
     def part(self, start: int, stop: int) -> Run:
         stop = max(start, min(stop, self.length))
         return Run(
@@ -192,12 +189,12 @@ def _count_spilled(tokens: Tokens, n: int, V: int, chunk: int, folder: Path, las
         tokens.ids = tokens.pos = None
     # A merge step holds its blocks twice and sorts them (some 110 bytes a key against a
     # chunk's 72 a token), beside the table it fills: half a chunk of keys at a time.
-    table = merge(runs, block=max(MIN_CHUNK, chunk // 2 // len(runs)))
+    rows: list[np.ndarray] | None = None if new_row is None else []
+    table = merge(runs, block=max(MIN_CHUNK, chunk // 2 // len(runs)), rows=rows)
     if new_row is not None:
-        assert tokens.pos is not None
-        for start, spilled in zip(bounds, runs, strict=True):
+        assert tokens.pos is not None and rows is not None
+        for start, rows_of_run in zip(bounds, rows, strict=True):
             at = start + np.flatnonzero(tokens.pos[start : start + chunk] >= n - 1)
-            rows_of_run = np.searchsorted(table.keys, spilled.read_keys()).astype(INDEX)
             new_row[at] = rows_of_run[new_row[at]]
     tokens.row = new_row
     return table
@@ -217,12 +214,17 @@ def _count_chunk(
     return run, (at, inverse.astype(INDEX))
 
 
-def merge(runs: Sequence[Run | SpilledRun], block: int) -> Run:
+def merge(
+    runs: Sequence[Run | SpilledRun], block: int, rows: list[np.ndarray] | None = None
+) -> Run:
     """The runs as one: every key once, in order, with the counts of equal keys summed.
+    Given a list ``rows``, it receives per run the row of each of its keys in the result
+    (int32), which the merge knows as it goes (no search of the result afterwards).
 
     The table is written into arrays sized for the sum of the runs' lengths and cut to the
     keys found: the pages past the end are never touched, so they take no memory."""
     taken = [0] * len(runs)
+    found: list[list[np.ndarray]] = [[] for _ in runs]
     capacity = sum(len(r) for r in runs)
     first = next((r.part(0, 0) for r in runs), None)
     if first is None:
@@ -236,10 +238,11 @@ def merge(runs: Sequence[Run | SpilledRun], block: int) -> Run:
             break
         # everything up to the smallest last key of the blocks is in one of the blocks
         bound = min(b.keys[-1] for b in blocks.values())
-        pieces = []
+        pieces, owners = [], []
         for i, b in blocks.items():
             stop = int(np.searchsorted(b.keys, bound, side="right"))
             pieces.append(b.part(0, stop))
+            owners.append(i)
             taken[i] += stop
         del blocks
         keys = np.concatenate([p.keys for p in pieces])
@@ -251,7 +254,13 @@ def merge(runs: Sequence[Run | SpilledRun], block: int) -> Run:
         out.count[filled:end] = summed
         out.suffix[filled:end] = np.concatenate([p.suffix for p in pieces])[first_at]
         out.starts_bos[filled:end] = np.concatenate([p.starts_bos for p in pieces])[first_at]
+        if rows is not None:
+            cuts = np.cumsum([len(p) for p in pieces])[:-1]
+            for i, part in zip(owners, np.split(inverse, cuts), strict=True):
+                found[i].append((part + filled).astype(INDEX))
         filled = end
+    if rows is not None:
+        rows.extend(np.concatenate(f) if f else np.zeros(0, dtype=INDEX) for f in found)
     return out.part(0, filled)
 
 
