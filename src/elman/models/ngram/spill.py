@@ -44,7 +44,7 @@ INDEX = np.int32
 # What counting a chunk holds per token at its peak: the keys, :func:`unique`'s sort and the
 # run made (70 bytes measured on 4M keys, nearly all distinct).
 BYTES_PER_TOKEN = 72
-RESERVE = 64 << 20  # bytes of the budget left to the interpreter, NumPy and the allocator
+RESERVE = 160 << 20  # bytes of the budget left to the interpreter, NumPy and the allocator
 MIN_CHUNK = 1024  # tokens: below this, chunks would only add runs
 # At most this many runs an order: a budget smaller than what is held would otherwise cut the
 # corpus into thousands of tiny runs whose merge is all overhead; it is exceeded instead.
