@@ -155,6 +155,7 @@ class Payload:
 
 
 def vocab_bytes(vocab: list[str]) -> memoryview:
+    """The ``vocab`` array of the payload: the words joined by newlines, UTF-8."""
     if any("\n" in w for w in vocab):
         raise ElmanError("a word of the model contains a newline; it cannot be stored")
     return memoryview("\n".join(vocab).encode("utf-8"))
