@@ -94,9 +94,6 @@ class Run:
     def arrays(self) -> tuple[np.ndarray, ...]:
         return self.keys, self.count, self.suffix, self.starts_bos
 
-    def nbytes(self) -> int:
-        return sum(a.nbytes for a in self.arrays())
-
 
 NAMES = ("keys", "count", "suffix", "starts_bos")
 
