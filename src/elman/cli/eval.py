@@ -70,16 +70,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--cache", type=integer(1, 100_000), metavar="N",
         help="language models: interpolate with a neural cache of the last N hidden states "
-        "(Grave et al. 2017; default: none)",
+        "(Grave et al. 2017); with --dynamic, of the adapted model's states (default: none)",
     )  # fmt: skip
     p.add_argument(
         "--cache-theta",
         default="auto",
-        help="the cache's flatness θ: auto (tuned on valid) or a number",
+        help="the cache's flatness θ: auto (tuned on valid) or a number (default: auto)",
     )
     p.add_argument(
         "--cache-lambda", default="auto",
-        help="the cache's weight λ: auto (tuned on valid) or a number in [0, 1)",
+        help="the cache's weight λ: auto (tuned on valid) or a number in [0, 1) "
+        "(default: auto)",
     )  # fmt: skip
     add_dynamic(p, "language models", "segment")
     p.add_argument(

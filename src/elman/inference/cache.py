@@ -11,6 +11,10 @@ p_cache = 0. Only p_cache(y_t | h_t), the cache's probability of the word that c
 score a text, so no V-sized vector is built: :func:`cache_probs` computes it for a whole stream,
 a block of positions at a time, for several θ at once (their tuning on held-out data needs one
 pass of the model). The grids of θ and λ tried by :func:`tune_cache` are the paper's kind.
+
+The states may come from the trained model or from the model as dynamic evaluation adapts it
+(:mod:`elman.inference.dynamic`): :class:`StateRecorder` keeps each segment's h_t as the adapted
+weights produce them, so the cache and the adaptation combine in one pass over the text.
 """
 
 from __future__ import annotations
@@ -18,10 +22,51 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
+
+
+@dataclass(frozen=True)
+class CacheStates:
+    """One pass of a language model over a text, what its cache needs: ln p_model(y_t) of every
+    token (T,), the hidden states h_t that predicted them (T, H) and the words y_t (T,)."""
+
+    model_logp: np.ndarray
+    states: Tensor
+    targets: Tensor
+
+    def probs(self, size: int, thetas: Sequence[float]) -> np.ndarray:
+        """p_cache(y_t | h_t) for each θ, (len(thetas), T) (:func:`cache_probs`)."""
+        return cache_probs(self.states, self.targets, size, thetas).double().numpy()
+
+
+class StateRecorder:
+    """A dynamic evaluation segment scorer (``elman.inference.dynamic.SegmentScores``) for a
+    recurrent LM with ``hidden`` and ``output`` (``elman.models.rnnlm.RNNLM``) that also keeps
+    the h_t and y_t of every real target, in order, for the cache."""
+
+    def __init__(self) -> None:
+        self.states: list[Tensor] = []
+        self.targets: list[Tensor] = []
+
+    def __call__(self, model: Any, batch: Any, state: Any) -> tuple[Tensor, Tensor, Any]:
+        h, state = model.hidden(batch.inputs, state)  # (T, 1, H)
+        logp = torch.log_softmax(model.output(h).float(), dim=-1)
+        target = batch.targets.clamp(min=0).unsqueeze(-1)
+        picked = logp.gather(-1, target).squeeze(-1)[:, 0]  # (T,)
+        real = batch.targets[:, 0] >= 0
+        self.states.append(h[:, 0][real].detach().float().cpu())
+        self.targets.append(batch.targets[:, 0][real].cpu())
+        return picked, real, state
+
+    def recorded(self, model_logp: np.ndarray) -> CacheStates:
+        """The pass's :class:`CacheStates`, given the scores dynamic evaluation kept."""
+        n = len(model_logp)
+        return CacheStates(model_logp, torch.cat(self.states)[:n], torch.cat(self.targets)[:n])
+
 
 THETAS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
 LAMBDAS = tuple(round(0.05 * k, 2) for k in range(0, 17))  # 0 … 0.8

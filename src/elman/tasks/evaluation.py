@@ -67,6 +67,9 @@ class CacheResult:
     tuned_on: str | None  # "valid" when θ or λ was tuned there
     neural_ppl: float
     ppl: float  # of the model with its cache
+    # the model whose states the cache reads: "static" (as trained) or "dynamic" (as dynamic
+    # evaluation adapts it, the two combined)
+    model: str = "static"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -75,8 +78,9 @@ class CacheResult:
 
     def summary(self) -> str:
         how = f"tuned on {self.tuned_on}" if self.tuned_on else "given"
+        over = " of the dynamically evaluated model" if self.model == "dynamic" else ""
         return (
-            f"with a neural cache of {self.size} states, theta {self.theta:g}, lambda "
+            f"with a neural cache of {self.size} states{over}, theta {self.theta:g}, lambda "
             f"{self.lam:.2f} ({how}): ppl {self.ppl:.2f} (without: {self.neural_ppl:.2f})"
         )
 
@@ -210,10 +214,17 @@ def parse_cache_value(text: str | float, flag: str, high: float | None) -> float
 
 
 def with_cache(
-    scores: Scores, split: str, size: int, theta: str | float, lam: str | float
+    scores: Scores,
+    split: str,
+    size: int,
+    theta: str | float,
+    lam: str | float,
+    dynamic: DynamicSettings | None = None,
 ) -> CacheResult:
     """The model's perplexity on ``split`` with its neural cache of ``size`` states; θ and λ
-    given, or tuned together on the valid split over the grids of :mod:`elman.inference.cache`."""
+    given, or tuned together on the valid split over the grids of :mod:`elman.inference.cache`.
+    With ``dynamic`` the model is adapted as it scores (:mod:`elman.inference.dynamic`) and the
+    cache reads the adapted model's states."""
     from elman.inference.cache import LAMBDAS, THETAS, mix_cache, tune_cache
 
     if not 1 <= size <= MAX_CACHE:
@@ -223,10 +234,10 @@ def with_cache(
     tuned_on = None
     if th is None or la is None:
         thetas = THETAS if th is None else (th,)
-        m, c = scores.cache("valid", size, tuple(thetas))
+        m, c = scores.cache("valid", size, tuple(thetas), dynamic)
         best = tune_cache(m, c, size, thetas, LAMBDAS if la is None else (0.0, la))
         th, la, tuned_on = best.theta, best.lam, "valid"
-    m, c = scores.cache(split, size, (th,))
+    m, c = scores.cache(split, size, (th,), dynamic)
     return CacheResult(
         size=size,
         theta=th,
@@ -234,6 +245,7 @@ def with_cache(
         tuned_on=tuned_on,
         neural_ppl=math.exp(-float(np.mean(m))),
         ppl=math.exp(-float(np.mean(mix_cache(m, c[0], la)))),
+        model="static" if dynamic is None else "dynamic",
     )
 
 
@@ -263,15 +275,28 @@ class Scores:
 
     def dynamic(self, split: str, settings: DynamicSettings) -> np.ndarray:
         """The same under dynamic evaluation with ``settings`` (rate 0: static, read at batch 1)."""
+        adapted = self._memo.get(("states", split, settings))
+        if adapted is not None:  # the cache's pass over the adapted model gave these scores
+            return adapted.model_logp
         return self._once(("dynamic", split, settings), lambda: self.loaded.task.dynamic_logprobs(
             self.loaded, self.dataset, split, settings
         ))  # fmt: skip
 
-    def cache(self, split: str, size: int, thetas: tuple[float, ...]) -> Any:
-        """The model's and its cache's probabilities (``cache_components``)."""
-        return self._once(("cache", split, size, thetas), lambda: self.loaded.task.cache_components(
-            self.loaded, self.dataset, split, size, thetas
+    def cache(
+        self,
+        split: str,
+        size: int,
+        thetas: tuple[float, ...],
+        dynamic: DynamicSettings | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """ln p_model(y_t) and the cache's p_cache(y_t) for each θ, (len(thetas), T), the model
+        adapted by ``dynamic`` when given (one pass of the model per split and setting)."""
+        states = self._once(("states", split, dynamic), lambda: self.loaded.task.cache_states(
+            self.loaded, self.dataset, split, dynamic
         ))  # fmt: skip
+        key = ("cache", split, size, thetas, dynamic)
+        probs = self._once(key, lambda: states.probs(size, thetas))
+        return states.model_logp, probs
 
     def _once(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
         if key not in self._memo:
@@ -306,7 +331,9 @@ def evaluate(
     model with its neural cache of that many states, θ and λ given or ``auto`` (tuned on valid).
     ``dynamic``: also score a language model with dynamic evaluation at this learning rate,
     pulled back to its weights by ``dynamic_decay``, or as :class:`DynamicSettings` say; with
-    ``mix`` too, the mixture is of the adapted model (λ tuned on its valid scores).
+    ``mix`` too, the mixture is of the adapted model (λ tuned on its valid scores); with
+    ``cache`` too, the cache reads the adapted model's states (the two combined), and a mixture
+    is of the adapted model with its cache.
     ``scores``: the :class:`Scores` of an earlier call with the same loaded model and batch
     size, whose corpus is used (``data`` stays None) and whose per-token scores are reused (a
     results record shares one between valid and test).
@@ -342,7 +369,7 @@ def evaluate(
     if report:
         result.report = task.report(loaded, dataset, split, batch_size=batch_size)
     if cache is not None:
-        result.cache = with_cache(scores, split, cache, cache_theta, cache_lambda)
+        result.cache = with_cache(scores, split, cache, cache_theta, cache_lambda, dynamic)
         check_finite(result.cache.to_dict(), f"{loaded.path} with a cache on {split}", CACHE)
     if mix is not None:
         neural = neural_scores(scores, dynamic, result.cache)
@@ -366,14 +393,14 @@ def _load(
 def neural_scores(
     scores: Scores, dynamic: DynamicSettings | None, cache: CacheResult | None = None
 ) -> Callable[[str], np.ndarray]:
-    """split -> ln p(y_t) of its tokens, as a mixture reads them: the adapted model's scores
-    under dynamic evaluation, the model with its cache (θ and λ as ``cache`` found them), else
-    the static ones."""
+    """split -> ln p(y_t) of its tokens, as a mixture reads them: the model with its cache (θ and
+    λ as ``cache`` found them; the adapted model's under dynamic evaluation), the adapted model's
+    scores under dynamic evaluation, else the static ones."""
     if cache is not None:
         from elman.inference.cache import mix_cache
 
         def cached(s: str) -> np.ndarray:
-            model, cache_p = scores.cache(s, cache.size, (cache.theta,))
+            model, cache_p = scores.cache(s, cache.size, (cache.theta,), dynamic)
             return mix_cache(model, cache_p[0], cache.lam)
 
         return cached
@@ -394,11 +421,6 @@ def check_adaptation(
     have or with bad values."""
     if cache is not None:
         loaded.require("cache", "--cache")
-        if mix is not None and dynamic is not None:
-            raise ElmanError(
-                "--cache, --dynamic and --mix: the cache reads the static model, so a mixture "
-                "takes one of them; give --mix with --cache or with --dynamic"
-            )
         parse_cache_value(cache_theta, "--cache-theta", None)
         parse_cache_value(cache_lambda, "--cache-lambda", 1.0)
     if dynamic is not None:

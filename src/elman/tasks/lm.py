@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any, ClassVar
@@ -23,7 +22,8 @@ from elman.data.batching import BPTTStream
 from elman.data.datasets import Dataset, resolve
 from elman.data.vocabulary import Vocabulary
 from elman.errors import ElmanError
-from elman.inference.dynamic import DynamicSettings
+from elman.inference.cache import CacheStates, StateRecorder
+from elman.inference.dynamic import DynamicSettings, segment_loss
 from elman.inference.generate import generate_text
 from elman.models.rnnlm import RNNLM, RNNLMConfig
 from elman.progress import Counted, Progress
@@ -249,20 +249,16 @@ def split_logprobs(
 
 
 @torch.no_grad()
-def cache_components(
+def cache_states(
     model: RNNLM,
     vocab: Vocabulary,
     dataset: Dataset,
     split: str,
     device: torch.device,
-    size: int,
-    thetas: Sequence[float],
     bptt: int = 35,
-) -> tuple[np.ndarray, np.ndarray]:
-    """For the neural cache (:mod:`elman.inference.cache`): ln p_model(y_t) of every token of
-    ``split`` in corpus order (batch 1, full left context), and p_cache(y_t) for each θ."""
-    from elman.inference.cache import cache_probs
-
+) -> CacheStates:
+    """For the neural cache (:mod:`elman.inference.cache`): ln p_model(y_t), h_t and y_t of
+    every token of ``split`` in corpus order (batch 1, full left context)."""
     stream = make_stream(vocab, dataset, split, 1, bptt).to(device)
     model.eval()
     state, hs, logps, targets = None, [], [], []
@@ -276,8 +272,7 @@ def cache_components(
             targets.append(target[:, 0].cpu())
     n = stream.total_tokens
     model_logp = torch.cat(logps)[:n].double().cpu().numpy()
-    cache_p = cache_probs(torch.cat(hs)[:n], torch.cat(targets)[:n], size, thetas)
-    return model_logp, cache_p.double().numpy()
+    return CacheStates(model_logp, torch.cat(hs)[:n], torch.cat(targets)[:n])
 
 
 class LMTask(Task):
@@ -338,6 +333,12 @@ class LMTask(Task):
     def dynamic_logprobs(
         self, loaded: Loaded, dataset: Any, split: str, settings: DynamicSettings
     ) -> np.ndarray:
+        return self._adapt(loaded, dataset, split, settings, segment_loss)
+
+    def _adapt(
+        self, loaded: Loaded, dataset: Any, split: str, settings: DynamicSettings, scores: Any
+    ) -> np.ndarray:
+        """Dynamic evaluation of ``split``, each segment read by ``scores``."""
         from elman.inference.dynamic import dynamic_logprobs, gradient_rms
 
         segment = settings.segment or loaded.recipe.data.bptt
@@ -351,16 +352,17 @@ class LMTask(Task):
         with Progress(f"dynamic evaluation of {dataset.name}/{split}", len(stream)) as progress:
             return dynamic_logprobs(
                 loaded.model, progress.over(stream), stream.total_tokens, settings.lr,
-                settings.decay, rms=rms, eps=settings.eps,
+                settings.decay, rms=rms, eps=settings.eps, scores=scores,
             )  # fmt: skip
 
-    def cache_components(
-        self, loaded: Loaded, dataset: Any, split: str, size: int, thetas: Sequence[float]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        model, bptt = loaded.model, loaded.recipe.data.bptt
-        return cache_components(
-            model, loaded.vocab, dataset, split, loaded.device, size, thetas, bptt
-        )
+    def cache_states(
+        self, loaded: Loaded, dataset: Any, split: str, dynamic: DynamicSettings | None = None
+    ) -> CacheStates:
+        if dynamic is None:
+            bptt = loaded.recipe.data.bptt
+            return cache_states(loaded.model, loaded.vocab, dataset, split, loaded.device, bptt)
+        recorder = StateRecorder()
+        return recorder.recorded(self._adapt(loaded, dataset, split, dynamic, recorder))
 
     def token_logprobs(
         self, loaded: Loaded, dataset: Any, split: str, *, batch_size: int | None = None

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from elman.errors import ElmanError
+from elman.inference.cache import CacheStates
 from elman.inference.dynamic import DynamicSettings
 from elman.inference.search import DecodeConfig
 from elman.tasks.finetuning import VocabReport
@@ -237,11 +238,12 @@ class Task(Protocol):
         """log P(w_t | history) of every token of ``split`` in corpus order (``mix``)."""
         raise ElmanError(f"{self.name!r} models cannot be mixed with an n-gram model")
 
-    def cache_components(
-        self, loaded: Loaded, dataset: Any, split: str, size: int, thetas: Sequence[float]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """ln p_model(y_t) of every token of ``split`` and the cache's p_cache(y_t) per θ
-        (``cache``, :mod:`elman.inference.cache`)."""
+    def cache_states(
+        self, loaded: Loaded, dataset: Any, split: str, dynamic: DynamicSettings | None = None
+    ) -> CacheStates:
+        """ln p_model(y_t), h_t and y_t of every token of ``split`` for the neural cache
+        (``cache``, :mod:`elman.inference.cache`), read by the trained model or, with
+        ``dynamic``, by the model as dynamic evaluation adapts it."""
         raise ElmanError(f"{self.name!r} models have no neural cache")
 
     def dynamic_logprobs(
