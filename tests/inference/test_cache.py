@@ -167,6 +167,9 @@ def test_cache_dynamic_and_a_mixture_together(lm_run, corpus, tmp_path, capsys):
     record = json.loads(results.read_text())
     assert record["recipe"] == "lm-run+kn3+cache20+dynamic"
     assert record["metrics"]["test"]["ppl"] == pytest.approx(out["mix"]["ppl"], rel=1e-12)
+    # the cache's and the dynamic row's numbers stay in the record, under their names
+    assert record["metrics"]["test"]["cache"]["ppl"] == pytest.approx(out["cache"]["ppl"])
+    assert record["metrics"]["test"]["dynamic"]["ppl"] == pytest.approx(out["dynamic"]["ppl"])
 
 
 def test_each_split_is_adapted_once_for_the_cache_and_the_dynamic_row(lm_run, monkeypatch):

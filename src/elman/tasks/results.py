@@ -98,7 +98,8 @@ def evaluation_record(
     The record's name is the run folder's (``+ARPA`` stem with ``mix``, ``+cacheN`` with a
     cache, ``+dynamic`` with dynamic evaluation, ``-ensembleN`` with an ensemble); with ``mix``,
     ``cache`` or ``dynamic`` each split's metrics are the mixture's, the cache's or the adapted
-    model's (beside the plain model's perplexity). ``evaluations``, when
+    model's (beside the plain model's perplexity), in that order of precedence, with the others
+    asked for under ``cache`` and ``dynamic``. ``evaluations``, when
     given, receives the two :class:`Evaluation` objects (``elman eval`` prints one of them
     instead of scoring its split again). ``scores``: the memo of earlier evaluations of the
     same model (loaded with ``ensemble``) on the same corpus, whose scores are reused.
@@ -118,8 +119,9 @@ def evaluation_record(
             evaluations[split] = last
         flat = last.to_dict()
         adapted = [k for k in ("mix", "cache", "dynamic") if flat.get(k) is not None]
-        if adapted:
-            metrics[split] = {**flat.pop(adapted[0]), "tokens": flat["tokens"]}
+        if adapted:  # the last step's numbers, and each step below it under its name
+            below = {k: flat[k] for k in adapted[1:]}
+            metrics[split] = {**flat.pop(adapted[0]), "tokens": flat["tokens"], **below}
         else:
             metrics[split] = flat
     assert last is not None
