@@ -98,3 +98,41 @@ def test_an_empty_file_is_refused_when_streamed(tmp_path):
     (tmp_path / "empty.txt").write_bytes(b"")
     with pytest.raises(ElmanError, match="empty.txt: file is empty"):
         list(stream_lines(tmp_path / "empty.txt"))
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_blocks_made_by_threads_are_written_in_order(monkeypatch, tmp_path, workers):
+    """Each section's lines are made by a few threads a block at a time and written in order:
+    the file is the one a single thread writes, whatever the number of threads."""
+    from elman.models.ngram import arpa, threads
+
+    lines = corpus(seed=6)
+    config = NgramConfig(order=4, smoothing="mkn")
+    monkeypatch.setattr(threads, "WORKERS", 1)
+    write_arpa(NgramLM.build(lines, config), tmp_path / "one.arpa")
+    monkeypatch.setattr(arpa, "BLOCK", 17)  # many blocks a section, so that threads overlap
+    monkeypatch.setattr(threads, "WORKERS", workers)
+    build_file(lines, config, tmp_path / "streamed.arpa")
+    write_arpa(NgramLM.build(lines, config), tmp_path / "whole.arpa")
+    for name in ("streamed.arpa", "whole.arpa"):
+        assert (tmp_path / name).read_bytes() == (tmp_path / "one.arpa").read_bytes()
+
+
+def test_a_failing_block_stops_the_writing_and_keeps_no_file(monkeypatch, tmp_path):
+    from elman.models.ngram import arpa, threads
+
+    made = []
+
+    def fail_on_the_third(*args):
+        made.append(1)
+        if len(made) == 3:
+            raise RuntimeError("made to fail")
+        return real(*args)
+
+    real = arpa.entry_lines
+    monkeypatch.setattr(arpa, "entry_lines", fail_on_the_third)
+    monkeypatch.setattr(arpa, "BLOCK", 17)
+    monkeypatch.setattr(threads, "WORKERS", 2)
+    with pytest.raises(RuntimeError, match="made to fail"):
+        build_file(corpus(seed=6), NgramConfig(order=3), tmp_path / "model.arpa")
+    assert list(tmp_path.iterdir()) == []

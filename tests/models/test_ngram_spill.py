@@ -43,15 +43,23 @@ def spilled(monkeypatch) -> list:
     return stems
 
 
-@pytest.mark.parametrize("chunk_multiple", [1, 3])
-def test_spilled_count_equals_the_in_memory_one(chunk_multiple, spilled, monkeypatch, tmp_path):
+@pytest.mark.parametrize("workers", [1, 3])
+@pytest.mark.parametrize("chunk_multiple", [1, 4])
+def test_spilled_count_equals_the_in_memory_one(
+    chunk_multiple, workers, spilled, monkeypatch, tmp_path
+):
+    from elman.models.ngram import threads
+
+    monkeypatch.setattr(threads, "WORKERS", workers)
     lines = corpus()
     vocab, enc = build_vocab(lines)
     whole = count_ngrams(enc, 5, len(vocab))
     chunk = chunk_multiple * MIN_CHUNK
     monkeypatch.setattr(counts_module, "chunk_tokens", lambda memory, held: chunk)
     parts = count_ngrams(enc, 5, len(vocab), memory=1, temp_dir=tmp_path)
-    chunks = -(-len(enc.ids) // chunk)
+    # the threads counting chunks at once share the budget: each counts a share of a chunk
+    share = max(MIN_CHUNK, chunk // workers)
+    chunks = -(-len(enc.ids) // share)
     assert chunks > 5 and len(spilled) == 4 * chunks  # every chunk of orders 2..5 spilled
     assert list(tmp_path.iterdir()) == []  # the runs are gone afterwards
     for a, b in zip(whole, parts, strict=True):

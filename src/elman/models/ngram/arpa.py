@@ -44,10 +44,11 @@ import numpy as np
 
 from elman.errors import ElmanError
 from elman.files import atomic_open
-from elman.models.ngram import arpa_lines
+from elman.models.ngram import arpa_lines, threads
 from elman.models.ngram.arpa_lines import DECIMALS, Vocabulary, entry_lines
 from elman.models.ngram.counts import quiet
 from elman.models.ngram.model import NgramLM, find_rows
+from elman.models.ngram.threads import in_order
 
 CHUNK = 100_000  # entry lines parsed at a time (bounds the Python strings)
 BLOCK = 50_000  # entry lines made at a time (their byte arrays stay in the CPU's caches)
@@ -129,12 +130,19 @@ def write_section(
                      logbo, phase)  # fmt: skip
         return
     table = vocab if isinstance(vocab, Vocabulary) else Vocabulary(vocab)
-    for first in range(0, total, BLOCK):
-        phase(f"writing {n}-grams ({100 * first // total}%)")
+
+    def lines(first: int) -> np.ndarray:
         part = slice(first, first + BLOCK)
         rows = np.arange(first, min(first + BLOCK, total), dtype=np.int64)
         block_bo = None if logbo is None else logbo[part]
-        f.write(entry_lines(table, words(rows), logp[part], block_bo, decimals).data)
+        return entry_lines(table, words(rows), logp[part], block_bo, decimals)
+
+    # the blocks are made by threads ahead of the writing (elman.models.ngram.threads): with
+    # several cores, one more than their number, as the caller's writing holds one of them
+    workers = threads.WORKERS + 1 if threads.WORKERS > 1 else 1
+    for first, text in in_order(lines, range(0, total, BLOCK), workers):
+        phase(f"writing {n}-grams ({100 * first // total}%)")
+        f.write(text.data)
 
 
 def _write_exact(

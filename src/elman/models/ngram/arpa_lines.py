@@ -140,7 +140,9 @@ _IOTA = [np.arange(0, dtype=np.int64)]
 
 def _iota(size: int) -> np.ndarray:
     """``np.arange(size)``, a view of one array kept between blocks (filling a fresh one
-    for every block took a third of the writing)."""
-    if len(_IOTA[0]) < size:
-        _IOTA[0] = np.arange(max(size, 1 << 20), dtype=np.int64)
-    return _IOTA[0][:size]
+    for every block took a third of the writing); safe in the writing threads."""
+    iota = _IOTA[0]  # read once: another thread may replace it (with a longer one or not)
+    if len(iota) < size:
+        iota = np.arange(max(size, 1 << 20), dtype=np.int64)
+        _IOTA[0] = iota
+    return iota[:size]

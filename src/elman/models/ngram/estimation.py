@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from elman.files import atomic_open
-from elman.models.ngram import arpa_lines
+from elman.models.ngram import arpa_lines, threads
 from elman.models.ngram.arpa import write_arpa, write_end, write_header, write_section
 from elman.models.ngram.arpa_lines import DECIMALS, Vocabulary
 from elman.models.ngram.binary import DTYPES, StreamedBinary, vocab_bytes, write_binary
@@ -117,6 +117,7 @@ def _write_arpa(
             write_section(f, order.n, table if fixed else vocab, _words(below),  # type: ignore[arg-type]
                           order.logp, logbo, phase, decimals if fixed else None)  # fmt: skip
             del order, logbo, values
+            threads.trim()  # what the order's smoothing and writing freed
         write_end(f)
     return discounts
 
@@ -158,6 +159,7 @@ def _write_binary(
             if logbo is not None:
                 writer.payload.add(f"logbo{n}", [_raw(logbo, "logbo")])
             del order, logbo
+            threads.trim()
         writer.finish(len(counts), V, counts, discounts)
     finally:
         writer.close()

@@ -13,8 +13,11 @@ budget leaves beside the arrays already held, as lmplz's ``-S`` does:
    everything up to the smallest last key among the blocks is complete, so it is counted
    (the counts of equal keys summed) and written into the table, and the rest waits for
    the next blocks;
-3. each token's index in its run becomes its row in the merged table, through one
-   ``np.searchsorted`` of the run's (sorted, distinct) keys in the table's.
+3. each token's index in its run becomes its row in the merged table, which the merge
+   gives for every key of every run as it goes.
+
+With several cores the chunks are counted by threads at once, each in its share of the budget
+(:mod:`elman.models.ngram.threads`); the runs are taken in order, so the result is the same.
 
 The result is the table and the rows that one ``np.unique`` over all the tokens gives, bit
 for bit (``tests/models/test_ngram_spill.py`` forces the spill with a tiny budget).
@@ -36,6 +39,8 @@ from pathlib import Path
 import numpy as np
 
 from elman.errors import ElmanError
+from elman.models.ngram import threads
+from elman.models.ngram.threads import in_order
 
 # The count tables hold rows, words and counts as int32 (half the memory of int64): each
 # is below the number of tokens, which must stay below 2**31.  Keys context * V + word
@@ -147,7 +152,9 @@ def count_order(
     assert tokens.ids is not None and tokens.pos is not None and tokens.row is not None
     T = len(tokens.ids)
     if chunk is not None:
-        chunk = max(chunk, -(-T // MAX_RUNS))
+        # the threads that count chunks at once share the budget: a chunk each of their share
+        share = max(MIN_CHUNK, chunk // threads.WORKERS) if chunk < T else chunk
+        chunk = max(share, -(-T // MAX_RUNS))
     if chunk is None or chunk >= T:
         run, (at, index) = _count_chunk(tokens, n, vocab_size, 0, T)
         if last:
@@ -172,12 +179,21 @@ def _count_spilled(tokens: Tokens, n: int, V: int, chunk: int, folder: Path, las
     T = len(tokens.ids)
     new_row = None if last else np.full(T, -1, dtype=INDEX)
     bounds = range(0, T, chunk)
+
+    def spilled(i: int) -> tuple[SpilledRun, np.ndarray, np.ndarray]:
+        run, (at, index) = _count_chunk(tokens, n, V, bounds[i], bounds[i] + chunk)
+        stored = SpilledRun(run, folder / f"run{i}")
+        del run
+        threads.trim()  # the chunk's temporaries, freed in this thread's arena
+        return stored, at, index
+
     runs = []
-    for i, start in enumerate(bounds):
-        run, (at, index) = _count_chunk(tokens, n, V, start, start + chunk)
+    # the chunks are counted by threads (elman.models.ngram.threads), each in its share of
+    # the budget (count_order divides the chunk among them)
+    for _, (run, at, index) in in_order(spilled, range(len(bounds)), threads.WORKERS):
         if new_row is not None:
             new_row[at] = index  # the index in this chunk's run, for now
-        runs.append(SpilledRun(run, folder / f"run{i}"))
+        runs.append(run)
         del run, at, index
     # The previous rows (and at the last order the whole corpus) are no longer read: let
     # them go before the merge.
@@ -188,6 +204,7 @@ def _count_spilled(tokens: Tokens, n: int, V: int, chunk: int, folder: Path, las
     # chunk's 72 a token), beside the table it fills: half a chunk of keys at a time.
     rows: list[np.ndarray] | None = None if new_row is None else []
     table = merge(runs, block=max(MIN_CHUNK, chunk // 2 // len(runs)), rows=rows)
+    threads.trim()
     if new_row is not None:
         assert tokens.pos is not None and rows is not None
         for start, rows_of_run in zip(bounds, rows, strict=True):
