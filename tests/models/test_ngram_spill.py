@@ -202,3 +202,27 @@ def test_a_budget_below_what_is_held_makes_at_most_max_runs(spilled, monkeypatch
     assert len(enc.ids) > 10 * MIN_CHUNK and len(spilled) == 2 * 5  # orders 2 and 3
     for a, b in zip(whole, parts, strict=True):
         assert np.array_equal(a.count, b.count) and np.array_equal(a.suffix, b.suffix)
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_an_order_held_whole_is_counted_a_chunk_a_thread_the_same(workers, monkeypatch):
+    """Without a budget, a large corpus is still cut into a chunk a thread, kept in memory and
+    merged: the tables are those of one sort over all the tokens."""
+    from elman.models.ngram import threads
+
+    lines = corpus()
+    vocab, enc = build_vocab(lines)
+    monkeypatch.setattr(threads, "WORKERS", 1)
+    whole = count_ngrams(enc, 5, len(vocab))
+    monkeypatch.setattr(threads, "WORKERS", workers)
+    monkeypatch.setattr(spill_module, "PARALLEL_TOKENS", 0)
+    merged: list[int] = []
+    real_merge = spill_module.merge
+    monkeypatch.setattr(spill_module, "merge", lambda runs, **kw: merged.append(len(runs))
+                        or real_merge(runs, **kw))  # fmt: skip
+    parts = count_ngrams(enc, 5, len(vocab))
+    assert merged == [workers] * 4  # orders 2..5, a run a thread, none spilled
+    for a, b in zip(whole, parts, strict=True):
+        for field in FIELDS:
+            x, y = getattr(a, field), getattr(b, field)
+            assert x.dtype == y.dtype and np.array_equal(x, y), field

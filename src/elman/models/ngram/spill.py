@@ -51,6 +51,9 @@ INDEX = np.int32
 BYTES_PER_TOKEN = 72
 RESERVE = 160 << 20  # bytes of the budget left to the interpreter, NumPy and the allocator
 MIN_CHUNK = 1024  # tokens: below this, chunks would only add runs
+# Tokens from which an order held whole is still counted in a chunk a thread and merged: below
+# it, the merge costs more than the threads' sorts save.
+PARALLEL_TOKENS = 1 << 20
 # At most this many runs an order: a budget smaller than what is held would otherwise cut the
 # corpus into thousands of tiny runs whose merge is all overhead; it is exceeded instead.
 MAX_RUNS = 64
@@ -155,6 +158,9 @@ def count_order(
         # the threads that count chunks at once share the budget: a chunk each of their share
         share = max(MIN_CHUNK, chunk // threads.WORKERS) if chunk < T else chunk
         chunk = max(share, -(-T // MAX_RUNS))
+    if (chunk is None or chunk >= T) and threads.WORKERS > 1 and T >= PARALLEL_TOKENS:
+        # in memory, but in a chunk a thread, each sorted on its own core, then merged
+        return _count_runs(tokens, n, vocab_size, -(-T // threads.WORKERS), None, last)
     if chunk is None or chunk >= T:
         run, (at, index) = _count_chunk(tokens, n, vocab_size, 0, T)
         if last:
@@ -165,7 +171,7 @@ def count_order(
         return run
     try:
         with tempfile.TemporaryDirectory(prefix="elman-ngram-", dir=temp_dir) as folder:
-            return _count_spilled(tokens, n, vocab_size, max(1, chunk), Path(folder), last)
+            return _count_runs(tokens, n, vocab_size, max(1, chunk), Path(folder), last)
     except OSError as err:  # no such folder, no space left, no permission
         where = temp_dir if temp_dir is not None else tempfile.gettempdir()
         raise ElmanError(
@@ -174,23 +180,27 @@ def count_order(
         ) from None
 
 
-def _count_spilled(tokens: Tokens, n: int, V: int, chunk: int, folder: Path, last: bool) -> Run:
+def _count_runs(tokens: Tokens, n: int, V: int, chunk: int, folder: Path | None, last: bool) -> Run:
+    """Count ``chunk`` tokens at a time into runs, spilled to ``folder`` (None: kept in memory,
+    the chunks only there for the threads), and merge them."""
     assert tokens.ids is not None and tokens.pos is not None and tokens.row is not None
     T = len(tokens.ids)
     new_row = None if last else np.full(T, -1, dtype=INDEX)
     bounds = range(0, T, chunk)
 
-    def spilled(i: int) -> tuple[SpilledRun, np.ndarray, np.ndarray]:
+    def counted(i: int) -> tuple[Run | SpilledRun, np.ndarray, np.ndarray]:
         run, (at, index) = _count_chunk(tokens, n, V, bounds[i], bounds[i] + chunk)
+        if folder is None:
+            return run, at, index
         stored = SpilledRun(run, folder / f"run{i}")
         del run
         threads.trim()  # the chunk's temporaries, freed in this thread's arena
         return stored, at, index
 
-    runs = []
+    runs: list[Run | SpilledRun] = []
     # the chunks are counted by threads (elman.models.ngram.threads), each in its share of
     # the budget (count_order divides the chunk among them)
-    for _, (run, at, index) in in_order(spilled, range(len(bounds)), threads.WORKERS):
+    for _, (run, at, index) in in_order(counted, range(len(bounds)), threads.WORKERS):
         if new_row is not None:
             new_row[at] = index  # the index in this chunk's run, for now
         runs.append(run)
