@@ -64,7 +64,7 @@ def main() -> None:
     ax.set_yscale("log")
     ax.set_xlabel("training words")
     ax.set_ylabel("wall time, start to written model (s)")
-    ax.set_title("5-gram modified Kneser-Ney, end to end (2 shared cores)")
+    ax.set_title("5-gram modified Kneser-Ney, end to end (2 cores)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     out = ROOT / "docs" / "img" / "ngram_scale.png"
