@@ -22,6 +22,7 @@ for byte) or :func:`~elman.models.ngram.write_binary` (array for array) give:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,17 +108,25 @@ def _write_arpa(
     table = None if decimals is None else Vocabulary(vocab)
     below: list[tuple[np.ndarray, np.ndarray]] = []  # (context, word) of each order written
     discounts = []
-    with atomic_open(out, "wb") as f:
+    # Each section is written by a thread of its own while the orders above are smoothed; the
+    # next section waits for it, so the sections stay in order.
+    with atomic_open(out, "wb") as f, ThreadPoolExecutor(1, "elman-arpa") as writer:
         write_header(f, counts)
+        writing: Future[None] | None = None
         for order, logbo in _with_backoffs(orders):
             below.append((order.context, order.word))
             discounts.append(order.discounts)
             values = [order.logp] if logbo is None else [order.logp, logbo]
             fixed = table is not None and all(arpa_lines.writable(v) for v in values)
-            write_section(f, order.n, table if fixed else vocab, _words(below),  # type: ignore[arg-type]
-                          order.logp, logbo, phase, decimals if fixed else None)  # fmt: skip
+            words: list[str] | Vocabulary = table if fixed and table is not None else vocab
+            if writing is not None:
+                writing.result()
+            threads.trim()  # what the last order's smoothing and writing freed
+            writing = writer.submit(write_section, f, order.n, words, _words(below), order.logp,
+                                    logbo, phase, decimals if fixed else None)  # fmt: skip
             del order, logbo, values
-            threads.trim()  # what the order's smoothing and writing freed
+        if writing is not None:
+            writing.result()
         write_end(f)
     return discounts
 
