@@ -109,7 +109,9 @@ def _write_arpa(
     below: list[tuple[np.ndarray, np.ndarray]] = []  # (context, word) of each order written
     discounts = []
     # Each section is written by a thread of its own while the orders above are smoothed; the
-    # next section waits for it, so the sections stay in order.
+    # next section waits for it, so the sections stay in order. Nothing runs beside the
+    # highest order's smoothing, the build's peak of memory: at 100M words in 2 GB, writing the
+    # 3-grams beside it took the peak from 1,883 to 2,082 MB.
     with atomic_open(out, "wb") as f, ThreadPoolExecutor(1, "elman-arpa") as writer:
         write_header(f, counts)
         writing: Future[None] | None = None
@@ -124,6 +126,9 @@ def _write_arpa(
             threads.trim()  # what the last order's smoothing and writing freed
             writing = writer.submit(write_section, f, order.n, words, _words(below), order.logp,
                                     logbo, phase, decimals if fixed else None)  # fmt: skip
+            if order.n + 2 == len(counts):  # the highest order is smoothed next
+                writing.result()
+                threads.trim()
             del order, logbo, values
         if writing is not None:
             writing.result()
