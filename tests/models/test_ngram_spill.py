@@ -58,7 +58,7 @@ def test_spilled_count_equals_the_in_memory_one(
     monkeypatch.setattr(counts_module, "chunk_tokens", lambda memory, held: chunk)
     parts = count_ngrams(enc, 5, len(vocab), memory=1, temp_dir=tmp_path)
     # the threads counting chunks at once share the budget: each counts a share of a chunk
-    share = max(MIN_CHUNK, chunk // workers)
+    share = max(MIN_CHUNK, 2 * chunk // (2 * workers + 1) if workers > 1 else chunk)
     chunks = -(-len(enc.ids) // share)
     assert chunks > 5 and len(spilled) == 4 * chunks  # every chunk of orders 2..5 spilled
     assert list(tmp_path.iterdir()) == []  # the runs are gone afterwards
