@@ -254,3 +254,30 @@ def test_the_dynamic_evaluation_benchmark_reads_each_pass_once(
     assert record["metrics"]["test"]["ppl"] == bench["test"]["ppl"]
     searched = sum(t["seconds"] for t in bench["valid"]) + bench["test"]["seconds"]
     assert record["wall_time_s"] >= round(searched, 1)  # the search's time, not the record's
+
+
+def test_the_rms_statistics_are_gathered_once_for_every_rate(lm_run, monkeypatch):
+    """Regression: the RMS rule's gradient statistics (of the trained weights, which every pass
+    restores) were gathered again for each rate and split: six minutes a time on ptb-awd-cpu."""
+    from elman.inference import dynamic
+
+    gathered = []
+    real = dynamic.gradient_rms
+
+    def counted(*args, **kwargs):
+        gathered.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dynamic, "gradient_rms", counted)
+    loaded = load(lm_run, "cpu")
+    dataset = loaded.dataset()
+    first = loaded.task.dynamic_logprobs(loaded, dataset, "valid", DynamicSettings(0.1, rule="rms"))
+    for split, lr in (("valid", 0.3), ("test", 0.1)):
+        loaded.task.dynamic_logprobs(loaded, dataset, split, DynamicSettings(lr, rule="rms"))
+    assert len(gathered) == 1
+    again = loaded.task.dynamic_logprobs(loaded, dataset, "valid", DynamicSettings(0.1, rule="rms"))
+    np.testing.assert_array_equal(first, again)  # the kept statistics give the same scores
+    loaded.task.dynamic_logprobs(
+        loaded, dataset, "valid", DynamicSettings(0.1, rule="rms", stats_tokens=7)
+    )
+    assert len(gathered) == 2  # other statistics: gathered for them

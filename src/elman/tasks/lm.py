@@ -344,10 +344,15 @@ class LMTask(Task):
         segment = settings.segment or loaded.recipe.data.bptt
         rms = None
         if settings.rule == "rms" and settings.lr > 0:  # rate 0 (the static scores): no steps
-            train = make_stream(loaded.vocab, dataset, "train", 1, segment).to(loaded.device)
-            n = min(len(train), math.ceil(settings.stats_tokens / segment))
-            with Progress(f"gradient statistics on {dataset.name}/train", n) as progress:
-                rms = gradient_rms(loaded.model, progress.over(islice(train, n)))
+
+            def statistics() -> list[torch.Tensor]:
+                train = make_stream(loaded.vocab, dataset, "train", 1, segment).to(loaded.device)
+                n = min(len(train), math.ceil(settings.stats_tokens / segment))
+                with Progress(f"gradient statistics on {dataset.name}/train", n) as progress:
+                    return gradient_rms(loaded.model, progress.over(islice(train, n)))
+
+            key = ("gradient_rms", dataset.name, segment, settings.stats_tokens)
+            rms = loaded.once(key, statistics)
         stream = make_stream(loaded.vocab, dataset, split, 1, segment).to(loaded.device)
         with Progress(f"dynamic evaluation of {dataset.name}/{split}", len(stream)) as progress:
             return dynamic_logprobs(

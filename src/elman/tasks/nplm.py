@@ -228,11 +228,16 @@ class NPLMTask(Task):
         segment = settings.segment or DEFAULT_SEGMENT
         rms = None
         if settings.rule == "rms" and settings.lr > 0:  # rate 0 (the static scores): no steps
-            train = make_windows(vocab, dataset, "train", n, segment).to(loaded.device)
-            steps = min(len(train), math.ceil(settings.stats_tokens / segment))
-            with Progress(f"gradient statistics on {dataset.name}/train", steps) as progress:
-                batches = progress.over(islice(train.iter_from(0), steps))
-                rms = gradient_rms(model, batches, scores=window_scores)
+
+            def statistics() -> list[torch.Tensor]:
+                train = make_windows(vocab, dataset, "train", n, segment).to(loaded.device)
+                steps = min(len(train), math.ceil(settings.stats_tokens / segment))
+                with Progress(f"gradient statistics on {dataset.name}/train", steps) as progress:
+                    batches = progress.over(islice(train.iter_from(0), steps))
+                    return gradient_rms(model, batches, scores=window_scores)
+
+            key = ("gradient_rms", dataset.name, segment, settings.stats_tokens)
+            rms = loaded.once(key, statistics)
         windows = make_windows(vocab, dataset, split, n, segment).to(loaded.device)
         with Progress(f"dynamic evaluation of {dataset.name}/{split}", len(windows)) as progress:
             return dynamic_logprobs(

@@ -92,6 +92,15 @@ class Loaded:
     device: torch.device
     level: str = "word"  # language models: "word" or "char"
     ensemble: list[Loaded] = field(default_factory=list)  # more models averaged with this one
+    # What is computed from the trained weights and read again, once: dynamic evaluation's RMS
+    # gradient statistics, the same for every rate tried (each pass restores the weights).
+    derived: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False)
+
+    def once(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+        """``compute()`` the first time ``key`` is asked for, the kept value after."""
+        if key not in self.derived:
+            self.derived[key] = compute()
+        return self.derived[key]
 
     @property
     def capabilities(self) -> Capabilities:
