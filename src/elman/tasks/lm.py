@@ -248,33 +248,6 @@ def split_logprobs(
     return grid.t().reshape(-1)[: stream.total_tokens].double().cpu().numpy()
 
 
-@torch.no_grad()
-def cache_states(
-    model: RNNLM,
-    vocab: Vocabulary,
-    dataset: Dataset,
-    split: str,
-    device: torch.device,
-    bptt: int = 35,
-) -> CacheStates:
-    """For the neural cache (:mod:`elman.inference.cache`): ln p_model(y_t), h_t and y_t of
-    every token of ``split`` in corpus order (batch 1, full left context)."""
-    stream = make_stream(vocab, dataset, split, 1, bptt).to(device)
-    model.eval()
-    state, hs, logps, targets = None, [], [], []
-    with Progress(f"scoring {dataset.name}/{split} with a cache", len(stream), unit="batches") as p:
-        for batch in p.over(stream):
-            h, state = model.hidden(batch.inputs, state)  # (T, 1, H)
-            logp = torch.log_softmax(model.output(h).float(), dim=-1)
-            target = batch.targets.clamp(min=0)  # one column: no padding but past the end
-            logps.append(logp.gather(-1, target.unsqueeze(-1))[:, 0, 0])
-            hs.append(h[:, 0].float().cpu())
-            targets.append(target[:, 0].cpu())
-    n = stream.total_tokens
-    model_logp = torch.cat(logps)[:n].double().cpu().numpy()
-    return CacheStates(model_logp, torch.cat(hs)[:n], torch.cat(targets)[:n])
-
-
 class LMTask(Task):
     """RNN language models (Elman, LSTM, GRU) on word or character corpora."""
 
@@ -363,11 +336,10 @@ class LMTask(Task):
     def cache_states(
         self, loaded: Loaded, dataset: Any, split: str, dynamic: DynamicSettings | None = None
     ) -> CacheStates:
-        if dynamic is None:
-            bptt = loaded.recipe.data.bptt
-            return cache_states(loaded.model, loaded.vocab, dataset, split, loaded.device, bptt)
+        # the trained model's states are those of a pass at rate 0 (no step, no graph)
         recorder = StateRecorder()
-        return recorder.recorded(self._adapt(loaded, dataset, split, dynamic, recorder))
+        settings = dynamic or DynamicSettings(0.0)
+        return recorder.recorded(self._adapt(loaded, dataset, split, settings, recorder))
 
     def token_logprobs(
         self, loaded: Loaded, dataset: Any, split: str, *, batch_size: int | None = None
