@@ -18,13 +18,14 @@ from elman.models.ngram import (
     SMOOTHINGS,
     NgramConfig,
     NgramLM,
+    probing,
     read_arpa,
     read_binary,
     read_model,
     write_arpa,
     write_binary,
 )
-from elman.models.ngram.binary import MAGIC, PREFIX, VERSION
+from elman.models.ngram.binary import MAGIC, PREFIX, VERSION, Payload, _arrays, _pieces
 from elman.models.ngram.counts import NgramWarning
 
 LINES = ["a b c a", "b c", "c a b b", "a", "b a c c a b"]
@@ -97,7 +98,7 @@ def test_discounts_and_a_rewrite_are_kept(tmp_path, model):
 def test_layout_is_as_documented(model):
     data = model.read_bytes()
     magic, version, length = PREFIX.unpack_from(data)
-    assert (magic, version) == (MAGIC, VERSION) == (b"ELMANLM\0", 1)
+    assert (magic, version) == (MAGIC, VERSION) == (b"ELMANLM\0", 2)
     header = json.loads(data[16 : 16 + length])
     start = -(-(16 + length) // 64) * 64
     assert len(data) == start + header["payload_bytes"]
@@ -108,11 +109,56 @@ def test_layout_is_as_documented(model):
     assert np.array_equal(logp2, build().logp[1])
     offset, size = header["arrays"]["vocab"]
     assert data[start + offset : start + offset + size].decode().split("\n") == build().vocab
+    for n in (2, 3):  # each order's hash index, as probing builds it from the keys
+        offset, size = header["arrays"][f"index{n}"]
+        index = np.frombuffer(data, "<i4", size // 4, start + offset)
+        assert np.array_equal(index, probing.build(build().keys[n - 1]))
+
+
+def write_version_1(lm: NgramLM, path: Path) -> None:
+    """``lm`` in format version 1: no hash indexes, and no "index" among the dtypes."""
+    arrays = [(name, data) for name, data in _arrays(lm) if not name.startswith("index")]
+    payload = Payload()
+    for name, data in arrays:
+        payload.add(name, [data])
+    head = payload.header(lm.order, lm.vocab_size, lm.counts(), lm.discounts)
+    header = json.loads(head[PREFIX.size :].rstrip(b"\0"))
+    header["dtypes"].pop("index")
+    text = json.dumps(header).encode()
+    start = -(-(PREFIX.size + len(text)) // 64) * 64
+    prefix = PREFIX.pack(MAGIC, 1, len(text)) + text
+    path.write_bytes(prefix + bytes(start - len(prefix)) + b"".join(_pieces(arrays)))
+
+
+def test_a_version_1_file_is_read_and_searched_without_indexes(tmp_path, model):
+    old = tmp_path / "v1.bin"
+    write_version_1(build(), old)
+    lm = read_binary(old)
+    assert lm.hash_index == [None, None, None]
+    new = read_binary(model)
+    assert all(index is not None for index in new.hash_index[1:])
+    np.testing.assert_array_equal(lm.log10probs(TEST), new.log10probs(TEST))
+    np.testing.assert_array_equal(lm.log10probs(TEST), build().log10probs(TEST))
+
+
+def test_an_index_of_the_wrong_size_is_refused(model):
+    data = model.read_bytes()
+    _, _, length = PREFIX.unpack_from(data)
+    header = json.loads(data[16 : 16 + length])
+    offset, size = header["arrays"]["index3"]
+    old = f'"index3": [{offset}, {size}]'.encode()
+    assert data.count(old) == 1
+    new = f'"index3": [{offset}, {size - 4}]'.encode().ljust(len(old))  # same length
+    model.write_bytes(data.replace(old, new))
+    with pytest.raises(ElmanError, match="index3 has .* bytes, not an index of its count"):
+        read_binary(model)
 
 
 def test_arrays_are_mapped_from_the_file_not_copied(model):
     lm = read_binary(model)
-    for a in tables(lm)[1:]:  # keys[0] is 0 .. V-1, made on loading
+    indexes = [x for x in lm.hash_index if x is not None]
+    assert len(indexes) == 2
+    for a in tables(lm)[1:] + indexes:  # keys[0] is 0 .. V-1, made on loading
         assert not a.flags.owndata and not a.flags.writeable
         base = a
         while isinstance(base, np.ndarray):
@@ -193,7 +239,7 @@ def append_bytes(path: Path) -> None:
 DAMAGE = [
     (truncate, "truncated ("),
     (cut_in_header, "truncated ("),
-    (next_version, f"written by format version {VERSION + 1}; this elman reads {VERSION}"),
+    (next_version, f"written by format version {VERSION + 1}; this elman reads 1 and {VERSION}"),
     (flip_last_byte, "checksum mismatch"),
     (garble_header, "malformed header (not UTF-8 JSON)"),
     (wrong_order, "malformed header (counts must be 4 n-gram counts"),
@@ -251,6 +297,8 @@ def test_build_binary_writes_the_model_the_binary_command_writes(tmp_path, corpu
     assert run(capsys, *build, "--binary", "--out", str(direct))[0] == 0
     a, b = read_binary(converted), read_binary(direct)
     assert a.vocab == b.vocab and a.counts() == b.counts()
+    for x, y in zip(a.hash_index[1:], b.hash_index[1:], strict=True):
+        np.testing.assert_array_equal(x, y)  # the streamed writer builds the same indexes
     for x, y in zip(a.logp + a.logbo, b.logp + b.logbo, strict=True):
         np.testing.assert_array_equal(x, y)  # ARPA's shortest repr round-trips every float
     assert run(capsys, *build, "--out", str(arpa))[0] == 0  # 8 decimals, the default

@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from elman.files import atomic_open
-from elman.models.ngram import arpa_lines, threads
+from elman.models.ngram import arpa_lines, probing, threads
 from elman.models.ngram.arpa import write_arpa, write_end, write_header, write_section
 from elman.models.ngram.arpa_lines import DECIMALS, Vocabulary
-from elman.models.ngram.binary import DTYPES, StreamedBinary, vocab_bytes, write_binary
+from elman.models.ngram.binary import StreamedBinary, raw, vocab_bytes, write_binary
 from elman.models.ngram.counts import build_vocab, count_ngrams, quiet
 from elman.models.ngram.model import NgramConfig, NgramLM
 from elman.models.ngram.smoothing import Smoothed, smooth
@@ -168,10 +168,14 @@ def _write_binary(
             n = order.n
             discounts.append(order.discounts)
             if n > 1:
-                writer.payload.add(f"keys{n}", _keys(order, V))
-            writer.payload.add(f"logp{n}", [_raw(order.logp, "logp")])
+                writer.payload.add(f"keys{n}", (raw(k, "keys") for k in _keys(order, V)))
+                index = probing.build_from(_keys(order, V), len(order.word))
+                if index is not None:
+                    writer.payload.add(f"index{n}", [raw(index, "index")])
+                del index
+            writer.payload.add(f"logp{n}", [raw(order.logp, "logp")])
             if logbo is not None:
-                writer.payload.add(f"logbo{n}", [_raw(logbo, "logbo")])
+                writer.payload.add(f"logbo{n}", [raw(logbo, "logbo")])
             del order, logbo
             threads.trim()
         writer.finish(len(counts), V, counts, discounts)
@@ -180,13 +184,8 @@ def _write_binary(
     return discounts
 
 
-def _keys(order: Smoothed, V: int) -> Iterator[memoryview]:
+def _keys(order: Smoothed, V: int) -> Iterator[np.ndarray]:
     """The binary file's keys context_row * V + word, a block at a time."""
     for start in range(0, len(order.word), KEY_BLOCK):
         stop = start + KEY_BLOCK
-        keys = order.context[start:stop].astype(np.int64) * V + order.word[start:stop]
-        yield _raw(keys, "keys")
-
-
-def _raw(values: np.ndarray, kind: str) -> memoryview:
-    return np.ascontiguousarray(values, dtype=DTYPES[kind]).reshape(-1).view(np.uint8).data
+        yield order.context[start:stop].astype(np.int64) * V + order.word[start:stop]

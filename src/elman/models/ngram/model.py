@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from elman.errors import ElmanError
+from elman.models.ngram import probing
 from elman.models.ngram.counts import (
     BOS,
     EOS,
@@ -165,6 +166,9 @@ class NgramLM:
         keys: per order n >= 2, sorted int64 keys ``context_row * V + word``.
         logp: per order, log10 p of each listed n-gram (order 1: one per word).
         logbo: per order n < N, log10 back-off weight of each listed n-gram.
+        hash_index: per order n >= 2, the hash index of its keys (:mod:`.probing`) or None;
+            orders without one are searched in the sorted keys (:meth:`build_index` makes
+            them; a binary model file holds them).
     """
 
     def __init__(
@@ -173,6 +177,7 @@ class NgramLM:
         keys: list[np.ndarray],
         logp: list[np.ndarray],
         logbo: list[np.ndarray],
+        hash_index: list[np.ndarray | None] | None = None,
     ) -> None:
         self.vocab = list(vocab)
         self.index = {w: i for i, w in enumerate(self.vocab)}
@@ -187,13 +192,15 @@ class NgramLM:
             if logbo:
                 logbo = [np.append(logbo[0], 0.0), *logbo[1:]]
             keys = [k + (k // (len(self.vocab) - 1)) for k in keys]  # widen V by one
+            hash_index = None  # of the keys before they were widened
         self.keys = [np.arange(len(self.vocab), dtype=np.int64), *keys]
+        self.hash_index: list[np.ndarray | None] = [None, *(hash_index or [None] * len(keys))]
         self.logp = [np.asarray(x, dtype=np.float64) for x in logp]
         self.logbo = [np.asarray(x, dtype=np.float64) for x in logbo]
         self.unk_id, self.bos_id, self.eos_id = (self.index[w] for w in (UNK, BOS, EOS))
         self.discounts: list[tuple[float, ...]] = []  # per order, set by build()
-        if not (len(self.keys) == len(self.logp) == len(self.logbo) + 1):
-            raise ValueError("keys, logp and logbo must cover the same orders")
+        if not (len(self.keys) == len(self.logp) == len(self.logbo) + 1 == len(self.hash_index)):
+            raise ValueError("keys, logp, logbo and hash_index must cover the same orders")
 
     # --- construction -----------------------------------------------------------
     @classmethod
@@ -249,38 +256,46 @@ class NgramLM:
         return [len(p) for p in self.logp]
 
     # --- lookup -------------------------------------------------------------------
-    def _find(self, n: int, context_rows: np.ndarray, words: np.ndarray) -> np.ndarray:
-        return find_rows(self.keys[n - 1], context_rows, words, self.vocab_size)
-
-    def _rows(self, enc: Encoded) -> list[np.ndarray]:
-        """rows[n-1][t]: row of the n-gram ending at token t, -1 when not listed."""
-        rows = [enc.ids]
+    def build_index(self) -> None:
+        """Give every order n >= 2 its hash index (:mod:`.probing`): scoring many tokens
+        is then several times faster than binary search. Costs about 8 bytes an n-gram."""
         for n in range(2, self.order + 1):
-            row = np.full(len(enc.ids), -1, dtype=np.int64)
-            at = np.flatnonzero(enc.pos >= n - 1)
-            at = at[rows[-1][at - 1] >= 0]  # an n-gram is listed only if its context is
-            row[at] = self._find(n, rows[-1][at - 1], enc.ids[at])
-            rows.append(row)
-        return rows
+            if self.hash_index[n - 1] is None:
+                self.hash_index[n - 1] = probing.build(self.keys[n - 1])
 
-    # --- scoring ------------------------------------------------------------------
+    def _find(self, n: int, context_rows: np.ndarray, words: np.ndarray) -> np.ndarray:
+        table = self.hash_index[n - 1]
+        if table is None:
+            return find_rows(self.keys[n - 1], context_rows, words, self.vocab_size)
+        context_rows = np.asarray(context_rows, dtype=np.int64)
+        found = probing.lookup(table, self.keys[n - 1], context_rows * self.vocab_size + words)
+        return np.where(context_rows >= 0, found, -1)
+
     def score_encoded(self, enc: Encoded) -> np.ndarray:
         """log10 p of every predicted token of ``enc`` (tokens with pos > 0), in order."""
-        rows = self._rows(enc)
-        t = np.flatnonzero(enc.pos > 0)
-        logp = self.logp[0][enc.ids[t]]
-        matched = np.ones(len(t), dtype=np.int64)
+        ids, pos = enc.ids, enc.pos
+        logp = self.logp[0][ids]
+        matched = np.ones(len(ids), dtype=np.int8)  # order of the longest listed n-gram
+        follows = np.zeros(len(ids), dtype=bool)  # token t + 1 is in t's sentence
+        np.greater(pos[1:], 0, out=follows[:-1])
+        # at, rows: the tokens t where the m-gram ending at t is listed, and its row. The
+        # (m+1)-gram ending at t+1 can be listed only where its context, that m-gram, is.
+        at, rows = np.arange(len(ids)), ids.astype(np.int64)
+        contexts = []
         for n in range(2, self.order + 1):
-            r = rows[n - 1][t]
-            hit = r >= 0
-            logp[hit] = self.logp[n - 1][r[hit]]
-            matched[hit] = n
+            keep = follows[at]
+            after, context = at[keep] + 1, rows[keep]
+            contexts.append((after, context))
+            found = self._find(n, context, ids[after])
+            hit = found >= 0
+            at, rows = after[hit], found[hit]
+            logp[at] = self.logp[n - 1][rows]
+            matched[at] = n
         # Back off through every listed context longer than the matched n-gram's.
-        for m in range(1, self.order):
-            r = rows[m - 1][t - 1]  # the m words before t
-            use = (r >= 0) & (m >= matched)
-            logp[use] += self.logbo[m - 1][r[use]]
-        return logp
+        for m, (after, context) in enumerate(contexts, start=1):
+            use = matched[after] <= m
+            logp[after[use]] += self.logbo[m - 1][context[use]]
+        return logp[pos > 0]
 
     def encode(self, lines: Iterable[str]) -> Encoded:
         """``lines`` as ids of this model's vocabulary (unknown words -> <unk>)."""
