@@ -10,12 +10,14 @@ each measurement in a fresh process, medians over ``--reps``:
 * ``load``: reading the model, ARPA (``read_arpa``) vs binary (``read_binary``, with its
   SHA-256 check and without); goal: binary <= 0.2 s (ARPA was ~7 s when the issue was filed).
   ``checksum_s`` is one SHA-256 pass over the binary file, measured on its own.
-* ``score``: PTB test scored in-process (text to log-probabilities, tokenisation included),
-  tokens (words + </s>) per second with the load excluded and included. (In a fresh process
-  the binary model scores ~15% slower than the ARPA one with the load excluded: not the
-  mapped arrays but glibc's malloc, whose mmap threshold the ARPA parse has raised, so the
-  scoring's temporaries fault in fresh pages; with MALLOC_MMAP_THRESHOLD_=33554432 both
-  score alike, and in one process mapped and copied arrays score at the same speed.)
+* ``score``: PTB test x 20 scored in-process (text to log-probabilities, tokenisation
+  included), tokens (words + </s>) per second with the load excluded and included; for the
+  ARPA model, the binary model (n-grams found through its hash indexes) and the binary model
+  with the indexes dropped (binary search in the sorted keys, as before format version 2).
+  (Before the indexes, in a fresh process the binary model scored ~15% slower than the ARPA
+  one with the load excluded: not the mapped arrays but glibc's malloc, whose mmap threshold
+  the ARPA parse had raised, so the scoring's temporaries faulted in fresh pages; with
+  MALLOC_MMAP_THRESHOLD_=33554432 both scored alike.)
 * ``end_to_end``: ``elman ngram eval MODEL --data ptb --split test --json`` as a command,
   wall time from start to exit (interpreter, imports, load, reading and scoring the split),
   tokens per second = tokens / wall time; for the ARPA and the binary file, and for the
@@ -79,14 +81,17 @@ def case_checksum(model: str) -> dict:
     return {"checksum_s": time.perf_counter() - start, "bytes": len(mm)}
 
 
-def case_score(model: str) -> dict:
-    """Load ``model`` (either format), then score PTB test: times and perplexity."""
-    from elman.data.datasets import resolve
+def case_score(model: str, text: str, lookup: str = "index") -> dict:
+    """Load ``model`` (either format), then score the lines of ``text``: times and perplexity.
+    ``lookup`` ``search`` drops a binary model's hash indexes, so that it searches its sorted
+    keys as a version-1 file or a model read from ARPA does."""
     from elman.models.ngram import read_model
 
-    test = resolve("ptb").lines("test")
+    test = Path(text).read_text().splitlines()
     start = time.perf_counter()
     lm = read_model(model)
+    if lookup == "search":
+        lm.hash_index = [None] * lm.order
     load_s = time.perf_counter() - start
     start = time.perf_counter()
     logp = lm.log10probs(test)
@@ -170,9 +175,16 @@ def measure_loads(paths: dict, reps: int) -> dict:
 
 
 def measure_scoring(paths: dict, reps: int) -> dict:
+    """In-process scoring of PTB test x REPEAT: the ARPA model, the binary model with its hash
+    indexes and the binary model searching its sorted keys, side by side."""
     out = {}
-    for fmt in ("arpa", "binary"):
-        runs = [in_fresh_process("score", str(paths[fmt])) for _ in range(reps)]
+    for fmt, model, lookup in [
+        ("arpa", paths["arpa"], "search"),
+        ("binary", paths["binary"], "index"),
+        ("binary-search", paths["binary"], "search"),
+    ]:
+        text = str(paths["repeated"])
+        runs = [in_fresh_process("score", str(model), text, lookup) for _ in range(reps)]
         load_s = statistics.median(r["load_s"] for r in runs)
         score_s = statistics.median(r["score_s"] for r in runs)
         tokens = runs[0]["tokens"]

@@ -22,10 +22,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from elman.provenance import elman_version
-
-__version__ = elman_version()
-
 if TYPE_CHECKING:
     from elman.tasks.evaluation import evaluate
     from elman.tasks.loading import load
@@ -40,6 +36,10 @@ __all__ = ["__version__", "evaluate", "load"]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":  # importlib.metadata alone is a tenth of `elman ngram eval`'s start
+        from elman.provenance import elman_version
+
+        return elman_version()
     if name in _LAZY:
         import importlib
 
