@@ -50,6 +50,25 @@ def test_elman_help_describes_each_command_in_one_line(capsys):
     assert "``" not in "\n".join(lines) and "COMMANDS" not in "\n".join(lines)
 
 
+def test_a_command_line_builds_the_parser_of_its_command_alone(capsys):
+    commands = [
+        a for a in build_parser("ngram")._actions if isinstance(a, argparse._SubParsersAction)
+    ]
+    assert list(commands[0].choices) == ["ngram"]
+    assert main(["ngram", "eval", "--help"]) == 0
+    assert "usage: elman ngram eval" in capsys.readouterr().out
+    assert main(["nonsense"]) == 2  # not a command: every command is listed
+    err = capsys.readouterr().err
+    assert "invalid choice: 'nonsense'" in err and all(f"'{name}'" in err for name in COMMANDS)
+
+
+def test_version_is_printed_when_asked_for(capsys):
+    from elman.provenance import elman_version
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"elman {elman_version()}\n"
+
+
 def test_plain_removes_restructuredtext():
     text = "``elman eval`` calls :func:`elman.evaluate` and :class:`~elman.tasks.Loaded`, `x`::\n"
     assert plain(text) == "elman eval calls elman.evaluate and Loaded, x:\n"
