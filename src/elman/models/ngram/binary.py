@@ -37,21 +37,22 @@ searched in its sorted keys. Version 1 was the same without the indexes and with
 ``"index"`` in ``dtypes``; it is still read (and searched in the sorted keys).
 
 With the indexes, scoring finds an n-gram with one or two reads of the table where binary
-search in the keys takes log2(M): PTB test scores about twice as fast (``benchmarks/
-ngram_binary.py``). They cost 4 bytes a slot, about a fifth of the file.
+search in the keys takes log2(M): PTB test x 20 scores 1.5 times as fast in-process
+(``benchmarks/ngram_binary.py``). They cost 4 bytes a slot: 14 of the PTB 5-gram's 61 MB.
 
 Probabilities stay float64, as the model scores them: a binary model gives bit for bit the
 log-probabilities, perplexities and samples of the model it was written from (an ARPA file
 written by elman keeps every float64 too). float32, as KenLM stores them, was measured on the
-PTB 5-gram: it changes the test perplexity by 8e-10 relative and would save 15 of the file's
-47 MB, but the model computes in float64, so loading would have to convert (copy) the arrays
-that are otherwise only mapped, and results would no longer be bit-identical to the ARPA model.
+PTB 5-gram: it changes the test perplexity by 8e-10 relative and would save 15 MB of what was
+then a 47 MB file, but the model computes in float64, so loading would have to convert (copy)
+the arrays that are otherwise only mapped, and results would no longer be bit-identical to the
+ARPA model.
 
 Reading (:func:`read_binary`) maps the file read-only and builds the arrays over the map
 without copying them (``np.frombuffer``): loading costs the header and, with ``verify=True``
-(the default), one SHA-256 pass over the payload. The PTB 5-gram (47 MB) loads in 0.03 s from
-a file in the page cache, 0.028 s of it the checksum (``benchmarks/ngram_binary.py``); a
-caller that trusts the file can skip it (``verify=False``, 1.5 ms).
+(the default), one SHA-256 pass over the payload. The PTB 5-gram (61 MB) loads in 0.038 s from
+a file in the page cache, 0.036 s of it the checksum (``benchmarks/ngram_binary.py``); a
+caller that trusts the file can skip it (``verify=False``, 2 ms).
 
 The header is JSON, parsed and checked field by field; nothing in the file is ever run as
 code. A file that is not this format (an ARPA file is named as one), of another version,
