@@ -257,8 +257,9 @@ class NgramLM:
 
     # --- lookup -------------------------------------------------------------------
     def build_index(self) -> None:
-        """Give every order n >= 2 its hash index (:mod:`.probing`): scoring many tokens
-        is then several times faster than binary search. Costs about 8 bytes an n-gram."""
+        """Give every order n >= 2 its hash index (:mod:`.probing`): the lookups then take a
+        third of binary search's time (PTB test x 20 scores 1.5 times as fast). Costs about 6
+        bytes an n-gram, and 0.15 s for the PTB 5-gram's 2.3M."""
         for n in range(2, self.order + 1):
             if self.hash_index[n - 1] is None:
                 self.hash_index[n - 1] = probing.build(self.keys[n - 1])

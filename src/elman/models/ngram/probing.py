@@ -8,9 +8,9 @@ reduction):
 
     home(key) = ((key · 0x9E3779B97F4A7C15 mod 2^64) >> 32) · S >> 32
 
-and the table holds at each slot the key's row, or -1. A key
-lives at its home slot or, when that is taken, at the first free slot after it; a lookup
-walks from the home slot until it finds the key (its row) or a free slot (not listed).
+and the table holds at each slot the key's row, or -1. A key lives at its home slot or, when
+that is taken, at the first free slot after it; a lookup walks from the home slot until it
+finds the key (its row) or a free slot (not listed).
 There is no wrap-around: the table is S slots plus what the last cluster runs past them,
 plus one free slot at the end, so every walk ends inside it.
 
@@ -21,7 +21,7 @@ within a slot), the k-th key's slot is
 
 (each key goes to its home or just after the key before it, whichever is later); a sort of
 ``home << 32 | row`` gives that order. The table depends only on the keys: the same model
-always gives the same bytes. Memory: the table's 4 bytes a slot (about 8 bytes an n-gram)
+always gives the same bytes. Memory: the table's 4 bytes a slot (about 6 bytes an n-gram)
 and 8 bytes an n-gram more while it is built.
 """
 
