@@ -288,3 +288,42 @@ def test_one_process_is_untouched(monkeypatch: pytest.MonkeyPatch) -> None:
     assert distributed.shard_columns(stream) is stream
     assert distributed.shard_rows(stream, batch_size=1) is stream
     assert distributed.broadcast_float(1.5) == 1.5
+
+
+def test_a_finished_run_meets_the_others_before_leaving(monkeypatch: pytest.MonkeyPatch) -> None:
+    # regression: one CI run's rank 1 aborted at exit ("terminate called without an active
+    # exception") after tearing the gloo group down while rank 0 was still writing
+    calls: list[str] = []
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_world_size", lambda group=None: 2)
+    monkeypatch.setattr(dist, "barrier", lambda *a, **k: calls.append("barrier"))
+    monkeypatch.setattr(dist, "destroy_process_group", lambda *a, **k: calls.append("destroy"))
+    distributed.cleanup(finished=True)
+    assert calls == ["barrier", "destroy"]
+    calls.clear()
+    distributed.cleanup(finished=False)  # after an error the others may never arrive
+    assert calls == ["destroy"]
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_train_tells_cleanup_how_the_run_ended(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, recipe: Path, fails: bool
+) -> None:
+    import elman.tasks.training as training
+
+    ended: list[bool] = []
+
+    def fake_train(*args: object) -> dict:
+        if fails:
+            raise ElmanError("a rank failed")
+        return {"done": True}
+
+    monkeypatch.setattr(distributed, "init_from_env", lambda device="auto": True)
+    monkeypatch.setattr(distributed, "cleanup", lambda finished=True: ended.append(finished))
+    monkeypatch.setattr(training, "_train", fake_train)
+    if fails:
+        with pytest.raises(ElmanError, match="a rank failed"):
+            train(recipe, out=tmp_path / "run")
+    else:
+        assert train(recipe, out=tmp_path / "run") == {"done": True}
+    assert ended == [not fails]

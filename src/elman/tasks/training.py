@@ -229,14 +229,17 @@ def train(
             )
         # torchrun: join the other processes (a no-op for a plain run)
         started = distributed.init_from_env(recipe.train.device)
+        finished = False
         try:
-            return _train(
+            summary = _train(
                 recipe, run_dir, payload, previous, results, command or command_line(), commit,
                 source,
             )  # fmt: skip
+            finished = True
+            return summary
         finally:
             if started:
-                distributed.cleanup()
+                distributed.cleanup(finished)
 
 
 def _train(

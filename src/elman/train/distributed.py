@@ -98,9 +98,18 @@ def barrier() -> None:
         dist.barrier()
 
 
-def cleanup() -> None:
-    """Leave the process group (at the end of ``elman train``)."""
+def cleanup(finished: bool = True) -> None:
+    """Leave the process group (at the end of ``elman train``).
+
+    After a run that ``finished`` (its last step, or ``max_steps``), the ranks first meet at a
+    barrier, so that they tear the group down together: a rank that closed its gloo connections
+    while rank 0 was still writing the last checkpoint aborted at exit in one CI run ("terminate
+    called without an active exception"). After an error there is no barrier: the other ranks
+    may never come to it.
+    """
     if dist.is_available() and dist.is_initialized():
+        if finished and dist.get_world_size() > 1:
+            dist.barrier()
         dist.destroy_process_group()
 
 
