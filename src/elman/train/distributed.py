@@ -108,8 +108,8 @@ def cleanup(finished: bool = True) -> None:
     may never come to it.
     """
     if dist.is_available() and dist.is_initialized():
-        if finished and dist.get_world_size() > 1:
-            dist.barrier()
+        if finished:
+            barrier()
         dist.destroy_process_group()
 
 
