@@ -308,3 +308,27 @@ def test_output_bias_false_needs_the_full_softmax():
         make(output="adaptive", adaptive_cutoffs=[5], output_bias=False)
     with pytest.raises(ValueError, match="output_bias = false needs output = softmax"):
         make(output="class", output_bias=False)
+
+
+@pytest.mark.parametrize("output", ["softmax", *FACTORED])
+def test_target_logprobs_are_the_full_distribution_at_the_targets(output):
+    # dynamic evaluation and the cache read these instead of the (T, B, V) distribution
+    model = (make() if output == "softmax" else factored(output)).double().eval()
+    g = torch.Generator().manual_seed(3)
+    inputs, targets = torch.randint(V, (6, 2), generator=g), torch.randint(V, (6, 2), generator=g)
+    targets[5, 1] = IGNORE_INDEX  # scored as word 0, for the caller to mask
+    h, _ = model.hidden(inputs)
+    got = model.target_logprobs(h, targets)
+    full = torch.log_softmax(model.output(h).float(), dim=-1)
+    want = full.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    assert got.shape == (6, 2)
+    torch.testing.assert_close(got, want)
+    # and the same gradient: what dynamic evaluation steps along
+    params = list(model.parameters())
+    grad = torch.autograd.grad(got.sum(), params, allow_unused=True, retain_graph=True)
+    ref = torch.autograd.grad(want.sum(), params, allow_unused=True)
+    for a, b in zip(grad, ref, strict=True):
+        if b is None:
+            assert a is None or not a.any()
+        else:
+            torch.testing.assert_close(a.float(), b.float(), rtol=1e-4, atol=1e-6)

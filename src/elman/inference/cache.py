@@ -45,8 +45,8 @@ class CacheStates:
 
 class StateRecorder:
     """A dynamic evaluation segment scorer (``elman.inference.dynamic.SegmentScores``) for a
-    recurrent LM with ``hidden`` and ``output`` (``elman.models.rnnlm.RNNLM``) that also keeps
-    the h_t and y_t of every real target, in order, for the cache."""
+    recurrent LM with ``hidden`` and ``target_logprobs`` (``elman.models.rnnlm.RNNLM``) that
+    also keeps the h_t and y_t of every real target, in order, for the cache."""
 
     def __init__(self) -> None:
         self.states: list[Tensor] = []
@@ -54,9 +54,7 @@ class StateRecorder:
 
     def __call__(self, model: Any, batch: Any, state: Any) -> tuple[Tensor, Tensor, Any]:
         h, state = model.hidden(batch.inputs, state)  # (T, 1, H)
-        logp = torch.log_softmax(model.output(h).float(), dim=-1)
-        target = batch.targets.clamp(min=0).unsqueeze(-1)
-        picked = logp.gather(-1, target).squeeze(-1)[:, 0]  # (T,)
+        picked = model.target_logprobs(h, batch.targets)[:, 0]  # (T,)
         real = batch.targets[:, 0] >= 0
         self.states.append(h[:, 0][real].detach().float().cpu())
         self.targets.append(batch.targets[:, 0][real].cpu())

@@ -62,12 +62,11 @@ class DynamicSettings:
 SegmentScores = Callable[[torch.nn.Module, Any, Any], tuple[torch.Tensor, torch.Tensor, Any]]
 
 
-def segment_loss(model: torch.nn.Module, batch: Any, state: Any) -> tuple[Any, Any, Any]:
-    """ln p(y_t) of a batch-1 segment's targets (T,), the mask of real ones, the next state."""
-    logits, state = model(batch.inputs, state)  # (T, 1, V)
-    logp = torch.log_softmax(logits.float(), dim=-1)
-    target = batch.targets.clamp(min=0).unsqueeze(-1)
-    picked = logp.gather(-1, target).squeeze(-1)[:, 0]  # (T,)
+def segment_loss(model: Any, batch: Any, state: Any) -> tuple[Any, Any, Any]:
+    """ln p(y_t) of a batch-1 segment's targets (T,), the mask of real ones, the next state,
+    for a recurrent LM with ``hidden`` and ``target_logprobs`` (``elman.models.rnnlm.RNNLM``)."""
+    h, state = model.hidden(batch.inputs, state)  # (T, 1, H)
+    picked = model.target_logprobs(h, batch.targets)[:, 0]  # (T,)
     return picked, batch.targets[:, 0] >= 0, state
 
 
