@@ -25,6 +25,23 @@ def segment_scores(model, batch, state):
     return logp.gather(-1, batch.targets.clamp(min=0).unsqueeze(-1))[:, 0, 0], state
 
 
+def sgd_by_hand(model, stream, lr):
+    """The reference: score a segment through the full distribution, then one
+    torch.optim.SGD step on its mean cross entropy, on a copy of ``model``."""
+    twin = copy.deepcopy(model)
+    twin.eval()
+    sgd = torch.optim.SGD(twin.parameters(), lr=lr)
+    state, want = None, []
+    for batch in stream:
+        sgd.zero_grad()
+        picked, state = segment_scores(twin, batch, state)
+        want.append(picked.detach())
+        (-picked.mean()).backward()
+        sgd.step()
+        state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+    return torch.cat(want)[: stream.total_tokens].double().numpy()
+
+
 def test_each_segment_is_scored_before_the_step_it_teaches(lm_run):
     loaded = load(lm_run, "cpu")
     model = loaded.model
@@ -34,19 +51,7 @@ def test_each_segment_is_scored_before_the_step_it_teaches(lm_run):
     got = dynamic_logprobs(model, stream, stream.total_tokens, lr=0.5)
     for name, value in model.state_dict().items():  # the trained weights are back
         assert torch.equal(value, before[name]), name
-    # by hand: score a segment, then one torch.optim.SGD step on its mean cross entropy
-    twin = copy.deepcopy(model)
-    twin.eval()
-    sgd = torch.optim.SGD(twin.parameters(), lr=0.5)
-    state, want = None, []
-    for batch in stream:
-        sgd.zero_grad()
-        picked, state = segment_scores(twin, batch, state)
-        want.append(picked.detach())
-        (-picked.mean()).backward()
-        sgd.step()
-        state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
-    want = torch.cat(want).double().numpy()
+    want = sgd_by_hand(model, stream, lr=0.5)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     static = dynamic_logprobs(model, stream, stream.total_tokens, lr=0.0)
     np.testing.assert_array_equal(got[:4], static[:4])  # the first segment: nothing learnt yet
@@ -304,17 +309,6 @@ def test_a_factored_output_adapts_as_its_full_distribution_does(output):
     ids = torch.arange(1, 25) * 7 % V
     stream = BPTTStream(ids, 1, 5, start_id=0)
     got = dynamic_logprobs(model, stream, stream.total_tokens, lr=0.5)
-    twin = copy.deepcopy(model)
-    twin.eval()
-    sgd = torch.optim.SGD(twin.parameters(), lr=0.5)
-    state, want = None, []
-    for batch in stream:
-        sgd.zero_grad()
-        picked, state = segment_scores(twin, batch, state)
-        want.append(picked.detach())
-        (-picked.mean()).backward()
-        sgd.step()
-        state = tuple(s.detach() for s in state)
-    want = torch.cat(want)[: stream.total_tokens].double().numpy()
+    want = sgd_by_hand(model, stream, lr=0.5)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     assert not np.allclose(got[5:], dynamic_logprobs(model, stream, stream.total_tokens, 0.0)[5:])
