@@ -174,17 +174,93 @@ def test_dynamic_scoring_learns_from_the_lines_before(tmp_path, hand_arpa, lm_ru
     assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
 
 
+def rms_dynamic_by_hand(model, stats, lines, lr, decay, eps=1e-3) -> list[float]:
+    """Krause et al.'s RMS rule written out: √MS_g from each stats line's mean cross entropy,
+    then per scored line ln P (each from a zero state) and the step
+    θ ← θ − η g / (√MS_g + ε) + λ r (θ_0 − θ), r = min(√MS_g / mean √MS_g, 1/λ)."""
+    import torch
+
+    model.eval()
+    params = [p for p in model.parameters() if p.requires_grad]
+    theta0 = [p.detach().clone() for p in params]
+
+    def logprobs(ids):
+        x = torch.tensor([ids[-1], *ids[:-1]]).view(-1, 1)  # starts after an <eos>
+        h, _ = model.hidden(x)
+        logp = torch.log_softmax(model.output(h).float(), dim=-1)[:, 0]
+        return logp[torch.arange(len(ids)), torch.tensor(ids)]
+
+    squares = [torch.zeros_like(p) for p in params]
+    for ids in stats:
+        model.zero_grad()
+        (-logprobs(ids).mean()).backward()
+        for sq, p in zip(squares, params, strict=True):
+            sq += p.grad**2
+    rms = [(sq / len(stats)).sqrt() for sq in squares]
+    mean = torch.cat([r.flatten() for r in rms]).mean()
+    rates = [(r / mean).clamp(max=1 / decay) for r in rms]
+    out = []
+    for ids in lines:
+        model.zero_grad()
+        picked = logprobs(ids)
+        out.append(picked.sum().item())
+        (-picked.mean()).backward()
+        with torch.no_grad():
+            for p, p0, r, rate in zip(params, theta0, rms, rates, strict=True):
+                pull = decay * rate * (p0 - p)
+                p -= lr * p.grad / (r + eps)
+                p += pull
+    with torch.no_grad():
+        for p, p0 in zip(params, theta0, strict=True):
+            p.copy_(p0)
+    return out
+
+
+def test_rms_dynamic_scoring_follows_the_rule_by_hand(tmp_path, lm_run, capsys) -> None:
+    """--dynamic-rule rms: statistics from --dynamic-stats, read up to --dynamic-stats-tokens
+    (the third line is past the 10 tokens), each line from a zero state, as written out above."""
+    from elman import load
+
+    stats = tmp_path / "train.txt"
+    stats.write_text("the cat sat on a mat\na dog ran to the big red house\nred red red\n")
+    source = tmp_path / "in.txt"
+    lines = ["the cat sat on the mat", "a big dog", "the cat sat on the mat"]
+    source.write_text("\n".join(lines) + "\n")
+    argv = ["score", str(lm_run), str(source), "--device", "cpu", "--dynamic", "0.01"]
+    rms = ["--dynamic-rule", "rms", "--dynamic-stats", str(stats), "--dynamic-stats-tokens", "10"]
+    assert main([*argv, *rms, "--dynamic-decay", "0.02"]) == 0
+    got = scores_of(capsys)
+    loaded = load(lm_run, "cpu")
+    stoi, eos = loaded.vocab.stoi, loaded.vocab.stoi["<eos>"]
+
+    def ids(line: str) -> list[int]:
+        return [stoi[w] for w in line.split()] + [eos]
+
+    stats_ids = [ids(line) for line in stats.read_text().splitlines()[:2]]
+    want = rms_dynamic_by_hand(loaded.model, stats_ids, [ids(x) for x in lines], 0.01, 0.02)
+    assert got == pytest.approx(want, rel=1e-5)
+    assert got[2] > got[0]  # the repeated line gained from the first
+    assert main([*argv, "--dynamic-rule", "sgd"]) == 0
+    assert scores_of(capsys) != pytest.approx(got, rel=1e-3)  # a different rule
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
         (["--dynamic", "0.1", "--tune", "{text}"], "--dynamic with --tune"),
         (["--dynamic", "-1"], "--dynamic"),
+        (["--dynamic", "0.1", "--dynamic-rule", "rms"], "give it with --dynamic-stats FILE"),
+        (["--dynamic", "0.1", "--dynamic-stats", "{text}"], "use it with --dynamic-rule rms"),
+        (["--dynamic", "0.1", "--dynamic-rule", "rms", "--dynamic-stats", "{empty}"], "empty.txt"),
+        (["--dynamic", "0.1", "--dynamic-rule", "rms", "--dynamic-stats", "{nofile}"], "nofile"),
     ],
 )
 def test_bad_dynamic_scoring_is_one_line(tmp_path, hand_arpa, lm_run, capsys, extra, message):
     text = tmp_path / "t.txt"
     text.write_text("a b\n")
-    extra = [e.replace("{text}", str(text)) for e in extra]
+    (tmp_path / "empty.txt").write_text("")
+    files = {"{text}": text, "{empty}": tmp_path / "empty.txt", "{nofile}": tmp_path / "nofile"}
+    extra = [str(files.get(e, e)) for e in extra]
     rc = main(["score", str(lm_run), str(hand_arpa), str(text), "--device", "cpu", *extra])
     err = capsys.readouterr().err
     assert rc != 0 and message in err and "Traceback" not in err

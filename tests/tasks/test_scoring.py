@@ -273,3 +273,31 @@ def test_a_zero_probability_is_one_line_naming_the_line(tmp_path) -> None:
     path.write_text(ARPA.replace("-0.8\tb\t-0.3", "-inf\tb\t-0.3"))
     with pytest.raises(ElmanError, match=r"line 2: .* token 1 \('b'\)"):
         list(score_lines(load_scorer(path), ["a b </s>", "b"]))  # "a b" has the trigram
+
+
+@pytest.mark.parametrize("kind", ["lm", "nplm"])
+def test_rms_dynamic_scorer_adapts_every_lm_kind(kind, request, corpus) -> None:
+    """The RMS rule in elman score, for both neural kinds: rate 0 is the static scores, the first
+    line is scored before any step, a repeated line gains, and the weights come back."""
+    from elman.inference.dynamic import DynamicSettings
+    from elman.tasks.scoring import DynamicScorer
+
+    run = request.getfixturevalue(f"{kind}_run")
+    stats = resolve(str(corpus)).lines("train")
+    lines = ["the cat sat on a mat"] * 4
+    static = [s.logprob for s in score_lines(load_scorer(run, "cpu"), lines)]
+    for lr in (0.0, 0.01):
+        scorer = build_scorer(
+            [run], device="cpu", dynamic=DynamicSettings(lr, 0.02, rule="rms"), dynamic_stats=stats
+        )
+        assert isinstance(scorer, DynamicScorer)
+        before = [p.detach().clone() for p in scorer.base.loaded.model.parameters()]
+        got = [s.logprob for s in score_lines(scorer, lines)]
+        scorer.restore()
+        after = scorer.base.loaded.model.parameters()
+        assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
+        assert got[0] == pytest.approx(static[0], abs=1e-4)
+        if lr == 0.0:
+            assert got == pytest.approx(static, abs=1e-4)
+        else:
+            assert got[3] > got[1] > got[0]

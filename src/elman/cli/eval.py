@@ -82,20 +82,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the cache's weight λ: auto (tuned on valid) or a number in [0, 1) "
         "(default: auto)",
     )  # fmt: skip
-    add_dynamic(p, "language models", "segment")
-    p.add_argument(
-        "--dynamic-rule", choices=("sgd", "rms"), default="sgd",
-        help="with --dynamic: the update, plain SGD or the paper's RMS rule (each weight's step "
-        "divided by the RMS of its gradient on training text; default: sgd)",
-    )  # fmt: skip
+    add_dynamic(p, "language models", "segment", "the training split")
     p.add_argument(
         "--dynamic-segment", type=integer(1), metavar="N",
         help="with --dynamic: tokens per step (default: the recipe's data.bptt)",
-    )  # fmt: skip
-    p.add_argument(
-        "--dynamic-stats-tokens", type=integer(1), default=100_000, metavar="N",
-        help="with --dynamic-rule rms: training tokens whose gradients give the RMS "
-        "(default: 100000)",
     )  # fmt: skip
     p.add_argument(
         "--results",

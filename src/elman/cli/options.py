@@ -208,9 +208,10 @@ def add_threads(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=THREADS, default=DEFAULT_THREADS, help=THREADS_HELP)
 
 
-def add_dynamic(p: argparse.ArgumentParser, models: str, each: str) -> None:
-    """--dynamic LR and --dynamic-decay LAMBDA: dynamic evaluation of ``models``, a step after
-    each ``each`` (a segment, a line) is scored."""
+def add_dynamic(p: argparse.ArgumentParser, models: str, each: str, stats: str) -> None:
+    """--dynamic LR, --dynamic-decay LAMBDA, --dynamic-rule and --dynamic-stats-tokens N:
+    dynamic evaluation of ``models``, a step after each ``each`` (a segment, a line) is scored;
+    the RMS rule's statistics come from ``stats`` (training text)."""
     p.add_argument(
         "--dynamic", type=real(0.0), metavar="LR",
         help=f"{models}: dynamic evaluation (Krause et al. 2018), one SGD step of this rate on "
@@ -220,6 +221,16 @@ def add_dynamic(p: argparse.ArgumentParser, models: str, each: str) -> None:
         "--dynamic-decay", type=real(0.0, 1.0), default=0.0, metavar="LAMBDA",
         help="with --dynamic: pull the weights back toward the trained ones by this share a step "
         "(default: 0)",
+    )  # fmt: skip
+    p.add_argument(
+        "--dynamic-rule", choices=("sgd", "rms"), default="sgd",
+        help="with --dynamic: the update, plain SGD or the paper's RMS rule (each weight's step "
+        f"divided by the RMS of its gradient on {stats}; default: sgd)",
+    )  # fmt: skip
+    p.add_argument(
+        "--dynamic-stats-tokens", type=integer(1), default=100_000, metavar="N",
+        help=f"with --dynamic-rule rms: the tokens of {stats} whose gradients give the RMS "
+        "(default: 100000)",
     )  # fmt: skip
 
 

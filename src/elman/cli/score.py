@@ -25,6 +25,9 @@ stops with its line number. The totals over all lines go to standard error.
 its own as always, then the model takes one SGD step of rate LR on it (``--dynamic-decay``
 pulls the weights back toward the trained ones), so every line is scored by weights that have
 seen the lines before it, in their order; lines are then scored one at a time.
+``--dynamic-rule rms`` takes the paper's RMS step instead, each weight's step divided by the
+RMS of its gradient over the first ``--dynamic-stats-tokens`` tokens of ``--dynamic-stats
+FILE`` (training text, one sentence a line, each scored on its own as the input is).
 """
 
 from __future__ import annotations
@@ -93,7 +96,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="lines read and scored together (sorted by length within; 1 when the input is "
         "a terminal)",
     )
-    add_dynamic(p, "neural models", "line")
+    add_dynamic(p, "neural models", "line", "--dynamic-stats")
+    p.add_argument(
+        "--dynamic-stats", metavar="FILE",
+        help="with --dynamic-rule rms: training text, one sentence a line, whose gradients "
+        "give each weight's RMS (default: none)",
+    )  # fmt: skip
     add_device(p)
     add_threads(p)
     p.set_defaults(func=run)
@@ -151,9 +159,13 @@ def score(
     device: str = "auto",
     dynamic: float | None = None,
     dynamic_decay: float = 0.0,
+    dynamic_rule: str = "sgd",
+    dynamic_stats: str | None = None,
+    dynamic_stats_tokens: int = 100_000,
 ) -> int:
     """The command as a function: score the input named among ``paths`` into ``out``/stdout."""
     from elman.data.text import iter_lines, open_binary
+    from elman.errors import ElmanError
     from elman.files import atomic_open
     from elman.tasks.scoring import build_scorer, parse_mix_lambda
 
@@ -161,16 +173,26 @@ def score(
     parse_mix_lambda(mix_lambda, len(models))  # a bad value stops before any model is read
     if out:
         check_output(out, "--out")
+    if dynamic_stats and (dynamic is None or dynamic_rule != "rms"):
+        raise ElmanError("--dynamic-stats is the RMS rule's text: use it with --dynamic-rule rms")
     tune_stream = open_binary(tune) if tune else None
+    stats_stream = open_binary(dynamic_stats) if dynamic_stats else None
     stream = sys.stdin.buffer if source == "-" else open_binary(source)
     try:
         tune_lines = iter_lines(tune_stream, tune) if tune_stream and tune else None
+        stats_lines = (
+            iter_lines(stats_stream, dynamic_stats) if stats_stream and dynamic_stats else None
+        )
         from elman.inference.dynamic import DynamicSettings
 
-        adapt = None if dynamic is None else DynamicSettings(dynamic, dynamic_decay)
+        adapt = None
+        if dynamic is not None:
+            adapt = DynamicSettings(
+                dynamic, dynamic_decay, rule=dynamic_rule, stats_tokens=dynamic_stats_tokens
+            )
         scorer = build_scorer(
             models, device=device, batch_size=batch_size, mix_lambda=mix_lambda, tune=tune_lines,
-            dynamic=adapt,
+            dynamic=adapt, dynamic_stats=stats_lines, dynamic_stats_name=dynamic_stats or "",
         )  # fmt: skip
         tell_weights(scorer, tune)
         if source == "-" and sys.stdin.isatty():
@@ -182,7 +204,7 @@ def score(
         else:
             totals = write_scores(sys.stdout, scorer, lines, format, per_token, chunk_size)
     finally:
-        for s in (tune_stream, stream):
+        for s in (tune_stream, stats_stream, stream):
             if s is not None and s is not sys.stdin.buffer:
                 s.close()
     print(totals.summary(), file=sys.stderr)
@@ -251,7 +273,8 @@ def run(args: argparse.Namespace) -> int:
             args.paths, mix_lambda=args.mix_lambda, tune=args.tune, per_token=args.per_token,
             format=args.format, out=args.out, batch_size=args.batch_size,
             chunk_size=args.chunk_size, device=args.device, dynamic=args.dynamic,
-            dynamic_decay=args.dynamic_decay,
+            dynamic_decay=args.dynamic_decay, dynamic_rule=args.dynamic_rule,
+            dynamic_stats=args.dynamic_stats, dynamic_stats_tokens=args.dynamic_stats_tokens,
         )  # fmt: skip
     except BrokenPipeError:  # `elman score … | head`: the reader has all it wants
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 -- silence the flush at exit

@@ -230,17 +230,54 @@ class DynamicScorer:
     model takes one step on it, so a line's scores come from weights that have seen the lines
     before it, never itself. Lines are scored one at a time, in order. :meth:`restore` puts the
     trained weights back.
+
+    The RMS rule (``settings.rule == "rms"``) divides each weight's step by the root mean square
+    of its gradient over ``stats``: lines of training text (named ``stats_name`` in errors),
+    each a segment under the same convention, read until ``settings.stats_tokens`` tokens.
     """
 
-    def __init__(self, base: NeuralScorer, settings: DynamicSettings) -> None:
-        from elman.inference.dynamic import Adapter, segment_loss, window_scores
+    def __init__(
+        self,
+        base: NeuralScorer,
+        settings: DynamicSettings,
+        stats: Iterable[str] | None = None,
+        stats_name: str = "--dynamic-stats",
+    ) -> None:
+        from elman.inference.dynamic import Adapter, gradient_rms, segment_loss, window_scores
 
-        if settings.rule != "sgd":
-            raise ElmanError("elman score --dynamic takes the sgd rule (rms needs training text)")
         self.base, self.name, self.level = base, base.name, base.level
         model = base.loaded.model
         scores = window_scores if base.loaded.task.name == "nplm" else segment_loss
-        self.adapter = Adapter(model, settings.lr, settings.decay, scores=scores)
+        rms = None
+        if settings.rule == "rms" and settings.lr > 0:  # rate 0 (the static scores): no steps
+            if stats is None:
+                raise ElmanError(
+                    "--dynamic-rule rms needs training text for its gradient statistics: "
+                    "give it with --dynamic-stats FILE"
+                )
+
+            def fresh(model: torch.nn.Module, batch: Any, _state: Any) -> Any:
+                return scores(model, batch, None)  # every line from a zero state
+
+            try:
+                rms = gradient_rms(model, self._segments(stats, settings.stats_tokens), fresh)
+            except ValueError as err:  # no line at all
+                raise ElmanError(f"{stats_name}: {err}; give a file of sentences") from err
+        self.adapter = Adapter(
+            model, settings.lr, settings.decay, rms=rms, eps=settings.eps, scores=scores
+        )
+
+    def _segments(self, lines: Iterable[str], tokens: int) -> Iterator[Any]:
+        """Each line of ``lines`` as a segment, until ``tokens`` tokens have been read."""
+        from elman.inference.scoring import sentence_segment
+
+        loaded, read = self.base.loaded, 0
+        for line in lines:
+            if read >= tokens:
+                return
+            _, ids, _ = self.base.encode(line)
+            read += len(ids)
+            yield sentence_segment(loaded.model, ids, self.base.end, loaded.device)
 
     def tokens(self, line: str) -> list[str]:
         return self.base.tokens(line)
@@ -259,6 +296,18 @@ class DynamicScorer:
 
     def restore(self) -> None:
         self.adapter.restore()
+
+
+def head(lines: Iterable[str], tokens: int) -> list[str]:
+    """The first lines of ``lines`` that hold at least ``tokens`` words and sentence ends (so
+    at least as many tokens for any model: a character model reads more), read lazily."""
+    out, read = [], 0
+    for line in lines:
+        if read >= tokens:
+            break
+        out.append(line)
+        read += len(line.split()) + 1
+    return out
 
 
 # --- mixtures --------------------------------------------------------------------------------
@@ -396,11 +445,13 @@ def build_scorer(
     mix_lambda: str = "auto",
     tune: Iterable[str] | None = None,
     dynamic: DynamicSettings | None = None,
+    dynamic_stats: Iterable[str] | None = None,
+    dynamic_stats_name: str = "--dynamic-stats",
 ) -> SentenceScorer:
     """One model, or the mixture of several: weights from ``mix_lambda``
     (:func:`parse_mix_lambda`), tuned by EM on the lines ``tune`` when ``auto``, else equal.
     With ``dynamic`` every neural model learns from each line after scoring it
-    (:class:`DynamicScorer`)."""
+    (:class:`DynamicScorer`; the RMS rule's statistics from the lines ``dynamic_stats``)."""
     if not models:
         raise ElmanError("elman score needs at least one model")
     weights = parse_mix_lambda(mix_lambda, len(models))
@@ -414,7 +465,13 @@ def build_scorer(
             raise ElmanError("--dynamic with --tune: give the weights with --mix-lambda")
         if not any(isinstance(m, NeuralScorer) for m in members):
             raise ElmanError("--dynamic adapts neural models; give a checkpoint or run folder")
-        members = [DynamicScorer(m, dynamic) if isinstance(m, NeuralScorer) else m for m in members]
+        stats = None if dynamic_stats is None else head(dynamic_stats, dynamic.stats_tokens)
+        members = [
+            DynamicScorer(m, dynamic, stats, dynamic_stats_name)
+            if isinstance(m, NeuralScorer)
+            else m
+            for m in members
+        ]
     if len(members) == 1:
         return members[0]
     equal = [1.0 / len(members)] * len(members)
