@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from elman.models.rnnlm import RNNLM, RNNLMConfig
@@ -43,6 +44,28 @@ def test_word_dropout_drops_whole_word_types():
         assert dropped or torch.allclose(rows, (want * 2).expand_as(rows))
         assert dropped or not (rows == 0).any()  # all or nothing for each word type
     assert torch.equal(embed_with_word_dropout(emb.eval(), inputs, 0.5), emb(inputs))
+
+
+def test_word_dropout_equals_its_definition_with_the_same_gradients():
+    """The rows read, scaled, are diag(m) C indexed (C̃ = diag(m) C, m drawn from the same
+    generator): the same outputs bit for bit and the same gradient of C, for a repeated word,
+    a dropped one and the padding row (no gradient)."""
+    emb = nn.Embedding(50, 7, padding_idx=0).train()
+    inputs = torch.tensor([[0, 5, 9], [5, 5, 12], [9, 0, 31]])
+    upstream = torch.randn(3, 3, 7)
+    torch.manual_seed(9)
+    out = embed_with_word_dropout(emb, inputs, 0.4)
+    (out * upstream).sum().backward()
+    got = emb.weight.grad.clone()
+    emb.weight.grad = None
+    torch.manual_seed(9)
+    mask = emb.weight.new_empty(50, 1).bernoulli_(0.6) / 0.6
+    assert 0 < int((mask[inputs.flatten()] == 0).sum()) < inputs.numel()  # some dropped, not all
+    want = F.embedding(inputs, emb.weight * mask, padding_idx=0)
+    (want * upstream).sum().backward()
+    assert torch.equal(out, want)
+    torch.testing.assert_close(got, emb.weight.grad, rtol=1e-6, atol=1e-7)
+    assert not got[0].any()
 
 
 def test_the_language_model_trains_with_both_and_scores_without():
