@@ -178,3 +178,35 @@ def test_unknown_names_list_the_valid_ones():
         LRSchedule("cosine", 1.0, decay=0.5, decay_start=1)
     with pytest.raises(ValueError, match="sgd, adam, adamw"):
         build_optimizer("rmsprop", [torch.nn.Parameter(torch.ones(1))], lr=1.0)
+
+
+@pytest.mark.parametrize(
+    ("name", "settings"),
+    [
+        ("sgd", {"weight_decay": 1e-3}),
+        ("sgd", {"momentum": 0.9, "weight_decay": 1e-3}),
+        ("adam", {"weight_decay": 1e-3}),
+        ("adamw", {"weight_decay": 1e-2}),
+    ],
+)
+def test_fused_optimisers_take_pytorchs_loop_steps(name, settings):
+    """build_optimizer's fused update against PyTorch's op-by-op loop (fused=False,
+    foreach=False) over five steps: SGD bit for bit, Adam and AdamW to float32 rounding."""
+    loop_class = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+    lr = 0.5 if name == "sgd" else 0.01
+    fused = [torch.nn.Parameter(torch.randn(40, 7, generator=torch.Generator().manual_seed(3)))]
+    loop = [torch.nn.Parameter(fused[0].detach().clone())]
+    opt = build_optimizer(name, fused, lr=lr, **settings)
+    assert opt.param_groups[0]["fused"]
+    ref = loop_class[name](loop, lr=lr, foreach=False, fused=False, **settings)
+    g = torch.Generator().manual_seed(4)
+    for _ in range(5):
+        grad = torch.randn(40, 7, generator=g)
+        fused[0].grad, loop[0].grad = grad.clone(), grad.clone()
+        opt.step()
+        ref.step()
+    assert not torch.equal(fused[0], torch.randn(40, 7, generator=torch.Generator().manual_seed(3)))
+    if name == "sgd":
+        assert torch.equal(fused[0], loop[0])
+    else:
+        torch.testing.assert_close(fused[0], loop[0], rtol=1e-6, atol=1e-7)

@@ -160,3 +160,28 @@ def test_fit_keeps_its_summary_and_metrics_records(tmp_path) -> None:
     means = [r["loss"] for r in epoch_1 if r["kind"] == "train"]
     valid = next(r for r in epoch_1 if r["kind"] == "valid")
     assert math.isclose(valid["train_loss"], (3 * means[0] + means[1]) / 4, rel_tol=1e-12)
+
+
+def test_a_checkpoint_of_the_loop_optimiser_resumes_fused(tmp_path) -> None:
+    """Checkpoints written before the optimisers were fused hold fused = foreach = None: they
+    load, keep their Adam moments and step count, and the resumed run steps fused."""
+    from elman.train.checkpoint import load_checkpoint
+
+    first = toy_trainer(tmp_path / "a", optimizer="adam")
+    first.fit()
+    payload = load_checkpoint(tmp_path / "a" / "last.pt")
+    for group in payload["optimizer"]["param_groups"]:
+        assert group["fused"]
+        group["fused"] = group["foreach"] = None  # as the loop optimiser wrote it
+    saved = {k: v.clone() for k, v in payload["optimizer"]["state"][0].items()}
+    second = toy_trainer(tmp_path / "b", optimizer="adam")
+    second.load_state_dict(payload)
+    group = second.optimizer.param_groups[0]
+    assert group["fused"] and group["foreach"] is None
+    state = second.optimizer.state[group["params"][0]]
+    assert torch.equal(state["exp_avg"], saved["exp_avg"])
+    assert float(state["step"]) == float(saved["step"]) > 0
+    for p in group["params"]:
+        p.grad = torch.ones_like(p)
+    second.optimizer.step()  # the fused kernel accepts the loaded state
+    assert float(state["step"]) == float(saved["step"]) + 1

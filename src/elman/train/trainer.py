@@ -78,7 +78,9 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 DIVERGED_LOSS = 30.0
 DIVERGED_JUMP = 1.0
 # an optimiser's settings that the trainer sets after loading its state (the others must match)
-RESETTABLE = ("params", "lr", "initial_lr", "momentum", "weight_decay")
+# the optimiser settings a resume may change; how the update runs (fused kernel, foreach or a
+# loop: the same steps) is this build's, not the checkpoint's
+RESETTABLE = ("params", "lr", "initial_lr", "momentum", "weight_decay", "fused", "foreach")
 
 # model.loss, or the DDP wrapper that calls it: (batch, state) -> (loss_sum, num_tokens, state)
 LossFn = Callable[[Any, Any], tuple[Tensor, int | Tensor, Any]]
@@ -449,6 +451,7 @@ class Trainer:
         fresh = [
             {k: v for k, v in g.items() if k not in RESETTABLE} for g in self.optimizer.param_groups
         ]
+        built = [(g.get("fused"), g.get("foreach")) for g in self.optimizer.param_groups]
         mismatch = None
         try:
             self.optimizer.load_state_dict(saved)
@@ -463,7 +466,13 @@ class Trainer:
                 f"{self.config.optimizer!r} ({mismatch or 'other settings'}); resume with the "
                 "optimizer the run started with"
             ) from None
-        for group in self.optimizer.param_groups:  # the same values unless a resume changed them
+        for group, own in zip(self.optimizer.param_groups, built, strict=True):
+            group["fused"], group["foreach"] = own  # a checkpoint written before fusing: fused now
+            for p in group["params"] if group["fused"] else ():
+                state = self.optimizer.state.get(p, {})
+                if torch.is_tensor(state.get("step")):  # Adam's count, where the kernel reads it
+                    state["step"] = state["step"].to(p.device, torch.float32)
+            # the same values unless a resume changed them
             group["weight_decay"] = self.config.weight_decay
             if "momentum" in group:  # SGD's; Adam has betas instead
                 group["momentum"] = self.config.momentum
