@@ -12,6 +12,7 @@ import pytest
 
 from elman.cli import main
 from elman.cli.score import escape
+from inference.test_dynamic import rms_step_by_hand
 from tasks.test_scoring import ARPA, BY_HAND
 
 
@@ -197,19 +198,13 @@ def rms_dynamic_by_hand(model, stats, lines, lr, decay, eps=1e-3) -> list[float]
         for sq, p in zip(squares, params, strict=True):
             sq += p.grad**2
     rms = [(sq / len(stats)).sqrt() for sq in squares]
-    mean = torch.cat([r.flatten() for r in rms]).mean()
-    rates = [(r / mean).clamp(max=1 / decay) for r in rms]
     out = []
     for ids in lines:
         model.zero_grad()
         picked = logprobs(ids)
         out.append(picked.sum().item())
         (-picked.mean()).backward()
-        with torch.no_grad():
-            for p, p0, r, rate in zip(params, theta0, rms, rates, strict=True):
-                pull = decay * rate * (p0 - p)
-                p -= lr * p.grad / (r + eps)
-                p += pull
+        rms_step_by_hand(params, theta0, rms, lr, decay, eps)
     with torch.no_grad():
         for p, p0 in zip(params, theta0, strict=True):
             p.copy_(p0)

@@ -42,6 +42,17 @@ def sgd_by_hand(model, stream, lr):
     return torch.cat(want)[: stream.total_tokens].double().numpy()
 
 
+@torch.no_grad()
+def rms_step_by_hand(params, start, rms, lr, decay, eps):
+    """The RMS rule's step on ``params`` in place, from their gradients: θ −= η g / (√MS_g + ε),
+    plus the pull λ r (θ_0 − θ), r = min(√MS_g / mean √MS_g, 1/λ), θ_0 = ``start``."""
+    mean = torch.cat([r.flatten() for r in rms]).mean()
+    for p, p0, r in zip(params, start, rms, strict=True):
+        pull = decay * (r / mean).clamp(max=1 / decay) * (p0 - p)
+        p -= lr * p.grad / (r + eps)
+        p += pull
+
+
 def test_each_segment_is_scored_before_the_step_it_teaches(lm_run):
     loaded = load(lm_run, "cpu")
     model = loaded.model
@@ -99,8 +110,6 @@ def test_the_rms_rule_follows_its_definition(lm_run):
         torch.testing.assert_close(got_r, want_r)
     lr, decay, eps = 0.01, 0.2, 1e-3
     got = dynamic_logprobs(model, test, test.total_tokens, lr, decay, rms=rms, eps=eps)
-    mean = torch.cat([r.flatten() for r in want_rms]).mean()
-    rates = [(r / mean).clamp(max=1 / decay) for r in want_rms]
     start = [p.detach().clone() for p in params]
     state, want = None, []
     for batch in test:
@@ -108,11 +117,7 @@ def test_the_rms_rule_follows_its_definition(lm_run):
         picked, state = segment_scores(twin, batch, state)
         want.append(picked.detach())
         (-picked.mean()).backward()
-        with torch.no_grad():
-            for p, p0, r, rate in zip(params, start, want_rms, rates, strict=True):
-                pull = decay * rate * (p0 - p)
-                p -= lr * p.grad / (r + eps)
-                p += pull
+        rms_step_by_hand(params, start, want_rms, lr, decay, eps)
         state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
     np.testing.assert_allclose(got, torch.cat(want).double().numpy(), rtol=1e-5, atol=1e-6)
     assert not np.allclose(got[4:], dynamic_logprobs(model, test, test.total_tokens, 0.0)[4:])
