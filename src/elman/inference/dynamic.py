@@ -185,23 +185,27 @@ def _step(
 
 
 class _RMSRule:
-    """The RMS rule's step (module docstring), with √MS_g and the decay rates r fixed."""
+    """The RMS rule's step (module docstring), with √MS_g + ε and the pulls λ r fixed.
+
+    θ_{i−1} + λ r (θ_0 − θ_{i−1}) is ``lerp`` from θ_{i−1} toward θ_0 by λ r; the gradient step
+    is then added to it in place. Two passes over the weights and no temporaries: forming the
+    pull and the denominator anew on every segment was two thirds of dynamic evaluation's time
+    for a 28M-weight model.
+    """
 
     def __init__(self, rms: Sequence[torch.Tensor], decay: float, eps: float) -> None:
-        self.rms = list(rms)
-        self.decay = decay
-        self.eps = eps
-        mean = torch.cat([r.flatten() for r in self.rms]).mean()
+        mean = torch.cat([r.flatten() for r in rms]).mean()
         cap = 1.0 / decay if decay > 0 else float("inf")
-        self.rates = [(r / mean).clamp(max=cap) if mean > 0 else r for r in self.rms]
+        rates = [(r / mean).clamp(max=cap) if mean > 0 else r for r in rms]
+        self.denominators = [r + eps for r in rms]  # √MS_g + ε
+        self.pulls = [rate * decay for rate in rates] if decay else None  # λ r
 
     @torch.no_grad()
     def step(
         self, params: Sequence[torch.Tensor], original: Sequence[torch.Tensor], lr: float
     ) -> None:
-        for p, p0, rms, rate in zip(params, original, self.rms, self.rates, strict=True):
-            pull = (p0 - p) * rate * self.decay if self.decay else None
+        for i, (p, p0) in enumerate(zip(params, original, strict=True)):
+            if self.pulls is not None:
+                p.lerp_(p0, self.pulls[i])  # the pull from θ_{i−1}: the gradient came from it too
             if p.grad is not None:
-                p.addcdiv_(p.grad, rms + self.eps, value=-lr)
-            if pull is not None:
-                p.add_(pull)
+                p.addcdiv_(p.grad, self.denominators[i], value=-lr)
