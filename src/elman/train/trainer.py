@@ -77,9 +77,8 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # run diverges although its loss stayed finite.
 DIVERGED_LOSS = 30.0
 DIVERGED_JUMP = 1.0
-# an optimiser's settings that the trainer sets after loading its state (the others must match)
-# the optimiser settings a resume may change; how the update runs (fused kernel, foreach or a
-# loop: the same steps) is this build's, not the checkpoint's
+# an optimiser's settings that the trainer sets after loading its state (the others must match);
+# how the update runs (a fused kernel, foreach or a loop) is this build's, not the checkpoint's
 RESETTABLE = ("params", "lr", "initial_lr", "momentum", "weight_decay", "fused", "foreach")
 
 # model.loss, or the DDP wrapper that calls it: (batch, state) -> (loss_sum, num_tokens, state)
