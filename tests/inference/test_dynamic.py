@@ -25,19 +25,26 @@ def segment_scores(model, batch, state):
     return logp.gather(-1, batch.targets.clamp(min=0).unsqueeze(-1))[:, 0, 0], state
 
 
-def sgd_by_hand(model, stream, lr):
+def sgd_by_hand(model, stream, lr, decay=0.0):
     """The reference: score a segment through the full distribution, then one
-    torch.optim.SGD step on its mean cross entropy, on a copy of ``model``."""
+    torch.optim.SGD step on its mean cross entropy, on a copy of ``model``, plus the pull
+    λ (θ_0 − θ_{i−1}) toward the trained weights."""
     twin = copy.deepcopy(model)
     twin.eval()
     sgd = torch.optim.SGD(twin.parameters(), lr=lr)
+    start = [p.detach().clone() for p in twin.parameters()]
     state, want = None, []
     for batch in stream:
         sgd.zero_grad()
         picked, state = segment_scores(twin, batch, state)
         want.append(picked.detach())
         (-picked.mean()).backward()
+        with torch.no_grad():
+            pulls = [decay * (p0 - p) for p, p0 in zip(twin.parameters(), start, strict=True)]
         sgd.step()
+        with torch.no_grad():
+            for p, pull in zip(twin.parameters(), pulls, strict=True):
+                p += pull
         state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
     return torch.cat(want)[: stream.total_tokens].double().numpy()
 
@@ -64,6 +71,9 @@ def test_each_segment_is_scored_before_the_step_it_teaches(lm_run):
         assert torch.equal(value, before[name]), name
     want = sgd_by_hand(model, stream, lr=0.5)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    pulled = dynamic_logprobs(model, stream, stream.total_tokens, lr=0.5, decay=0.3)
+    np.testing.assert_allclose(pulled, sgd_by_hand(model, stream, 0.5, 0.3), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(pulled[4:], got[4:])  # the pull changed the later scores
     static = dynamic_logprobs(model, stream, stream.total_tokens, lr=0.0)
     np.testing.assert_array_equal(got[:4], static[:4])  # the first segment: nothing learnt yet
     assert not np.allclose(got[4:], static[4:])

@@ -177,11 +177,10 @@ def _step(
     params: Sequence[torch.Tensor], original: Sequence[torch.Tensor], lr: float, decay: float
 ) -> None:
     for p, p0 in zip(params, original, strict=True):
-        pull = (p0 - p) * decay if decay else None  # λ (θ_0 − θ_{i−1}), before the step
+        if decay:
+            p.lerp_(p0, decay)  # + λ (θ_0 − θ_{i−1}), in place (as in _RMSRule.step)
         if p.grad is not None:
             p.add_(p.grad, alpha=-lr)
-        if pull is not None:
-            p.add_(pull)
 
 
 class _RMSRule:
