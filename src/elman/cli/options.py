@@ -214,7 +214,7 @@ def add_dynamic(p: argparse.ArgumentParser, models: str, each: str, stats: str) 
     the RMS rule's statistics come from ``stats`` (training text)."""
     p.add_argument(
         "--dynamic", type=real(0.0), metavar="LR",
-        help=f"{models}: dynamic evaluation (Krause et al. 2018), one SGD step of this rate on "
+        help=f"{models}: dynamic evaluation (Krause et al. 2018), one step of this rate on "
         f"each {each} after scoring it (default: none)",
     )  # fmt: skip
     p.add_argument(
