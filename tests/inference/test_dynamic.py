@@ -276,6 +276,34 @@ def test_the_dynamic_evaluation_benchmark_reads_each_pass_once(
     assert record["wall_time_s"] >= round(searched, 1)  # the search's time, not the record's
 
 
+def test_the_benchmark_tries_rates_in_parallel_with_the_same_numbers(
+    lm_run, tmp_path, monkeypatch, passes
+):
+    """``--jobs 2``: each rate adapts to valid in its own process with the numbers of one
+    process, and the main process adapts only to test (the chosen rate's valid scores come back
+    from its worker for the results record)."""
+    import importlib
+    import sys
+    from pathlib import Path
+
+    # importable by name, so that the spawned workers find the function they run
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    bench = importlib.import_module("dynamic_eval")
+    out, results = tmp_path / "bench.json", tmp_path / "record.json"
+    argv = [str(lm_run), "--lrs", "0.1", "0.3", "--jobs", "2", "--out", str(out)]
+    monkeypatch.setattr(sys, "argv", ["dynamic_eval.py", *argv, "--results", str(results)])
+    bench.main()
+    record, bench = json.loads(results.read_text()), json.loads(out.read_text())
+    chosen = min(bench["valid"], key=lambda t: t["ppl"])
+    assert passes == [("test", 0.0), ("test", chosen["lr"])] and bench["test"]["lr"] == chosen["lr"]
+    assert record["metrics"]["valid"]["ppl"] == pytest.approx(chosen["ppl"], rel=1e-9)
+    assert record["metrics"]["test"]["ppl"] == bench["test"]["ppl"]
+    assert [t["lr"] for t in bench["valid"]] == [0.1, 0.3]
+    for t in bench["valid"]:
+        alone = evaluate(lm_run, "valid", device="cpu", dynamic=t["lr"]).dynamic
+        assert (t["ppl"], t["static_ppl"]) == pytest.approx((alone.ppl, alone.static_ppl), rel=1e-9)
+
+
 def test_the_rms_statistics_are_gathered_once_for_every_rate(lm_run, monkeypatch):
     """Regression: the RMS rule's gradient statistics (of the trained weights, which every pass
     restores) were gathered again for each rate and split: six minutes a time on ptb-awd-cpu."""

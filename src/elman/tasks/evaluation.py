@@ -282,6 +282,11 @@ class Scores:
             self.loaded, self.dataset, split, settings
         ))  # fmt: skip
 
+    def adopt(self, split: str, settings: DynamicSettings, logprobs: np.ndarray) -> None:
+        """Take ``split``'s dynamic scores under ``settings`` computed by another process from
+        the same checkpoint (a search over rates, one process a rate), as if computed here."""
+        self._memo[("dynamic", split, settings)] = logprobs
+
     def cache(
         self,
         split: str,
