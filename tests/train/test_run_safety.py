@@ -32,9 +32,14 @@ from .test_trainer_state import toy_trainer
 
 # Runs `elman ARGS` after patching the trainer to pause after step PAUSE_AT until a signal
 # arrives (at most a minute): python -c CHILD PAUSE_AT ARGS…
+# A suite started as a background job (`make test &`) passes SIGINT ignored to its children, and
+# elman leaves an ignored SIGINT ignored; the child takes Python's own handler back, as at a
+# terminal, so that the test sends its Ctrl-C to a process that can receive it.
 CHILD = """\
-import sys, time
+import signal, sys, time
 from elman.train.trainer import Trainer
+
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 pause_at = int(sys.argv[1])
 real_step = Trainer._step
