@@ -3,7 +3,7 @@
 Every results file (``elman train --results``, ``elman eval --results``, ``elman lab``) and every
 benchmark record carries the same five fields, built here and nowhere else::
 
-    device    "cpu (x86_64, 1 threads)" or "cuda (NVIDIA H200)"
+    device    "cpu (x86_64 AVX2, 1 threads)" or "cuda (NVIDIA H200)"
     torch     "2.13.0"
     commit    "f00569f" (with "-dirty" when tracked files differ from it: not reproducible)
     date      "2026-11-29T18:49:41+00:00"
@@ -64,7 +64,8 @@ def command_line(argv: list[str] | None = None, prog: str = "elman") -> str:
 
 
 def device_description(device: Any = None) -> str:
-    """``cuda (GPU name)`` or ``cpu (machine, N threads)``; ``device`` a torch.device or name."""
+    """``cuda (GPU name)`` or ``cpu (machine vector-unit, N threads)``; ``device`` a torch.device
+    or name."""
     cpu = platform.processor() or platform.machine()
     torch = sys.modules.get("torch")
     if torch is None:  # nothing here ran on torch
@@ -72,7 +73,9 @@ def device_description(device: Any = None) -> str:
     device = torch.device(device or "cpu")
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"{device.type} ({cpu}, {torch.get_num_threads()} threads)"
+    # the vector unit (AVX2, AVX512) sets a CPU's speed, and whether bfloat16 is fast on it
+    capability = torch.backends.cpu.get_cpu_capability()
+    return f"{device.type} ({cpu} {capability}, {torch.get_num_threads()} threads)"
 
 
 def provenance(device: Any = None, command: str | None = None) -> dict[str, str | None]:

@@ -96,6 +96,32 @@ def _mps_available() -> bool:
     return bool(mps and mps.is_available())
 
 
+def autocast_dtype(name: str | None, device: torch.device) -> torch.dtype | None:
+    """The dtype that ``train.autocast = name`` runs the training steps in on ``device``; None:
+    float32.
+
+    A CPU without oneDNN's bfloat16 kernels (no AVX-512: AVX2 and older) emulates bfloat16
+    products at a tenth of float32's speed or worse, and torch's fused LSTM under autocast fails
+    there; as ``torch.autocast`` does with a dtype a device lacks, it warns and trains in float32.
+    """
+    dtype = AUTOCAST[name]
+    if dtype is torch.bfloat16 and device.type == "cpu" and not _cpu_has_bfloat16():
+        capability = torch.backends.cpu.get_cpu_capability()
+        warnings.warn(
+            f"train.autocast bfloat16: this CPU ({capability}) has no bfloat16 kernels; "
+            "training in float32",
+            stacklevel=2,
+        )
+        return None
+    return dtype
+
+
+def _cpu_has_bfloat16() -> bool:
+    return bool(
+        torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    )
+
+
 def pick_device(name: str, what: str = "device") -> torch.device:
     """``auto`` takes CUDA, then MPS, then the CPU; a device this machine lacks is one line
     (``what`` names the setting: ``train.device``, ``--device``), not a torch traceback once
@@ -337,7 +363,7 @@ class Trainer:
         self.carry: Any = None  # the state carried from the last step into the next
         self.average: ParameterAverage | None = None  # train.average_start
         self.window = MetricWindow(self.device, clipping=config.clip_norm is not None)
-        self._autocast = AUTOCAST[config.autocast]
+        self._autocast = autocast_dtype(config.autocast, self.device)
         self._fit_start: float | None = None
         self._cpu_start = 0.0
         self._writer: SummaryWriter | None = None
