@@ -10,8 +10,9 @@ measured with it, beside the static one read the same way (batch 1, the same seg
 ``--results`` also writes the results record of ``elman eval --dynamic`` at the chosen rate
 (the README table's row). Written with the commit, so run it from a clean tree.
 ``--jobs N`` tries N rates at once, each in its own process on one thread (a WikiText-2 pass
-of a 28M-weight model takes tens of minutes); the chosen rate's valid scores come back to
-the main process, so the record does not adapt to valid again.
+of a 28M-weight model takes tens of minutes): the main process scores valid without adapting
+once and hands those scores to every worker, and each rate's valid scores come back to it, so
+neither pass is repeated.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ def try_rate(loaded: Any, scores: Any, settings: Any) -> dict[str, Any]:
     return {**r.to_dict(), "split": "valid", "seconds": time.perf_counter() - start}
 
 
-def rate_in_process(run: str, settings: Any) -> tuple[dict[str, Any], dict[Any, Any]]:
-    """:func:`try_rate` in a worker process, with the valid scores it computed."""
+def rate_in_process(run: str, settings: Any, static: Any) -> tuple[dict[str, Any], Any]:
+    """:func:`try_rate` in a worker process, given the static valid scores (ln p(y_t) as
+    trained, ``static``); with the adapted valid scores it computed, or None if it diverged."""
     import torch
 
     from elman.tasks.evaluation import Scores
@@ -46,11 +48,9 @@ def rate_in_process(run: str, settings: Any) -> tuple[dict[str, Any], dict[Any, 
     torch.set_num_threads(1)
     loaded = load(run, "cpu")
     scores = Scores(loaded, loaded.dataset())
+    scores.adopt("valid", dataclasses.replace(settings, lr=0.0), static)
     tried = try_rate(loaded, scores, settings)
-    if "diverged" in tried:
-        return tried, {}
-    static = dataclasses.replace(settings, lr=0.0)
-    return tried, {s: scores.dynamic("valid", s) for s in (static, settings)}
+    return tried, None if "diverged" in tried else scores.dynamic("valid", settings)
 
 
 def main() -> None:
@@ -92,13 +92,17 @@ def main() -> None:
     scores = Scores(loaded, loaded.dataset())  # the static scores and the chosen rate's, once
     tried = []
     if args.jobs > 1:
+        static = scores.dynamic("valid", settings(0.0))  # what every rate compares with
         context = multiprocessing.get_context("spawn")  # a fresh interpreter, one thread each
         with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
-            futures = [pool.submit(rate_in_process, args.run, settings(lr)) for lr in args.lrs]
-            for future in futures:
-                t, valid = future.result()
-                for s, logprobs in valid.items():
-                    scores.adopt("valid", s, logprobs)
+            futures = [
+                (lr, pool.submit(rate_in_process, args.run, settings(lr), static))
+                for lr in args.lrs
+            ]
+            for lr, future in futures:
+                t, adapted = future.result()
+                if adapted is not None:
+                    scores.adopt("valid", settings(lr), adapted)
                 tried.append(t)
                 show(t)
     else:

@@ -15,7 +15,7 @@ import torch
 from elman.cli import main
 from elman.data.batching import BPTTStream
 from elman.inference.dynamic import Adapter, DynamicSettings, dynamic_logprobs, gradient_rms
-from elman.tasks.evaluation import evaluate
+from elman.tasks.evaluation import Scores, evaluate
 from elman.tasks.loading import load
 
 
@@ -288,20 +288,30 @@ def test_the_benchmark_tries_rates_in_parallel_with_the_same_numbers(
 
     # importable by name, so that the spawned workers find the function they run
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    bench = importlib.import_module("dynamic_eval")
+    module = importlib.import_module("dynamic_eval")
     out, results = tmp_path / "bench.json", tmp_path / "record.json"
     argv = [str(lm_run), "--lrs", "0.1", "0.3", "--jobs", "2", "--out", str(out)]
     monkeypatch.setattr(sys, "argv", ["dynamic_eval.py", *argv, "--results", str(results)])
-    bench.main()
+    module.main()
     record, bench = json.loads(results.read_text()), json.loads(out.read_text())
     chosen = min(bench["valid"], key=lambda t: t["ppl"])
-    assert passes == [("test", 0.0), ("test", chosen["lr"])] and bench["test"]["lr"] == chosen["lr"]
+    # the main process scores valid once as trained, and test
+    assert passes == [("valid", 0.0), ("test", 0.0), ("test", chosen["lr"])]
+    assert bench["test"]["lr"] == chosen["lr"]
     assert record["metrics"]["valid"]["ppl"] == pytest.approx(chosen["ppl"], rel=1e-9)
     assert record["metrics"]["test"]["ppl"] == bench["test"]["ppl"]
     assert [t["lr"] for t in bench["valid"]] == [0.1, 0.3]
     for t in bench["valid"]:
         alone = evaluate(lm_run, "valid", device="cpu", dynamic=t["lr"]).dynamic
         assert (t["ppl"], t["static_ppl"]) == pytest.approx((alone.ppl, alone.static_ppl), rel=1e-9)
+    # a worker, run here, adapts to valid at its own rate only: the static scores are given
+    loaded = load(lm_run, "cpu")
+    static = Scores(loaded, loaded.dataset()).dynamic("valid", DynamicSettings(0.0))
+    passes.clear()
+    tried, adapted = module.rate_in_process(str(lm_run), DynamicSettings(0.3), static)
+    assert passes == [("valid", 0.3)] and adapted is not None
+    assert tried["ppl"] == pytest.approx(bench["valid"][1]["ppl"], rel=1e-9)
+    assert math.exp(-float(np.mean(adapted))) == pytest.approx(tried["ppl"], rel=1e-9)
 
 
 def test_the_rms_statistics_are_gathered_once_for_every_rate(lm_run, monkeypatch):
