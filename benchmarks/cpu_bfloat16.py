@@ -21,7 +21,7 @@ import torch
 
 from elman.files import write_json
 from elman.provenance import provenance
-from elman.train.trainer import _cpu_has_bfloat16
+from elman.train.trainer import cpu_has_bfloat16
 
 
 def seconds(work: Callable[[], None], repeats: int) -> float:
@@ -82,7 +82,7 @@ def main() -> None:
     record = {
         "benchmark": "cpu_bfloat16",
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "onednn_bfloat16_kernels": _cpu_has_bfloat16(),
+        "onednn_bfloat16_kernels": cpu_has_bfloat16(),
         "fused_lstm_under_bfloat16_autocast": lstm_under_autocast(),
         "rounds": args.rounds,
         "results": rows,

@@ -34,7 +34,7 @@ CASES = {**TASKS, "lm": (lm_recipe, []), "lm-class": (lm_recipe, ["model.output=
 
 
 @pytest.mark.skipif(
-    not trainer._cpu_has_bfloat16(), reason="this CPU has no bfloat16 kernels (no AVX-512)"
+    not trainer.cpu_has_bfloat16(), reason="this CPU has no bfloat16 kernels (no AVX-512)"
 )
 @pytest.mark.parametrize("task", CASES)
 def test_bfloat16_steps_move_the_weights_as_float32_steps_do(
@@ -71,7 +71,7 @@ def test_a_cpu_without_bfloat16_kernels_trains_in_float32_with_a_warning(
     recipe = lm_recipe(tmp_path, corpus)
     overrides = ["train.max_steps=3"]
     train(recipe, overrides=overrides, out=tmp_path / "fp32")
-    monkeypatch.setattr(trainer, "_cpu_has_bfloat16", lambda: False)
+    monkeypatch.setattr(trainer, "cpu_has_bfloat16", lambda: False)
     with pytest.warns(UserWarning, match="no bfloat16 kernels; training in float32"):
         train(recipe, overrides=[*overrides, "train.autocast=bfloat16"], out=tmp_path / "asked")
     w32 = load_checkpoint(tmp_path / "fp32" / "last.pt")["model"]

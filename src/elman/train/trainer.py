@@ -105,7 +105,7 @@ def autocast_dtype(name: str | None, device: torch.device) -> torch.dtype | None
     there; as ``torch.autocast`` does with a dtype a device lacks, it warns and trains in float32.
     """
     dtype = AUTOCAST[name]
-    if dtype is torch.bfloat16 and device.type == "cpu" and not _cpu_has_bfloat16():
+    if dtype is torch.bfloat16 and device.type == "cpu" and not cpu_has_bfloat16():
         capability = torch.backends.cpu.get_cpu_capability()
         warnings.warn(
             f"train.autocast bfloat16: this CPU ({capability}) has no bfloat16 kernels; "
@@ -116,7 +116,8 @@ def autocast_dtype(name: str | None, device: torch.device) -> torch.dtype | None
     return dtype
 
 
-def _cpu_has_bfloat16() -> bool:
+def cpu_has_bfloat16() -> bool:
+    """Whether oneDNN has bfloat16 kernels for this CPU (AVX-512 and newer)."""
     return bool(
         torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
     )
